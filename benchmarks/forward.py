@@ -1,0 +1,153 @@
+"""Forward-model throughput, side by side in one run: jscan vs a bare FFT ceiling vs janssen.
+
+    python benchmarks/forward.py [--size 256] [--positions 256] [--repeats 5]
+
+Prints positions/s for: the bare batched multiply-FFT-|.|^2 ceiling (windows already cut),
+jscan `simple_microscope` at the natural camera pixel and at 0.5x and 0.7x of it (each
+scaled-DFT method), and janssen 2025.11.1's `simple_microscope` (jit and as documented)
+when janssen is installed. janssen turns on float64 at import, so it runs in a subprocess.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+WAVELENGTH, DX, Z = 500e-9, 1e-6, 0.05
+
+
+def best_rate(fn, n, repeats):
+    fn()  # compile and warm up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return n / min(times)
+
+
+def inputs(size, n, seed=0):
+    rng = np.random.default_rng(seed)
+    probe = (rng.normal(size=(size, size)) + 1j * rng.normal(size=(size, size))).astype(
+        np.complex64
+    )
+    side = 2 * size
+    sample = np.exp(1j * rng.uniform(0, 2, (side, side))).astype(np.complex64)
+    lo, hi = (size / 2 + 1) * DX, (side - size / 2 - 1) * DX
+    positions = rng.uniform(lo, hi, (n, 2))
+    return probe, sample, positions
+
+
+def jscan_rows(size, n, repeats):
+    import jax
+    import jax.numpy as jnp
+
+    import jscan
+
+    probe, sample, positions = inputs(size, n)
+    natural = WAVELENGTH * Z / (size * DX)
+    lw = jscan.make_optical_wavefront(probe, WAVELENGTH, DX)
+    sm = jscan.make_sample_function(sample, DX)
+    rows = {}
+
+    windows = jnp.asarray(np.stack([sample[:size, :size]] * n))
+    p = jnp.asarray(probe)
+    ceiling = jax.jit(lambda w, p: jnp.abs(jnp.fft.fft2(w * p)) ** 2)
+    rows["ceiling: bare multiply-FFT-|.|^2"] = best_rate(
+        lambda: ceiling(windows, p).block_until_ready(), n, repeats
+    )
+    for ratio, methods in ((1.0, ("auto",)), (0.5, ("auto", "czt", "matrix")),
+                           (0.7, ("czt", "matrix"))):
+        for method in methods:
+            def run(ratio=ratio, method=method):
+                out = jscan.simple_microscope(
+                    sm, positions, lw, 1.0, 1.0, Z, ratio * natural, method=method
+                )
+                out.image_data.block_until_ready()
+
+            label = f"jscan simple_microscope, camera {ratio}x natural, method={method}"
+            rows[label] = best_rate(run, n, repeats)
+    return rows
+
+
+def janssen_rows(size, n, repeats):
+    import jax
+    import jax.numpy as jnp
+    from janssen import scopes
+    from janssen.types import make_optical_wavefront, make_sample_function
+
+    probe, sample, positions = (jnp.asarray(a) for a in inputs(size, n))
+    natural = WAVELENGTH * Z / (size * DX)
+    lw = make_optical_wavefront(probe, WAVELENGTH, DX, 0.0)
+    sm = make_sample_function(sample, DX)
+    rows = {}
+    for ratio in (1.0, 0.5):
+        args = (1.0, 1.0, Z, ratio * natural)
+
+        def jitted_fn(s, p, args=args):
+            return scopes.simple_microscope(s, p, lw, *args).image_data
+
+        jitted = jax.jit(jitted_fn)
+        rows[f"janssen jit, camera {ratio}x natural"] = best_rate(
+            lambda: jitted(sm, positions).block_until_ready(), n, repeats
+        )
+
+        def plain(args=args):
+            scopes.simple_microscope(sm, positions, lw, *args).image_data.block_until_ready()
+
+        rows[f"janssen no jit (as documented), camera {ratio}x natural"] = best_rate(
+            plain, n, max(1, repeats // 2)
+        )
+    return rows
+
+
+def machine():
+    import jax
+
+    dev = jax.devices()[0]
+    return (
+        f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"jax {jax.__version__} on {dev.platform} ({dev.device_kind}) x{jax.device_count()}"
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--positions", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--janssen-only", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.janssen_only:
+        print(json.dumps(janssen_rows(a.size, a.positions, a.repeats)))
+        return
+    print(f"machine: {machine()}")
+    print(f"size {a.size}x{a.size}, {a.positions} positions, best of {a.repeats}\n")
+    rows = jscan_rows(a.size, a.positions, a.repeats)
+    try:
+        import janssen  # noqa: F401
+
+        out = subprocess.run(
+            [sys.executable, __file__, "--janssen-only", "--size", str(a.size),
+             "--positions", str(a.positions), "--repeats", str(a.repeats)],
+            capture_output=True, text=True, check=True,
+        )
+        rows.update(json.loads(out.stdout.strip().splitlines()[-1]))
+    except ImportError:
+        print("(janssen not installed: pip install janssen==2025.11.1 to compare)")
+    ceiling = rows["ceiling: bare multiply-FFT-|.|^2"]
+    jit_ref = rows.get("janssen jit, camera 1.0x natural")
+    print(f"| {'model':<62} | {'positions/s':>11} | {'x ceiling':>9} | {'x janssen-jit':>13} |")
+    print(f"|{'-' * 64}|{'-' * 13}|{'-' * 11}|{'-' * 15}|")
+    for label, rate in rows.items():
+        vs_j = f"{rate / jit_ref:13.2f}" if jit_ref else f"{'-':>13}"
+        print(f"| {label:<62} | {rate:11.0f} | {rate / ceiling:9.2f} | {vs_j} |")
+
+
+if __name__ == "__main__":
+    main()
