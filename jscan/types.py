@@ -46,12 +46,9 @@ def concrete(x):
 
 
 def _complex_dtype(dtype):
-    dtype = jnp.result_type(dtype)
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        return dtype
-    if dtype == jnp.float64 and jax.config.jax_enable_x64:
-        return jnp.complex128
-    return jnp.complex64
+    """complex128 for float64/complex128 input when x64 is on, else complex64."""
+    wide = np.dtype(dtype) in (np.float64, np.complex128)
+    return jnp.complex128 if wide and jax.config.jax_enable_x64 else jnp.complex64
 
 
 def _real_dtype(dtype):

@@ -1,0 +1,441 @@
+"""TOML run configuration: parsing, validation and the physics hash."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import tomllib
+
+from jscan.samples import make_probe, sample_shape
+from jscan.scan import scan_positions, window_origins
+
+
+class ConfigError(ValueError):
+    """A config key is missing, unknown or invalid; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """[probe]: kind "gaussian" | "airy" | "file"; lengths in metres."""
+
+    kind: str
+    dx: float
+    wavelength: float
+    size: int | None = None  # gaussian/airy: square window side in pixels
+    waist: float | None = None  # gaussian: 1/e^2 intensity radius, amplitude exp(-r^2/waist^2)
+    radius: float | None = None  # airy: radius of the first dark ring
+    path: str | None = None  # file: absolute path of a 2-D complex .npy
+
+
+@dataclass(frozen=True)
+class OpticsConfig:
+    """[optics]: lengths in metres; aperture_center is (x, y) or None for on-axis."""
+
+    zoom_factor: float
+    aperture_diameter: float
+    travel_distance: float
+    camera_pixel_size: float
+    aperture_center: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """[sample]: kind "phantom" | "file" | "zarr"; dx in metres."""
+
+    kind: str
+    dx: float
+    phantom: str | None = None  # phantom: "siemens_star" | "cells"
+    shape: tuple[int, int] | None = None  # phantom: (rows, cols)
+    seed: int | None = None  # phantom: seed of the "cells" phantom
+    path: str | None = None  # file: absolute .npy path; zarr: absolute store path
+    array: str | None = None  # zarr: array name inside the store ("" = root array)
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """[scan]: kind "raster" | "spiral" | "file"; lengths in metres."""
+
+    kind: str
+    shape: tuple[int, int] | None = None  # raster: (rows, cols) of positions
+    step: float | None = None  # raster and spiral
+    start: tuple[float, float] | None = None  # raster: first (x, y); None centres the grid
+    n: int | None = None  # spiral: number of positions
+    path: str | None = None  # file: absolute path of an (n, 2) .npy with columns x, y
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """[detector]: dose 0 = noiseless float32; dose > 0 = Poisson counts, mean total per pattern."""
+
+    dose: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """[run]: execution settings that do not change the simulated data."""
+
+    block_size: int = 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated run configuration and the TOML text it was parsed from."""
+
+    probe: ProbeConfig
+    optics: OpticsConfig
+    sample: SampleConfig
+    scan: ScanConfig
+    detector: DetectorConfig
+    run: RunConfig
+    text: str
+
+    @property
+    def hash(self) -> str:
+        """sha256 hex of the physics (every section but [run]), stable across runs."""
+        physics = {
+            name: dataclasses.asdict(getattr(self, name))
+            for name in ("probe", "optics", "sample", "scan", "detector")
+        }
+        canonical = json.dumps(physics, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# ---- value checkers: (full key, raw TOML value) -> validated value ----
+
+
+def _number(key: str, value: Any, above: float = -math.inf, or_equal: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(
+            f'"{key}" must be a number, got {value!r} ({type(value).__name__}); '
+            "write a TOML number such as 1.5e-6 (no quotes, not true/false)"
+        )
+    number = float(value) if abs(value) < 1e308 else math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f'"{key}" must be finite, got {value!r}; write a finite number')
+    if number < above or (number == above and not or_equal):
+        bound = f"{'>=' if or_equal else '>'} {above:g}"
+        raise ConfigError(f'"{key}" must be {bound}, got {value!r}; write a value {bound}')
+    return number
+
+
+def _positive(key: str, value: Any) -> float:
+    return _number(key, value, above=0.0)
+
+
+def _non_negative(key: str, value: Any) -> float:
+    return _number(key, value, above=0.0, or_equal=True)
+
+
+def _integer(key: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(
+            f'"{key}" must be an integer, got {value!r} ({type(value).__name__}); '
+            "write a whole number such as 64"
+        )
+    if value < minimum:
+        raise ConfigError(f'"{key}" must be >= {minimum}, got {value}; write a larger integer')
+    return value
+
+
+def _seed(key: str, value: Any) -> int:
+    return _integer(key, value, minimum=0)
+
+
+def _pair(key: str, value: Any, check=_number) -> tuple:
+    if not isinstance(value, list) or len(value) != 2:
+        leaf = key.rsplit(".", 1)[-1]
+        raise ConfigError(
+            f'"{key}" must be a list of two values, got {value!r}; write {leaf} = [a, b]'
+        )
+    return (check(f"{key}[0]", value[0]), check(f"{key}[1]", value[1]))
+
+
+def _shape(key: str, value: Any) -> tuple[int, int]:
+    return _pair(key, value, _integer)
+
+
+def _string(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f'"{key}" must be a string, got {value!r}; write it in quotes')
+    return value
+
+
+def _path(key: str, value: Any) -> str:
+    if not _string(key, value):
+        raise ConfigError(f'"{key}" is empty; write the path of the file')
+    return value
+
+
+def _choice(*choices: str):
+    def check(key: str, value: Any) -> str:
+        if _string(key, value) not in choices:
+            listed = " or ".join(f'"{c}"' for c in choices)
+            close = difflib.get_close_matches(value, choices, n=1)
+            hint = f'did you mean "{close[0]}"?' if close else f"use {listed}"
+            raise ConfigError(f'"{key}" must be {listed}, got "{value}"; {hint}')
+        return value
+
+    check.choices = choices
+    return check
+
+
+_REQUIRED = object()
+_ALL = None  # a key allowed for every kind
+
+# section -> key -> (checker, kinds the key is allowed for, default)
+_SPEC: dict[str, dict[str, tuple[Any, tuple[str, ...] | None, Any]]] = {
+    "probe": {
+        "kind": (_choice("gaussian", "airy", "file"), _ALL, _REQUIRED),
+        "dx": (_positive, _ALL, _REQUIRED),
+        "wavelength": (_positive, _ALL, _REQUIRED),
+        "size": (_integer, ("gaussian", "airy"), _REQUIRED),
+        "waist": (_positive, ("gaussian",), _REQUIRED),
+        "radius": (_positive, ("airy",), _REQUIRED),
+        "path": (_path, ("file",), _REQUIRED),
+    },
+    "optics": {
+        "zoom_factor": (_positive, _ALL, _REQUIRED),
+        "aperture_diameter": (_positive, _ALL, _REQUIRED),
+        "travel_distance": (_positive, _ALL, _REQUIRED),
+        "camera_pixel_size": (_positive, _ALL, _REQUIRED),
+        "aperture_center": (_pair, _ALL, None),
+    },
+    "sample": {
+        "kind": (_choice("phantom", "file", "zarr"), _ALL, _REQUIRED),
+        "dx": (_positive, _ALL, _REQUIRED),
+        "phantom": (_choice("siemens_star", "cells"), ("phantom",), "siemens_star"),
+        "shape": (_shape, ("phantom",), _REQUIRED),
+        "seed": (_seed, ("phantom",), 0),
+        "path": (_path, ("file", "zarr"), _REQUIRED),
+        "array": (_string, ("zarr",), "sample"),
+    },
+    "scan": {
+        "kind": (_choice("raster", "spiral", "file"), _ALL, _REQUIRED),
+        "shape": (_shape, ("raster",), _REQUIRED),
+        "step": (_positive, ("raster", "spiral"), _REQUIRED),
+        "start": (_pair, ("raster",), None),
+        "n": (_integer, ("spiral",), _REQUIRED),
+        "path": (_path, ("file",), _REQUIRED),
+    },
+    "detector": {"dose": (_non_negative, _ALL, 0.0), "seed": (_seed, _ALL, 0)},
+    "run": {"block_size": (_integer, _ALL, 1024)},
+}
+_OPTIONAL_SECTIONS = ("detector", "run")
+
+
+def _unknown(what: str, name: str, valid) -> ConfigError:
+    close = difflib.get_close_matches(name.rsplit(".", 1)[-1], list(valid), n=1, cutoff=0.5)
+    hint = f'did you mean "{close[0]}"?' if close else "valid: " + ", ".join(sorted(valid))
+    return ConfigError(f'unknown {what} "{name}"; {hint}')
+
+
+def _parse_section(name: str, table: Any) -> dict[str, Any]:
+    spec = _SPEC[name]
+    for key in table:
+        if key not in spec:
+            raise _unknown("key", f"{name}.{key}", spec)
+    kind = None
+    if "kind" in spec:
+        if "kind" not in table:
+            listed = " or ".join(f'"{c}"' for c in spec["kind"][0].choices)
+            raise ConfigError(f'missing key "{name}.kind"; add kind = {listed} to [{name}]')
+        kind = spec["kind"][0](f"{name}.kind", table["kind"])
+    values: dict[str, Any] = {}
+    for key, (check, kinds, default) in spec.items():
+        full = f"{name}.{key}"
+        allowed = kinds is None or kind in kinds
+        if key in table:
+            if not allowed:
+                raise ConfigError(
+                    f'key "{full}" is not allowed when {name}.kind = "{kind}"; remove it '
+                    f"(it applies to kind {' or '.join(kinds)})"
+                )
+            values[key] = check(full, table[key])
+        elif allowed and default is _REQUIRED:
+            where = f' when {name}.kind = "{kind}"' if kinds is not None else ""
+            raise ConfigError(f'missing key "{full}"{where}; add {key} = ... to [{name}]')
+        else:
+            values[key] = default if allowed else None
+    return values
+
+
+def _resolve(key: str, path: str, base_dir: str, want_dir: bool) -> str:
+    resolved = os.path.abspath(os.path.join(base_dir, os.path.expanduser(path)))
+    exists = os.path.isdir(resolved) if want_dir else os.path.isfile(resolved)
+    if not exists:
+        what = "directory (zarr store)" if want_dir else "file"
+        raise ConfigError(
+            f'"{key}": {what} not found: {resolved}; fix the path '
+            f"(relative paths are resolved against {base_dir})"
+        )
+    return resolved
+
+
+def parse_config(text: str, base_dir: str | os.PathLike | None = None) -> Config:
+    """Parse and validate a TOML config.
+
+    Args:
+        text: the TOML text.
+        base_dir: folder that relative `path` keys are resolved against (the config file's
+            folder); None means the current directory. Paths are stored absolute.
+
+    Returns:
+        the validated Config.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be the TOML text as str, got {type(text).__name__}")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"invalid TOML: {err}; fix the syntax there") from err
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f'top-level key "{name}" is outside any section; move it under one')
+        if name not in _SPEC:
+            raise _unknown("section", name, _SPEC)
+    sections = {}
+    for name in _SPEC:
+        if name not in data and name not in _OPTIONAL_SECTIONS:
+            raise ConfigError(f"missing section [{name}]; add a [{name}] table")
+        sections[name] = _parse_section(name, data.get(name, {}))
+
+    base = os.path.abspath(os.fspath(base_dir)) if base_dir is not None else os.getcwd()
+    for name in ("probe", "sample", "scan"):
+        if sections[name]["path"] is not None:
+            is_store = sections[name]["kind"] == "zarr"
+            sections[name]["path"] = _resolve(
+                f"{name}.path", sections[name]["path"], base, is_store
+            )
+
+    config = Config(
+        probe=ProbeConfig(**sections["probe"]),
+        optics=OpticsConfig(**sections["optics"]),
+        sample=SampleConfig(**sections["sample"]),
+        scan=ScanConfig(**sections["scan"]),
+        detector=DetectorConfig(**sections["detector"]),
+        run=RunConfig(**sections["run"]),
+        text=text,
+    )
+    _check_geometry(config)
+    return config
+
+
+def _check_geometry(config: Config) -> None:
+    probe, sample, scan = config.probe, config.sample, config.scan
+    if not math.isclose(sample.dx, probe.dx, rel_tol=1e-9, abs_tol=0.0):
+        raise ConfigError(
+            f'"sample.dx" ({sample.dx!r} m) must equal probe.dx ({probe.dx!r} m); '
+            "set sample.dx = probe.dx"
+        )
+    try:
+        window = (probe.size, probe.size) if probe.kind != "file" else make_probe(probe).shape
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    try:
+        rows, cols = sample_shape(sample)
+        positions = scan_positions(scan, (rows, cols), sample.dx)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    origins = window_origins(positions, window, sample.dx)
+    beyond = {
+        "top": -int(origins[:, 0].min()),
+        "bottom": int(origins[:, 0].max()) + window[0] - rows,
+        "left": -int(origins[:, 1].min()),
+        "right": int(origins[:, 1].max()) + window[1] - cols,
+    }
+    out = [f"{px} px beyond the {edge} edge" for edge, px in beyond.items() if px > 0]
+    if out:
+        fix = {
+            "raster": "reduce scan.shape or scan.step, or move scan.start",
+            "spiral": "reduce scan.n or scan.step",
+            "file": "move the positions in scan.path",
+        }[scan.kind]
+        grow = "enlarge sample.shape" if sample.kind == "phantom" else "use a larger sample"
+        raise ConfigError(
+            f"scan leaves the sample: {window[0]}x{window[1]} probe windows reach "
+            f"{', '.join(out)} of the {rows}x{cols} px sample; {fix}, or {grow}"
+        )
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read and validate a TOML config file.
+
+    Args:
+        path: the .toml file; relative `path` keys inside resolve against its folder.
+
+    Returns:
+        the validated Config.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError as err:
+        raise ConfigError(f"config file not found: {path}; check the path") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            f"cannot read config file {path} ({err}); pass a UTF-8 TOML file"
+        ) from err
+    return parse_config(text, base_dir=os.path.dirname(os.path.abspath(path)))
+
+
+def with_overrides(config: Config, block_size: int | None = None) -> Config:
+    """Copy of config with [run] values replaced (command-line flags override [run]).
+
+    Args:
+        config: the parsed Config.
+        block_size: positions per block, or None to keep config.run.block_size.
+
+    Returns:
+        a new Config; its hash is unchanged because [run] is not physics.
+    """
+    run = config.run
+    if block_size is not None:
+        run = dataclasses.replace(run, block_size=_integer("run.block_size", block_size))
+    return dataclasses.replace(config, run=run)
+
+
+# Built-in demo: far-field geometry (Fresnel number ~0.04), camera at half the natural
+# pixel lambda * z / (N * dx * zoom) = 390.625 um so patterns are 2x oversampled.
+DEMO_CONFIG = """\
+# jscan built-in demo: a Gaussian probe raster-scanned over a Siemens star.
+[probe]
+kind = "gaussian"
+size = 64              # pixels
+dx = 1.0e-6            # m
+wavelength = 500.0e-9  # m
+waist = 12.0e-6        # m, 1/e^2 intensity radius
+
+[optics]
+zoom_factor = 1.0
+aperture_diameter = 48.0e-6     # m, four waists: passes 99.97% of the probe power
+travel_distance = 0.05          # m
+camera_pixel_size = 195.3125e-6 # m, half of lambda * z / (N * dx * zoom)
+
+[sample]
+kind = "phantom"
+phantom = "siemens_star"
+dx = 1.0e-6            # m, equal to probe.dx
+shape = [1024, 1024]   # pixels
+
+[scan]
+kind = "raster"
+shape = [40, 40]
+step = 19.5e-6         # m, 0.3 x the 64 um window; keeps positions off pixel edges
+
+[detector]
+dose = 1.0e5           # mean photons per pattern
+seed = 0
+
+[run]
+block_size = 256
+"""

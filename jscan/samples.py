@@ -1,0 +1,255 @@
+"""Probes and sample transmissions (complex64), evaluated region by region."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from jscan.config import ProbeConfig, SampleConfig
+
+J1_FIRST_ZERO = 3.8317059702075125
+STAR_SPOKES = 36
+STAR_OUTER_RADIUS = 0.45  # fraction of the smaller sample side
+STAR_DARK = np.complex64(0.3 * np.exp(1j * 1.0))
+CELL_TILE = 24  # pixels per side of one cell tile
+CELL_MARGIN = 2  # tiles; discs reach at most 1.5 tiles beyond their own tile
+
+
+def bessel_j1(x: np.ndarray | float) -> np.ndarray:
+    """Bessel function of the first kind, order 1.
+
+    Args:
+        x: real argument(s), any shape.
+
+    Returns:
+        float64 array of J1(x), same shape as x.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    x_max = float(np.max(np.abs(x))) if x.size else 0.0
+    if not math.isfinite(x_max):
+        raise ValueError("bessel_j1: x must be finite; remove NaN/inf from the argument")
+    # J1(x) = (1/pi) int_0^pi cos(t - x sin t) dt. The integrand is even and 2*pi-periodic,
+    # so the trapezoid rule with m intervals only aliases J_{2m +- 1}(x), negligible once
+    # 2m exceeds |x| by several widths (|x|/2)^(1/3) of the Bessel turning region.
+    m = max(64, math.ceil(x_max / 2 + 8 * np.cbrt(x_max / 2)) + 40)
+    t = np.linspace(0.0, np.pi, m + 1)
+    weights = np.full(m + 1, 1.0 / m)
+    weights[[0, -1]] = 0.5 / m
+    total = np.zeros_like(x)
+    for t_k, w_k in zip(t, weights, strict=True):
+        total += w_k * np.cos(t_k - x * np.sin(t_k))
+    return total
+
+
+def make_probe(cfg: ProbeConfig) -> np.ndarray:
+    """Complex probe field in the sample plane, normalised so sum |probe|^2 == 1.
+
+    Pixel (i, j) sits at y = (i - N//2) * dx, x = (j - N//2) * dx, so pixel N//2 is on the
+    optical axis. "gaussian": flat-phase amplitude exp(-r^2 / waist^2), i.e. `waist` (m) is the
+    1/e^2 intensity radius. "airy": amplitude 2 J1(v) / v with v = 3.8317 r / radius, so the
+    first dark ring lies at `radius` (m). "file": the 2-D array saved at `path`.
+
+    Args:
+        cfg: the [probe] config.
+
+    Returns:
+        complex64 array (size, size), or the file's shape for kind "file".
+    """
+    if cfg.kind == "file":
+        field = _load_probe_file(cfg.path)
+    elif cfg.kind in ("gaussian", "airy"):
+        n = int(cfg.size)
+        idx = np.arange(n, dtype=np.int64) - n // 2
+        r2 = idx[:, None] ** 2 + idx[None, :] ** 2  # squared radius in pixels, exact
+        if cfg.kind == "gaussian":
+            field = np.exp(-r2 * (cfg.dx / cfg.waist) ** 2)
+        else:
+            # Evaluate J1 once per distinct radius: far fewer than N^2 values.
+            r2_unique, inverse = np.unique(r2, return_inverse=True)
+            v = J1_FIRST_ZERO * np.sqrt(r2_unique) * (cfg.dx / cfg.radius)
+            safe_v = np.where(v == 0, 1.0, v)
+            jinc = np.where(v == 0, 1.0, 2.0 * bessel_j1(safe_v) / safe_v)
+            field = jinc[inverse.reshape(r2.shape)]
+        field = field.astype(np.complex128)
+    else:
+        raise ValueError(f'probe.kind must be "gaussian", "airy" or "file", got {cfg.kind!r}')
+    power = float(np.sum(np.abs(field) ** 2))
+    if power == 0:
+        raise ValueError("probe is zero everywhere; use a probe with non-zero amplitude")
+    return (field / math.sqrt(power)).astype(np.complex64)
+
+
+def sample_shape(cfg: SampleConfig) -> tuple[int, int]:
+    """Size of the sample in pixels, read from metadata only for file/zarr kinds.
+
+    Args:
+        cfg: the [sample] config.
+
+    Returns:
+        (rows, cols).
+    """
+    if cfg.kind == "phantom":
+        rows, cols = cfg.shape
+        return int(rows), int(cols)
+    if cfg.kind == "file":
+        return tuple(int(v) for v in _open_npy(cfg.path).shape)
+    if cfg.kind == "zarr":
+        return tuple(int(v) for v in _open_zarr(cfg).shape)
+    raise ValueError(f'sample.kind must be "phantom", "file" or "zarr", got {cfg.kind!r}')
+
+
+def sample_region(cfg: SampleConfig, row0: int, col0: int, rows: int, cols: int) -> np.ndarray:
+    """Complex transmission over sample pixels [row0:row0+rows, col0:col0+cols].
+
+    Each pixel's value depends only on its global index (and the seed), never on the region,
+    so a region equals, bitwise, the same slice of any larger region.
+
+    Args:
+        cfg: the [sample] config.
+        row0, col0: top-left sample pixel of the region.
+        rows, cols: region size in pixels.
+
+    Returns:
+        complex64 array (rows, cols).
+    """
+    row0, col0, rows, cols = (
+        _index(v, name)
+        for v, name in ((row0, "row0"), (col0, "col0"), (rows, "rows"), (cols, "cols"))
+    )
+    total = sample_shape(cfg)
+    inside = 0 <= row0 and 0 <= rows and row0 + rows <= total[0]
+    if not (inside and 0 <= col0 and 0 <= cols and col0 + cols <= total[1]):
+        raise ValueError(
+            f"region rows {row0}:{row0 + rows}, cols {col0}:{col0 + cols} is outside the sample "
+            f"of shape {total}; request a region inside 0:{total[0]}, 0:{total[1]}"
+        )
+    if cfg.kind == "phantom":
+        if cfg.phantom == "siemens_star":
+            return _siemens_star(total, row0, col0, rows, cols)
+        if cfg.phantom == "cells":
+            return _cells(int(cfg.seed), row0, col0, rows, cols)
+        raise ValueError(f'sample.phantom must be "siemens_star" or "cells", got {cfg.phantom!r}')
+    if cfg.kind == "file":
+        region = _open_npy(cfg.path)[row0 : row0 + rows, col0 : col0 + cols]
+    else:
+        region = _open_zarr(cfg)[row0 : row0 + rows, col0 : col0 + cols]
+    region = np.asarray(region).astype(np.complex64)
+    if not np.isfinite(region).all():
+        raise ValueError(
+            f"sample.path: {cfg.path} holds NaN or inf in rows {row0}:{row0 + rows}, "
+            f"cols {col0}:{col0 + cols}; save a finite transmission"
+        )
+    return region
+
+
+def _index(value: int, name: str) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer pixel index, got bool {value!r}")
+    try:
+        return int(value.__index__())
+    except AttributeError:
+        raise TypeError(
+            f"{name} must be an integer pixel index, got {type(value).__name__} {value!r}"
+        ) from None
+
+
+def _siemens_star(total: tuple[int, int], row0: int, col0: int, rows: int, cols: int):
+    y = np.arange(row0, row0 + rows, dtype=np.float64)[:, None] - total[0] / 2
+    x = np.arange(col0, col0 + cols, dtype=np.float64)[None, :] - total[1] / 2
+    y, x = np.broadcast_arrays(y, x)
+    theta = np.arctan2(np.ascontiguousarray(y), np.ascontiguousarray(x))
+    # Rotating the sectors by half a sector keeps boundaries off the pixel diagonals and
+    # axes, where an ulp of arctan2 could otherwise flip a pixel between spokes.
+    n_sectors = 2 * STAR_SPOKES
+    sector = np.floor((theta + np.pi) * (n_sectors / (2 * np.pi)) + 0.5).astype(np.int64)
+    outer = STAR_OUTER_RADIUS * min(total)
+    dark = (sector % 2 == 1) & (x * x + y * y <= outer * outer)
+    return np.where(dark, STAR_DARK, np.complex64(1.0)).astype(np.complex64)
+
+
+def _cells(seed: int, row0: int, col0: int, rows: int, cols: int) -> np.ndarray:
+    phase = np.zeros((rows, cols), dtype=np.float64)
+    absorb = np.zeros((rows, cols), dtype=np.float64)
+    if rows == 0 or cols == 0:
+        return np.ones((rows, cols), dtype=np.complex64)
+    t_rows = range(
+        max(0, row0 // CELL_TILE - CELL_MARGIN), (row0 + rows - 1) // CELL_TILE + CELL_MARGIN + 1
+    )
+    t_cols = range(
+        max(0, col0 // CELL_TILE - CELL_MARGIN), (col0 + cols - 1) // CELL_TILE + CELL_MARGIN + 1
+    )
+    # Tiles and discs are visited in a fixed global order, so each pixel sums the same
+    # contributions in the same order whatever the region.
+    for ti in t_rows:
+        for tj in t_cols:
+            rng = np.random.default_rng([seed, ti, tj])
+            n = int(rng.integers(1, 4))
+            centre = (np.array([ti, tj]) + rng.random((n, 2))) * CELL_TILE
+            radius = rng.uniform(0.25, 1.5, n) * CELL_TILE
+            disc_phase = rng.uniform(0.2, 1.5, n)
+            disc_absorb = disc_phase * rng.uniform(0.01, 0.05, n)
+            for (cy, cx), rad, p, a in zip(centre, radius, disc_phase, disc_absorb, strict=True):
+                r_lo = max(row0, math.floor(cy - rad))
+                r_hi = min(row0 + rows, math.ceil(cy + rad) + 1)
+                c_lo = max(col0, math.floor(cx - rad))
+                c_hi = min(col0 + cols, math.ceil(cx + rad) + 1)
+                if r_lo >= r_hi or c_lo >= c_hi:
+                    continue
+                dy = np.arange(r_lo, r_hi, dtype=np.float64) - cy
+                dx = np.arange(c_lo, c_hi, dtype=np.float64) - cx
+                inside = dy[:, None] ** 2 + dx[None, :] ** 2 <= rad * rad
+                box = (slice(r_lo - row0, r_hi - row0), slice(c_lo - col0, c_hi - col0))
+                phase[box][inside] += p
+                absorb[box][inside] += a
+    return np.exp(-absorb + 1j * phase).astype(np.complex64)
+
+
+def _open_npy(path: str) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"sample.path: cannot read {path} as .npy ({err}); check the file"
+        ) from err
+    if not isinstance(array, np.ndarray) or array.ndim != 2 or array.dtype.kind not in "iufc":
+        raise ValueError(
+            f"sample.path: {path} must hold one 2-D numeric array, got "
+            f"{getattr(array, 'shape', type(array).__name__)}; save one with np.save"
+        )
+    return array
+
+
+def _open_zarr(cfg: SampleConfig):
+    import zarr  # deferred: zarr is only needed for zarr samples
+
+    try:
+        array = zarr.open_array(store=cfg.path, path=cfg.array, mode="r")
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(
+            f'sample.array: no array "{cfg.array}" in zarr store {cfg.path} ({err}); '
+            "set sample.array to the array's name in the group"
+        ) from err
+    if array.ndim != 2 or np.dtype(array.dtype).kind not in "iufc":
+        raise ValueError(
+            f'sample.array: "{cfg.array}" in {cfg.path} has shape {array.shape} and dtype '
+            f"{array.dtype}; store a 2-D numeric (ideally complex64) array"
+        )
+    return array
+
+
+def _load_probe_file(path: str) -> np.ndarray:
+    try:
+        field = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"probe.path: cannot read {path} as .npy ({err}); check the file") from err
+    if not isinstance(field, np.ndarray) or field.ndim != 2 or field.dtype.kind not in "iufc":
+        raise ValueError(
+            f"probe.path: {path} must hold one 2-D complex array, got "
+            f"{getattr(field, 'shape', type(field).__name__)}; save one with np.save"
+        )
+    if field.size == 0 or not np.isfinite(field).all():
+        raise ValueError(f"probe.path: {path} is empty or holds NaN/inf; save a finite probe")
+    return field.astype(np.complex128)

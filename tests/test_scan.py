@@ -1,0 +1,97 @@
+"""Scan positions, raster indices and the window-origin rule."""
+
+import math
+
+import numpy as np
+import pytest
+
+from jscan.config import ScanConfig
+from jscan.scan import GOLDEN_ANGLE, raster_indices, scan_positions, window_origins
+
+
+def test_raster_is_row_major_and_centred():
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        n_rows, n_cols = (int(v) for v in rng.integers(1, 30, 2))
+        step = float(rng.uniform(1e-7, 1e-5))
+        dx = float(rng.uniform(1e-8, 1e-6))
+        sample = (int(rng.integers(10, 5000)), int(rng.integers(10, 5000)))
+        scan = ScanConfig(kind="raster", shape=(n_rows, n_cols), step=step)
+        pos = scan_positions(scan, sample, dx)
+        assert pos.shape == (n_rows * n_cols, 2) and pos.dtype == np.float64
+        # The grid's centre (not its first point) is the sample centre.
+        np.testing.assert_allclose(pos.mean(axis=0), [sample[1] * dx / 2, sample[0] * dx / 2])
+        grid = pos.reshape(n_rows, n_cols, 2)
+        np.testing.assert_allclose(np.diff(grid[..., 0], axis=1), step, rtol=1e-9)
+        np.testing.assert_allclose(np.diff(grid[..., 1], axis=0), step, rtol=1e-9)
+        assert np.ptp(grid[..., 1], axis=1).max() == 0  # y constant along a scan row
+        scan_row, scan_col = raster_indices(scan)
+        k = int(rng.integers(n_rows * n_cols))
+        assert (scan_row[k], scan_col[k]) == divmod(k, n_cols)
+
+
+def test_raster_explicit_start():
+    scan = ScanConfig(kind="raster", shape=(2, 3), step=2e-6, start=(5e-6, 7e-6))
+    pos = scan_positions(scan, (100, 100), 1e-6)
+    expected = [[5, 7], [7, 7], [9, 7], [5, 9], [7, 9], [9, 9]]
+    np.testing.assert_allclose(pos, np.array(expected) * 1e-6)
+
+
+def test_spiral_radii_and_angles():
+    rng = np.random.default_rng(2)
+    n, step, dx = int(rng.integers(50, 500)), float(rng.uniform(1e-7, 1e-6)), 1e-7
+    sample = (int(rng.integers(100, 900)), int(rng.integers(100, 900)))
+    scan = ScanConfig(kind="spiral", step=step, n=n)
+    pos = scan_positions(scan, sample, dx)
+    assert pos.shape == (n, 2)
+    rel = pos - [sample[1] * dx / 2, sample[0] * dx / 2]
+    k = np.arange(n)
+    np.testing.assert_allclose(np.hypot(rel[:, 0], rel[:, 1]), step * np.sqrt(k), atol=1e-15)
+    turn = np.diff(np.arctan2(rel[1:, 1], rel[1:, 0])) % (2 * np.pi)
+    np.testing.assert_allclose(turn, GOLDEN_ANGLE, atol=1e-9)
+    assert raster_indices(scan) is None
+
+
+def test_window_origins_hand_computed():
+    dx = 1e-6
+    positions = np.array([[10.5e-6, 20.2e-6], [0.0, 0.0], [1.5e-6, 2.99e-6]])
+    origins = window_origins(positions, (4, 5), dx)
+    # rows = floor(y/dx - 2), cols = floor(x/dx - 2.5)
+    np.testing.assert_array_equal(origins, [[18, 8], [-2, -3], [0, -1]])
+    assert origins.dtype == np.int64
+
+
+def test_window_origins_random_against_loop():
+    rng = np.random.default_rng(3)
+    dx = float(rng.uniform(1e-8, 1e-6))
+    positions = rng.uniform(-50 * dx, 500 * dx, (40, 2))
+    height, width = (int(v) for v in rng.integers(1, 64, 2))
+    origins = window_origins(positions, (height, width), dx)
+    for (x, y), (row, col) in zip(positions, origins, strict=True):
+        assert row == math.floor(y / dx - height / 2)
+        assert col == math.floor(x / dx - width / 2)
+
+
+def test_window_origins_rejects_bad_shape():
+    with pytest.raises(ValueError, match="positions"):
+        window_origins(np.zeros((3, 3)), (4, 4), 1e-6)
+
+
+def test_file_positions(tmp_path):
+    rng = np.random.default_rng(4)
+    positions = rng.uniform(0, 1e-4, (17, 2))
+    path = tmp_path / "pos.npy"
+    np.save(path, positions)
+    scan = ScanConfig(kind="file", path=str(path))
+    np.testing.assert_array_equal(scan_positions(scan, (10, 10), 1e-6), positions)
+    assert raster_indices(scan) is None
+
+
+@pytest.mark.parametrize(
+    "bad", [np.zeros((5, 3)), np.zeros(4), np.full((2, 2), np.nan), np.zeros((0, 2))]
+)
+def test_file_positions_rejects_bad_arrays(tmp_path, bad):
+    path = tmp_path / "pos.npy"
+    np.save(path, bad)
+    with pytest.raises(ValueError, match=r"scan\.path"):
+        scan_positions(ScanConfig(kind="file", path=str(path)), (10, 10), 1e-6)
