@@ -27,9 +27,10 @@ def aperture_mask(shape, dx, diameter, center=None):
     d = concrete(diameter)
     if d is not None and not (np.isfinite(d) and float(d) > 0):
         raise ValueError(f"`diameter` must be a positive length in metres, got {float(d)}")
+    # np.shape accepts tuples and lists (jnp.shape warns on them) as well as arrays and tracers.
+    if center is not None and np.shape(center) != (2,):
+        raise ValueError(f"`center` must be (x, y) in metres, got shape {np.shape(center)}")
     cx, cy = (0.0, 0.0) if center is None else (center[0], center[1])
-    if center is not None and jnp.shape(center) != (2,):
-        raise ValueError(f"`center` must be (x, y) in metres, got shape {jnp.shape(center)}")
     h, w = shape
     ys = centred_coords(h, dx) - cy
     xs = centred_coords(w, dx) - cx

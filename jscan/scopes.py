@@ -5,6 +5,7 @@ Fraunhofer over travel_distance, exact at the camera pixel -> |.|^2.
 """
 
 import jax.numpy as jnp
+import numpy as np
 
 from jscan import sharding
 from jscan.forward import checked_origins, microscope_plan
@@ -27,6 +28,14 @@ def _check_same_grid(sample: SampleFunction, light: OpticalWavefront, what: str)
             f"{what}: the sample dx ({float(s):.6g} m) differs from the probe dx "
             f"({float(p):.6g} m); resample the sample onto the probe's grid first"
         )
+
+
+def _check_positive(**values):
+    """ValueError naming the caller's parameter for a concrete value that is not finite and > 0."""
+    for name, value in values.items():
+        v = concrete(value)
+        if v is not None and not (np.all(np.isfinite(v)) and np.all(v > 0)):
+            raise ValueError(f"`{name}` must be a finite positive number, got {value!r}")
 
 
 def linear_interaction(sample: SampleFunction, light: OpticalWavefront) -> OpticalWavefront:
@@ -58,6 +67,11 @@ def diffractogram_noscale(
     zoom_factor: dimensionless; aperture_diameter, travel_distance: m;
     aperture_center: (x, y) m or None.
     """
+    _check_positive(
+        zoom_factor=zoom_factor,
+        aperture_diameter=aperture_diameter,
+        travel_distance=travel_distance,
+    )
     wave = _at_aperture(sample_cut, lightwave, zoom_factor, aperture_diameter, aperture_center)
     return fraunhofer_prop(wave, travel_distance)
 
@@ -75,6 +89,12 @@ def simple_diffractogram(
 
     Other parameters as in `diffractogram_noscale`.
     """
+    _check_positive(
+        zoom_factor=zoom_factor,
+        aperture_diameter=aperture_diameter,
+        travel_distance=travel_distance,
+        camera_pixel_size=camera_pixel_size,
+    )
     wave = _at_aperture(sample_cut, lightwave, zoom_factor, aperture_diameter, aperture_center)
     at_camera = fraunhofer_prop_scaled(wave, travel_distance, camera_pixel_size)
     return make_diffractogram(field_intensity(at_camera.field), lightwave.wavelength, at_camera.dx)
@@ -101,6 +121,12 @@ def simple_microscope(
     (see `jscan.propagation`); mesh: a 1-D "data" mesh (default: all local devices).
     Returns MicroscopeData with image_data (n, H, W).
     """
+    _check_positive(
+        zoom_factor=zoom_factor,
+        aperture_diameter=aperture_diameter,
+        travel_distance=travel_distance,
+        camera_pixel_size=camera_pixel_size,
+    )
     _check_same_grid(sample, lightwave, "simple_microscope")
     window = lightwave.field.shape
     if concrete(positions) is not None:

@@ -1,0 +1,62 @@
+"""Client side of a scan: positions, window origins and fixed-size blocks."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from jscan.config import Config
+from jscan.samples import make_probe, sample_shape
+from jscan.scan import raster_indices, scan_positions, window_origins
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    positions: np.ndarray  # (n, 2) float64, x, y in m
+    origins: np.ndarray  # (n, 2) int64, window top-left row, col in sample pixels
+    raster: tuple | None  # (scan_row, scan_col) int arrays for raster scans
+    window: tuple[int, int]  # probe shape (H, W)
+    sample_shape: tuple[int, int]  # (rows, cols) sample pixels
+    block_size: int
+    region_shape: tuple[int, int]  # sample pixels every block reads (the largest bounding box)
+
+    @property
+    def n_positions(self) -> int:
+        return len(self.positions)
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.n_positions // self.block_size)
+
+    def block_range(self, block: int) -> tuple[int, int]:
+        """Global position indices [start, stop) of a block."""
+        start = block * self.block_size
+        return start, min(start + self.block_size, self.n_positions)
+
+    def block_origins(self, block: int) -> np.ndarray:
+        """Origins (block_size, 2) of a block; the last block repeats its last origin."""
+        start, stop = self.block_range(block)
+        out = self.origins[start:stop]
+        pad = self.block_size - len(out)
+        return np.concatenate([out, np.repeat(out[-1:], pad, axis=0)]) if pad else out
+
+
+def probe_window(config: Config) -> tuple[int, int]:
+    p = config.probe
+    return (p.size, p.size) if p.kind != "file" else make_probe(p).shape
+
+
+def plan_scan(config: Config) -> ScanPlan:
+    """Positions, origins and the per-block region of a validated config."""
+    shape = sample_shape(config.sample)
+    positions = scan_positions(config.scan, shape, config.sample.dx)
+    window = probe_window(config)
+    origins = window_origins(positions, window, config.sample.dx)
+    block = config.run.block_size
+    n_blocks = -(-len(origins) // block)
+    padded = np.concatenate(
+        [origins, np.repeat(origins[-1:], n_blocks * block - len(origins), axis=0)]
+    ).reshape(n_blocks, block, 2)
+    extent = padded.max(axis=1) - padded.min(axis=1) + np.asarray(window)
+    # Every block reads a region of one shape, so the worker compiles once.
+    region = tuple(int(v) for v in np.minimum(extent.max(axis=0), shape))
+    return ScanPlan(positions, origins, raster_indices(config.scan), window, shape, block, region)

@@ -1,0 +1,178 @@
+"""Client side: check, create the store, submit one task per missing block, watch them land."""
+
+import contextlib
+import os
+import sys
+import time
+import uuid
+
+import numpy as np
+
+from jscan import store as zstore
+from jscan.config import Config, load_config, with_overrides
+from jscan.pipeline.plan import plan_scan
+from jscan.pipeline.worker import ScanJob, run_block
+
+TASK_PREFIX = "jscan-block"
+
+
+def _local_cluster(n_workers: int | None):
+    from distributed import LocalCluster
+
+    n = n_workers or 1
+    return LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":8787",
+        # One worker per process drives all its devices; it must not take all GPU memory.
+        env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+    )
+
+
+@contextlib.contextmanager
+def connect(client=None, n_workers=None, scheduler_file=None):
+    """Yield a distributed Client: the one given, one for an address or scheduler file,
+    or an embedded LocalCluster (worker processes, one thread each)."""
+    from distributed import Client
+
+    if client is not None and not isinstance(client, str):
+        yield client
+        return
+    address = client or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if address or scheduler_file:
+        with Client(address, scheduler_file=scheduler_file) as c:
+            yield c
+        return
+    with _local_cluster(n_workers) as cluster, Client(cluster) as c:
+        yield c
+
+
+class Progress:
+    """Blocks and positions done, positions/s and ETA on stderr (one line, redrawn)."""
+
+    def __init__(self, total_blocks, total_positions, done_positions, enabled, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.blocks, self.total_blocks = 0, total_blocks
+        self.positions, self.total = done_positions, total_positions
+        self.start_positions = done_positions
+        self.t0 = self.last = time.perf_counter()
+        self.tty = self.stream.isatty()
+
+    def update(self, receipt):
+        self.blocks += 1
+        self.positions += receipt["positions"]
+        now = time.perf_counter()
+        final = self.blocks == self.total_blocks
+        if self.enabled and (final or now - self.last > (0.2 if self.tty else 5.0)):
+            self.last = now
+            rate = (self.positions - self.start_positions) / max(now - self.t0, 1e-9)
+            eta = (self.total - self.positions) / rate if rate > 0 else float("inf")
+            frac = self.positions / self.total
+            bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
+            line = (f"[{bar}] blocks {self.blocks}/{self.total_blocks}  positions "
+                    f"{self.positions}/{self.total}  {rate:,.0f} pos/s  ETA {eta:,.0f} s")
+            end = "\r" if self.tty and not final else "\n"
+            print(("\r" if self.tty else "") + line, end=end, file=self.stream, flush=True)
+
+
+def prepare(config, store, resume=False, block_size=None):
+    """Validate everything and return (config, plan) before anything is created.
+
+    Raises ConfigError (bad config) or StoreError (store exists without --resume, missing
+    with it, or holds another config).
+    """
+    if not isinstance(config, Config):
+        config = load_config(config)
+    config = with_overrides(config, block_size=block_size)
+    store = str(store)
+    if zstore.exists(store):
+        if not resume:
+            raise zstore.StoreError(
+                f"{store} already exists; pass --resume (resume=True) to finish it, or "
+                "choose another --out"
+            )
+        attrs = zstore.read_attrs(store)
+        if attrs["config_hash"] != config.hash:
+            raise zstore.StoreError(
+                f"{store} was made with another config (hash {attrs['config_hash'][:12]}, "
+                f"this one {config.hash[:12]}); resume with the config it was made with"
+            )
+        if attrs["block_size"] != config.run.block_size:
+            raise zstore.StoreError(
+                f"{store} is laid out in blocks of {attrs['block_size']} positions; resume "
+                f"with --block-size {attrs['block_size']}"
+            )
+    elif resume:
+        raise zstore.StoreError(f"nothing to resume at {store}; drop --resume to start it")
+    return config, plan_scan(config)
+
+
+def simulate_scan(config, store, client=None, resume=False, block_size=None, progress=True,
+                  n_workers=None, scheduler_file=None):
+    """Simulate a scan into a Zarr store and return it opened lazily with xarray.
+
+    config: a TOML path or a Config; store: path or URL of the Zarr store; client: a
+    distributed Client or scheduler address (None: DASK_SCHEDULER_ADDRESS, else an embedded
+    LocalCluster of n_workers processes); resume: finish a store's missing blocks;
+    block_size: positions per block (overrides [run]); progress: bar and summary on stderr.
+    """
+    from distributed import as_completed
+
+    config, plan = prepare(config, store, resume, block_size)
+    store = str(store)
+    out = sys.stderr
+    if not resume:  # mode "w-": a store made by a concurrent run in the meantime is refused
+        zstore.create(store, config, plan.positions, plan.raster, plan.window, plan.n_blocks)
+    with zstore.RunLock(store):
+        done = zstore.blocks_done(store)
+        todo = [int(b) for b in np.flatnonzero(~done)]
+        finished = sum(plan.block_range(b)[1] - plan.block_range(b)[0]
+                       for b in np.flatnonzero(done))
+        with connect(client, n_workers, scheduler_file) as c:
+            if progress:
+                print(f"dashboard: {c.dashboard_link}", file=out, flush=True)
+                print(f"{plan.n_positions} positions in {plan.n_blocks} blocks of "
+                      f"{plan.block_size}; {len(todo)} to do -> {store}", file=out, flush=True)
+            zstore.append_history(store, event="start", resume=resume, blocks_todo=len(todo),
+                                  workers=len(c.scheduler_info(n_workers=-1)["workers"]))
+            job = ScanJob(config, store, plan.region_shape, plan.sample_shape)
+            bar = Progress(len(todo), plan.n_positions, finished, progress, out)
+            t0 = time.perf_counter()
+            receipts = _run_blocks(c, job, plan, todo, bar, as_completed)
+            wall = time.perf_counter() - t0
+        n_new = sum(r["positions"] for r in receipts)
+        nbytes = sum(r["bytes"] for r in receipts)
+        zstore.append_history(store, event="finish", blocks=len(receipts), positions=n_new,
+                              seconds=round(wall, 3))
+    if progress:
+        print(f"done: {n_new} positions in {len(receipts)} blocks, {wall:.1f} s, "
+              f"{n_new / max(wall, 1e-9):,.0f} pos/s, {nbytes / max(wall, 1e-9) / 1e6:,.1f} "
+              f"MB/s of patterns -> {store}", file=out, flush=True)
+    return zstore.open_scan(store)
+
+
+def _run_blocks(client, job, plan, todo, bar, as_completed):
+    """Submit blocks with a bounded number in flight (flat memory on the scheduler)."""
+    nthreads = sum(client.nthreads().values()) or 1
+    window = max(4, 3 * nthreads)
+    token = uuid.uuid4().hex
+    pending = iter(todo)
+    receipts = []
+
+    def submit(b):
+        start, stop = plan.block_range(b)
+        return client.submit(run_block, job, b, plan.block_origins(b), start, stop - start,
+                             key=f"{TASK_PREFIX}-{b}-{token}", retries=3, pure=False)
+
+    running = as_completed([submit(b) for _, b in zip(range(window), pending, strict=False)])
+    for fut in running:
+        receipt = fut.result()
+        fut.release()
+        receipts.append(receipt)
+        bar.update(receipt)
+        nxt = next(pending, None)
+        if nxt is not None:
+            running.add(submit(nxt))
+    return receipts

@@ -1,0 +1,236 @@
+"""The Zarr v3 store of a scan: layout, codecs, run state, and lazy opening with xarray.
+
+Layout (readable with plain ``xarray.open_zarr(STORE)``, no jscan needed):
+
+- ``diffraction`` (position, det_y, det_x): float32 intensities (dose 0) or uint32 photon
+  counts; one Zarr shard per block of positions, so each block writes whole shards of its
+  own (no locks, idempotent rewrites), split into smaller inner chunks for readers.
+- ``block_done`` (block,) uint8: set to 1 only after that block's patterns are written;
+  one chunk per block.
+- coordinates ``x``, ``y`` (position, m), ``det_y``, ``det_x`` (camera pixel centres, m),
+  and for raster scans ``scan_row``, ``scan_col``.
+- attributes: every optical parameter (unit in the name), the config text and its hash,
+  the jscan version and the run history.
+"""
+
+import datetime
+import json
+import os
+import socket
+import warnings
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec, BloscShuffle
+
+from jscan.config import Config
+
+FORMAT = "jscan-scan/1"
+_INNER_CHUNK_BYTES = 4 << 20  # inner chunks near 4 MiB: cheap partial reads, few objects
+
+
+class StoreError(ValueError):
+    """A store cannot be used as asked; the message says why and what to do."""
+
+
+def codec_for(dtype):
+    """Blosc codec by measurement (benchmarks/RESULTS.md): counts compress well with
+    bitshuffle + zstd; float intensities barely compress, so use fast lz4 + byte shuffle."""
+    if np.dtype(dtype).kind == "f":
+        return BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.shuffle)
+    return BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.bitshuffle)
+
+
+def inner_chunk(block_size: int, pattern_bytes: int) -> int:
+    """Largest divisor of block_size whose chunk stays under ~4 MiB (at least 1 pattern)."""
+    target = max(1, _INNER_CHUNK_BYTES // pattern_bytes)
+    return max(d for d in range(1, min(block_size, target) + 1) if block_size % d == 0)
+
+
+def _is_local(store: str) -> bool:
+    return "://" not in str(store) or str(store).startswith("file://")
+
+
+def exists(store: str) -> bool:
+    """True when something (a Zarr group or any file) is already at ``store``."""
+    if _is_local(store):
+        return os.path.exists(str(store).removeprefix("file://"))
+    try:
+        zarr.open_group(store, mode="r")
+        return True
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        return False
+
+
+def optics_attrs(config: Config) -> dict:
+    """Every optical parameter, the unit in the key."""
+    p, o, d = config.probe, config.optics, config.detector
+    return {
+        "wavelength_m": p.wavelength,
+        "probe_dx_m": p.dx,
+        "sample_dx_m": config.sample.dx,
+        "zoom_factor": o.zoom_factor,
+        "aperture_diameter_m": o.aperture_diameter,
+        "aperture_center_m": list(o.aperture_center) if o.aperture_center else [0.0, 0.0],
+        "travel_distance_m": o.travel_distance,
+        "camera_pixel_size_m": o.camera_pixel_size,
+        "dose_photons": d.dose,
+        "noise_seed": d.seed,
+    }
+
+
+def create(store: str, config: Config, positions, raster, window, n_blocks: int) -> None:
+    """Write the layout, coordinates and attributes (no patterns) of a new store.
+
+    positions: (n, 2) x, y [m]; raster: (scan_row, scan_col) or None; window: (H, W).
+    """
+    from jscan import __version__
+
+    n, (h, w) = len(positions), window
+    block = config.run.block_size
+    dtype = np.dtype("uint32") if config.detector.dose > 0 else np.dtype("float32")
+    odx = config.optics.camera_pixel_size
+    coords = {
+        "x": ("position", positions[:, 0], {"units": "m", "long_name": "probe centre x"}),
+        "y": ("position", positions[:, 1], {"units": "m", "long_name": "probe centre y"}),
+        "det_y": ("det_y", (np.arange(h) - h // 2) * odx, {"units": "m"}),
+        "det_x": ("det_x", (np.arange(w) - w // 2) * odx, {"units": "m"}),
+    }
+    if raster is not None:
+        coords["scan_row"] = ("position", raster[0].astype(np.int32))
+        coords["scan_col"] = ("position", raster[1].astype(np.int32))
+    units = "photons" if dtype.kind == "u" else "|field|^2 per camera pixel (incident probe: 1)"
+    data = {
+        "diffraction": (
+            ("position", "det_y", "det_x"),
+            da.zeros((n, h, w), dtype=dtype, chunks=(block, h, w)),
+            {"units": units, "long_name": "far-field diffraction pattern"},
+        ),
+        "block_done": (("block",), da.zeros(n_blocks, dtype="uint8", chunks=1),
+                       {"long_name": "1 once the block's patterns are written"}),
+    }
+    attrs = {
+        "format": FORMAT,
+        "jscan_version": __version__,
+        "config": config.text,
+        "config_hash": config.hash,
+        "block_size": block,
+        "n_positions": n,
+        "n_blocks": n_blocks,
+        **optics_attrs(config),
+        "run_history": [],
+    }
+    chunk = inner_chunk(block, h * w * dtype.itemsize)
+    encoding = {
+        "diffraction": {"chunks": (chunk, h, w), "shards": (block, h, w),
+                        "compressors": (codec_for(dtype),)},
+        "block_done": {"chunks": (1,)},
+    }
+    ds = xr.Dataset(data, coords=coords, attrs=attrs)
+    with warnings.catch_warnings():
+        # Consolidated metadata is what lets plain xr.open_zarr(STORE) open it without a
+        # warning; zarr warns that v3 does not standardise it yet.
+        warnings.filterwarnings("ignore", category=zarr.errors.ZarrUserWarning)
+        ds.to_zarr(store, mode="w-", compute=False, encoding=encoding, zarr_format=3,
+                   consolidated=True)
+
+
+def _consolidate(store):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=zarr.errors.ZarrUserWarning)
+        zarr.consolidate_metadata(store)
+
+
+def read_attrs(store: str) -> dict:
+    """The store's root attributes; StoreError when it is not a jscan store."""
+    try:
+        attrs = zarr.open_group(store, mode="r").attrs.asdict()
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError,
+            zarr.errors.NodeTypeValidationError) as err:
+        raise StoreError(f"{store} is not a Zarr store; check the path") from err
+    if attrs.get("format") != FORMAT:
+        raise StoreError(f"{store} is a Zarr store but not a jscan scan; choose another --out")
+    return attrs
+
+
+def blocks_done(store: str) -> np.ndarray:
+    """block_done as a bool array (one per block)."""
+    return zarr.open_array(store, path="block_done", mode="r")[:].astype(bool)
+
+
+def append_history(store: str, **entry) -> None:
+    """Add a run record (time, host, what was done) to the attributes."""
+    group = zarr.open_group(store, mode="r+")
+    history = list(group.attrs.get("run_history", []))
+    entry = {"time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+             "host": socket.gethostname(), **entry}
+    history.append(json.loads(json.dumps(entry, default=str)))
+    group.attrs["run_history"] = history
+    _consolidate(store)
+
+
+def open_scan(store: str) -> xr.Dataset:
+    """Open a scan lazily (dask-backed); works on a run in progress (missing blocks: NaN/0)."""
+    read_attrs(store)
+    return xr.open_zarr(store)
+
+
+class RunLock:
+    """An exclusive lock file in a local store, so two runs cannot write one store at once.
+
+    A lock left by a dead process on this host is taken over; remote stores are not locked.
+    """
+
+    def __init__(self, store: str):
+        self.path = None
+        if _is_local(store):
+            self.path = os.path.join(str(store).removeprefix("file://"), ".jscan-run.lock")
+
+    def __enter__(self):
+        if self.path is None:
+            return self
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self._stale():
+                    raise StoreError(
+                        f"another jscan run is writing this store ({self._owner()}); wait for "
+                        f"it to finish, or delete {self.path} if that run is gone"
+                    ) from None
+                os.unlink(self.path)
+                continue
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"host": socket.gethostname(), "pid": os.getpid()}, handle)
+            return self
+        raise StoreError(f"cannot take the run lock {self.path}")
+
+    def _owner(self) -> str:
+        try:
+            with open(self.path) as handle:
+                info = json.load(handle)
+            return f"pid {info['pid']} on {info['host']}"
+        except (OSError, ValueError, KeyError):
+            return "owner unknown"
+
+    def _stale(self) -> bool:
+        try:
+            with open(self.path) as handle:
+                info = json.load(handle)
+        except (OSError, ValueError):
+            return False
+        if info.get("host") != socket.gethostname():
+            return False
+        try:
+            os.kill(int(info["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def __exit__(self, *exc):
+        if self.path is not None and os.path.exists(self.path):
+            os.unlink(self.path)
