@@ -61,9 +61,13 @@ def jscan_rows(size, n, repeats):
     rows["ceiling: bare multiply-FFT-|.|^2"] = best_rate(
         lambda: ceiling(windows, p).block_until_ready(), n, repeats
     )
-    for ratio, methods in ((1.0, ("auto",)), (0.5, ("auto", "czt", "matrix")),
-                           (0.7, ("czt", "matrix"))):
+    for ratio, methods in (
+        (1.0, ("auto",)),
+        (0.5, ("auto", "czt", "matrix")),
+        (0.7, ("czt", "matrix")),
+    ):
         for method in methods:
+
             def run(ratio=ratio, method=method):
                 out = jscan.simple_microscope(
                     sm, positions, lw, 1.0, 1.0, Z, ratio * natural, method=method
@@ -94,7 +98,7 @@ def janssen_rows(size, n, repeats):
 
         jitted = jax.jit(jitted_fn)
         rows[f"janssen jit, camera {ratio}x natural"] = best_rate(
-            lambda: jitted(sm, positions).block_until_ready(), n, repeats
+            lambda jitted=jitted: jitted(sm, positions).block_until_ready(), n, repeats
         )
 
         def plain(args=args):
@@ -133,9 +137,20 @@ def main():
         import janssen  # noqa: F401
 
         out = subprocess.run(
-            [sys.executable, __file__, "--janssen-only", "--size", str(a.size),
-             "--positions", str(a.positions), "--repeats", str(a.repeats)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--janssen-only",
+                "--size",
+                str(a.size),
+                "--positions",
+                str(a.positions),
+                "--repeats",
+                str(a.repeats),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         rows.update(json.loads(out.stdout.strip().splitlines()[-1]))
     except ImportError:

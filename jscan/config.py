@@ -8,10 +8,9 @@ import hashlib
 import json
 import math
 import os
+import tomllib
 from dataclasses import dataclass
 from typing import Any
-
-import tomllib
 
 from jscan.samples import make_probe, sample_shape
 from jscan.scan import scan_positions, window_origins

@@ -64,6 +64,20 @@ def exists(store: str) -> bool:
         return False
 
 
+OPTICS_KEYS = (
+    "wavelength_m",
+    "probe_dx_m",
+    "sample_dx_m",
+    "zoom_factor",
+    "aperture_diameter_m",
+    "aperture_center_m",
+    "travel_distance_m",
+    "camera_pixel_size_m",
+    "dose_photons",
+    "noise_seed",
+)
+
+
 def optics_attrs(config: Config) -> dict:
     """Every optical parameter, the unit in the key."""
     p, o, d = config.probe, config.optics, config.detector
@@ -108,8 +122,11 @@ def create(store: str, config: Config, positions, raster, window, n_blocks: int)
             da.zeros((n, h, w), dtype=dtype, chunks=(block, h, w)),
             {"units": units, "long_name": "far-field diffraction pattern"},
         ),
-        "block_done": (("block",), da.zeros(n_blocks, dtype="uint8", chunks=1),
-                       {"long_name": "1 once the block's patterns are written"}),
+        "block_done": (
+            ("block",),
+            da.zeros(n_blocks, dtype="uint8", chunks=1),
+            {"long_name": "1 once the block's patterns are written"},
+        ),
     }
     attrs = {
         "format": FORMAT,
@@ -124,8 +141,11 @@ def create(store: str, config: Config, positions, raster, window, n_blocks: int)
     }
     chunk = inner_chunk(block, h * w * dtype.itemsize)
     encoding = {
-        "diffraction": {"chunks": (chunk, h, w), "shards": (block, h, w),
-                        "compressors": (codec_for(dtype),)},
+        "diffraction": {
+            "chunks": (chunk, h, w),
+            "shards": (block, h, w),
+            "compressors": (codec_for(dtype),),
+        },
         "block_done": {"chunks": (1,)},
     }
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
@@ -133,8 +153,9 @@ def create(store: str, config: Config, positions, raster, window, n_blocks: int)
         # Consolidated metadata is what lets plain xr.open_zarr(STORE) open it without a
         # warning; zarr warns that v3 does not standardise it yet.
         warnings.filterwarnings("ignore", category=zarr.errors.ZarrUserWarning)
-        ds.to_zarr(store, mode="w-", compute=False, encoding=encoding, zarr_format=3,
-                   consolidated=True)
+        ds.to_zarr(
+            store, mode="w-", compute=False, encoding=encoding, zarr_format=3, consolidated=True
+        )
 
 
 def _consolidate(store):
@@ -147,8 +168,11 @@ def read_attrs(store: str) -> dict:
     """The store's root attributes; StoreError when it is not a jscan store."""
     try:
         attrs = zarr.open_group(store, mode="r").attrs.asdict()
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError,
-            zarr.errors.NodeTypeValidationError) as err:
+    except (
+        FileNotFoundError,
+        zarr.errors.GroupNotFoundError,
+        zarr.errors.NodeTypeValidationError,
+    ) as err:
         raise StoreError(f"{store} is not a Zarr store; check the path") from err
     if attrs.get("format") != FORMAT:
         raise StoreError(f"{store} is a Zarr store but not a jscan scan; choose another --out")
@@ -164,8 +188,11 @@ def append_history(store: str, **entry) -> None:
     """Add a run record (time, host, what was done) to the attributes."""
     group = zarr.open_group(store, mode="r+")
     history = list(group.attrs.get("run_history", []))
-    entry = {"time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-             "host": socket.gethostname(), **entry}
+    entry = {
+        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        **entry,
+    }
     history.append(json.loads(json.dumps(entry, default=str)))
     group.attrs["run_history"] = history
     _consolidate(store)

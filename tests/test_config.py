@@ -2,10 +2,10 @@
 
 import math
 import os
+import tomllib
 
 import numpy as np
 import pytest
-import tomllib
 import zarr
 
 from jscan.config import (

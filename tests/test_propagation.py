@@ -14,7 +14,7 @@ LAM, DX, Z = float(np.float32(633e-9)), float(np.float32(2e-6)), 0.1
 
 
 def direct_far_field(field, dx, lam, z, odx):
-    """U'(x') = exp(ikz)/(i lam z) exp(ik|x'|^2/2z) sum U exp(-2 pi i x.x'/(lam z)) dx^2, float64."""
+    """U'(x') = exp(ikz)/(i lam z) exp(ik|x'|^2/2z) sum U exp(-2 pi i x.x'/(lam z)) dx^2 (f64)."""
     h, w = field.shape
     ys, xs = (np.arange(h) - h // 2), (np.arange(w) - w // 2)
     ay = np.exp(-2j * np.pi * np.outer(ys * odx, ys * dx) / (lam * z))

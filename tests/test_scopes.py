@@ -14,10 +14,10 @@ from jscan import (
     linear_interaction,
     make_optical_wavefront,
     make_sample_function,
+    sharding,
     simple_diffractogram,
     simple_microscope,
 )
-from jscan import sharding
 from jscan.forward import microscope_plan
 
 LAM, DX, Z = float(np.float32(633e-9)), float(np.float32(2e-6)), 0.1
@@ -194,7 +194,14 @@ def test_microscope_methods(rng, method):
     odx = 0.5 * natural_pixel(1.3)
     positions = inside_positions(rng, 3, data.shape)
     out = simple_microscope(
-        make_sample_function(data, DX), positions, probe, 1.3, diameter, Z, odx, center,
+        make_sample_function(data, DX),
+        positions,
+        probe,
+        1.3,
+        diameter,
+        Z,
+        odx,
+        center,
         method=method,
     )
     rows, cols = origins_of(positions)
@@ -276,11 +283,11 @@ def test_sample_dx_must_match_probe_dx(rng):
     cut = make_sample_function(random_field(rng, (H, W)), 1.01 * DX)
     big = make_sample_function(random_field(rng, (60, 70)), 1.01 * DX)
     positions = inside_positions(rng, 2, (60, 70))
-    with pytest.raises(ValueError, match="sample dx .* differs from the probe dx"):
+    with pytest.raises(ValueError, match=r"sample dx .* differs from the probe dx"):
         linear_interaction(cut, probe)
-    with pytest.raises(ValueError, match="sample dx .* differs from the probe dx"):
+    with pytest.raises(ValueError, match=r"sample dx .* differs from the probe dx"):
         simple_diffractogram(cut, probe, 1.0, 20 * DX, Z, natural_pixel(1.0))
-    with pytest.raises(ValueError, match="sample dx .* differs from the probe dx"):
+    with pytest.raises(ValueError, match=r"sample dx .* differs from the probe dx"):
         simple_microscope(big, positions, probe, 1.0, 20 * DX, Z, natural_pixel(1.0))
 
 

@@ -5,6 +5,7 @@ import os
 import sys
 import time
 import uuid
+import warnings
 
 import numpy as np
 
@@ -19,15 +20,18 @@ TASK_PREFIX = "jscan-block"
 def _local_cluster(n_workers: int | None):
     from distributed import LocalCluster
 
-    n = n_workers or 1
-    return LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":8787",
-        # One worker per process drives all its devices; it must not take all GPU memory.
-        env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
-    )
+    with warnings.catch_warnings():
+        # With 8787 taken, distributed serves the dashboard on another port; the link
+        # printed at start says which.
+        warnings.filterwarnings("ignore", message="Port 8787 is already in use")
+        return LocalCluster(
+            n_workers=n_workers or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":8787",
+            # A worker process drives all its devices; it must not take all GPU memory.
+            env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+        )
 
 
 @contextlib.contextmanager
@@ -71,8 +75,10 @@ class Progress:
             eta = (self.total - self.positions) / rate if rate > 0 else float("inf")
             frac = self.positions / self.total
             bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
-            line = (f"[{bar}] blocks {self.blocks}/{self.total_blocks}  positions "
-                    f"{self.positions}/{self.total}  {rate:,.0f} pos/s  ETA {eta:,.0f} s")
+            line = (
+                f"[{bar}] blocks {self.blocks}/{self.total_blocks}  positions "
+                f"{self.positions}/{self.total}  {rate:,.0f} pos/s  ETA {eta:,.0f} s"
+            )
             end = "\r" if self.tty and not final else "\n"
             print(("\r" if self.tty else "") + line, end=end, file=self.stream, flush=True)
 
@@ -109,8 +115,16 @@ def prepare(config, store, resume=False, block_size=None):
     return config, plan_scan(config)
 
 
-def simulate_scan(config, store, client=None, resume=False, block_size=None, progress=True,
-                  n_workers=None, scheduler_file=None):
+def simulate_scan(
+    config,
+    store,
+    client=None,
+    resume=False,
+    block_size=None,
+    progress=True,
+    n_workers=None,
+    scheduler_file=None,
+):
     """Simulate a scan into a Zarr store and return it opened lazily with xarray.
 
     config: a TOML path or a Config; store: path or URL of the Zarr store; client: a
@@ -128,15 +142,25 @@ def simulate_scan(config, store, client=None, resume=False, block_size=None, pro
     with zstore.RunLock(store):
         done = zstore.blocks_done(store)
         todo = [int(b) for b in np.flatnonzero(~done)]
-        finished = sum(plan.block_range(b)[1] - plan.block_range(b)[0]
-                       for b in np.flatnonzero(done))
+        finished = sum(
+            plan.block_range(b)[1] - plan.block_range(b)[0] for b in np.flatnonzero(done)
+        )
         with connect(client, n_workers, scheduler_file) as c:
             if progress:
                 print(f"dashboard: {c.dashboard_link}", file=out, flush=True)
-                print(f"{plan.n_positions} positions in {plan.n_blocks} blocks of "
-                      f"{plan.block_size}; {len(todo)} to do -> {store}", file=out, flush=True)
-            zstore.append_history(store, event="start", resume=resume, blocks_todo=len(todo),
-                                  workers=len(c.scheduler_info(n_workers=-1)["workers"]))
+                print(
+                    f"{plan.n_positions} positions in {plan.n_blocks} blocks of "
+                    f"{plan.block_size}; {len(todo)} to do -> {store}",
+                    file=out,
+                    flush=True,
+                )
+            zstore.append_history(
+                store,
+                event="start",
+                resume=resume,
+                blocks_todo=len(todo),
+                workers=len(c.scheduler_info(n_workers=-1)["workers"]),
+            )
             job = ScanJob(config, store, plan.region_shape, plan.sample_shape)
             bar = Progress(len(todo), plan.n_positions, finished, progress, out)
             t0 = time.perf_counter()
@@ -144,12 +168,17 @@ def simulate_scan(config, store, client=None, resume=False, block_size=None, pro
             wall = time.perf_counter() - t0
         n_new = sum(r["positions"] for r in receipts)
         nbytes = sum(r["bytes"] for r in receipts)
-        zstore.append_history(store, event="finish", blocks=len(receipts), positions=n_new,
-                              seconds=round(wall, 3))
+        zstore.append_history(
+            store, event="finish", blocks=len(receipts), positions=n_new, seconds=round(wall, 3)
+        )
     if progress:
-        print(f"done: {n_new} positions in {len(receipts)} blocks, {wall:.1f} s, "
-              f"{n_new / max(wall, 1e-9):,.0f} pos/s, {nbytes / max(wall, 1e-9) / 1e6:,.1f} "
-              f"MB/s of patterns -> {store}", file=out, flush=True)
+        print(
+            f"done: {n_new} positions in {len(receipts)} blocks, {wall:.1f} s, "
+            f"{n_new / max(wall, 1e-9):,.0f} pos/s, {nbytes / max(wall, 1e-9) / 1e6:,.1f} "
+            f"MB/s of patterns -> {store}",
+            file=out,
+            flush=True,
+        )
     return zstore.open_scan(store)
 
 
@@ -163,8 +192,17 @@ def _run_blocks(client, job, plan, todo, bar, as_completed):
 
     def submit(b):
         start, stop = plan.block_range(b)
-        return client.submit(run_block, job, b, plan.block_origins(b), start, stop - start,
-                             key=f"{TASK_PREFIX}-{b}-{token}", retries=3, pure=False)
+        return client.submit(
+            run_block,
+            job,
+            b,
+            plan.block_origins(b),
+            start,
+            stop - start,
+            key=f"{TASK_PREFIX}-{b}-{token}",
+            retries=3,
+            pure=False,
+        )
 
     running = as_completed([submit(b) for _, b in zip(range(window), pending, strict=False)])
     for fut in running:

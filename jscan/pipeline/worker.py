@@ -63,8 +63,12 @@ class _WorkerState:
         o = cfg.optics
         center = None if o.aperture_center is None else np.asarray(o.aperture_center)
         self.specs, plan = microscope_plan(
-            light, o.zoom_factor, o.aperture_diameter, o.travel_distance,
-            o.camera_pixel_size, center,
+            light,
+            o.zoom_factor,
+            o.aperture_diameter,
+            o.travel_distance,
+            o.camera_pixel_size,
+            center,
         )
         self.mesh = data_mesh()
         self.plan = jax.device_put(plan, NamedSharding(self.mesh, P()))
@@ -118,6 +122,10 @@ def run_block(job: ScanJob, block: int, origins, start: int, n_valid: int) -> di
     except ValueError:
         worker = "in-process"
     return {
-        "block": block, "positions": n_valid, "bytes": host.nbytes, "worker": worker,
-        "compute_s": t1 - t0, "write_s": t2 - t1,
+        "block": block,
+        "positions": n_valid,
+        "bytes": host.nbytes,
+        "worker": worker,
+        "compute_s": t1 - t0,
+        "write_s": t2 - t1,
     }

@@ -1,0 +1,171 @@
+"""The `jscan` command: simulate, demo, info."""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+from jscan.config import DEMO_CONFIG, ConfigError, parse_config
+from jscan.store import StoreError
+
+DEMO_OUT = "jscan-demo.zarr"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints the whole usage too)
+        self.exit(2, f"jscan: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(flag):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{flag} must be a whole number, got {text!r}"
+            ) from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be at least 1, got {value}")
+        return value
+
+    return parse
+
+
+def _add_run_flags(p):
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=_positive_int("--workers"),
+        metavar="N",
+        help="worker processes of the embedded LocalCluster (default 1)",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on an existing Dask cluster (also: DASK_SCHEDULER_ADDRESS)",
+    )
+    where.add_argument(
+        "--scheduler-file",
+        metavar="FILE",
+        help="run on the cluster described by a Dask scheduler file",
+    )
+    p.add_argument(
+        "--block-size",
+        type=_positive_int("--block-size"),
+        metavar="B",
+        help="positions per block (overrides [run] block_size)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or summary")
+
+
+def build_parser():
+    parser = _Parser(prog="jscan", description="Ptychography scan simulation at any scale.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sim = sub.add_parser("simulate", help="simulate a scan from a TOML config into a Zarr store")
+    sim.add_argument("config", help="TOML config file")
+    sim.add_argument("--out", required=True, metavar="STORE", help="Zarr store (path or URL)")
+    sim.add_argument("--resume", action="store_true", help="finish the missing blocks of STORE")
+    _add_run_flags(sim)
+    demo = sub.add_parser("demo", help="a built-in 1,600-position scan (under a minute)")
+    demo.add_argument(
+        "--out",
+        metavar="STORE",
+        help=f"Zarr store (default ./{DEMO_OUT}, replaced if it holds a demo)",
+    )
+    _add_run_flags(demo)
+    info = sub.add_parser("info", help="print a store's layout, config and progress")
+    info.add_argument("store", help="Zarr store (path or URL)")
+    return parser
+
+
+def _simulate(config, out, args, resume=False):
+    from jscan.pipeline import simulate_scan
+
+    if args.scheduler_file and not os.path.exists(args.scheduler_file):
+        raise StoreError(f"--scheduler-file {args.scheduler_file} does not exist; check the path")
+    ds = simulate_scan(
+        config,
+        out,
+        client=args.scheduler,
+        resume=resume,
+        block_size=args.block_size,
+        progress=not args.no_progress,
+        n_workers=args.workers,
+        scheduler_file=args.scheduler_file,
+    )
+    ds.close()
+
+
+def _demo(args):
+    from jscan import store
+
+    config = parse_config(DEMO_CONFIG)
+    out = args.out or DEMO_OUT
+    if args.out is None and os.path.isdir(out):
+        # The default demo store is disposable; anything else at that path is kept.
+        if store.read_attrs(out).get("config_hash") != config.hash:
+            raise StoreError(f"./{DEMO_OUT} exists and is not a jscan demo; pass --out")
+        print(f"replacing the previous demo store ./{out}", file=sys.stderr)
+        shutil.rmtree(out)
+    _simulate(config, out, args)
+    if not args.no_progress:
+        print(
+            f"open it with: python -c \"import xarray; print(xarray.open_zarr('{out}'))\"",
+            file=sys.stderr,
+        )
+
+
+def info(store_path, stream=sys.stdout):
+    """Print a store's layout, optics, progress, config and run history."""
+    import zarr
+
+    from jscan import store
+
+    attrs = store.read_attrs(store_path)
+    group = zarr.open_group(store_path, mode="r")
+    done = store.blocks_done(store_path)
+    w = stream.write
+    w(f"store: {store_path}  ({attrs['format']}, made by jscan {attrs['jscan_version']})\n")
+    w(
+        f"blocks done: {int(done.sum())}/{len(done)}  (block size {attrs['block_size']}, "
+        f"{attrs['n_positions']} positions)\n\narrays:\n"
+    )
+    for name, arr in sorted(group.arrays()):
+        dims = arr.metadata.dimension_names
+        codecs = ", ".join(type(c).__name__ for c in arr.compressors) or "none"
+        shards = f" shards {arr.shards}" if arr.shards else ""
+        w(
+            f"  {name:12s} {arr.dtype!s:8s} {arr.shape} dims {dims} chunks {arr.chunks}"
+            f"{shards} codecs {codecs}\n"
+        )
+    w("\noptics:\n")
+    for key in store.OPTICS_KEYS:
+        w(f"  {key} = {attrs.get(key)}\n")
+    w(f"\nconfig (hash {attrs['config_hash'][:16]}):\n")
+    w("".join(f"  {line}\n" for line in attrs["config"].splitlines()))
+    w("\nrun history:\n")
+    for entry in attrs.get("run_history", []):
+        w(f"  {json.dumps(entry)}\n")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "simulate":
+            _simulate(args.config, args.out, args, resume=args.resume)
+        elif args.command == "demo":
+            _demo(args)
+        else:
+            info(args.store)
+    except (ConfigError, StoreError) as err:
+        print(f"jscan: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("jscan: interrupted; finish the run later with --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

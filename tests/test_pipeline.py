@@ -1,0 +1,302 @@
+"""The scan pipeline on real LocalCluster worker processes and real Zarr stores on disk."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+import jscan
+from jscan.config import parse_config
+from jscan.pipeline import open_scan, simulate_scan
+from jscan.pipeline.plan import plan_scan
+from jscan.samples import make_probe, sample_region
+
+distributed = pytest.importorskip("distributed")
+
+
+def small_config(dose=0.0, block_size=16, shape=(12, 12), phantom="cells", seed=3):
+    return f"""
+[probe]
+kind = "gaussian"
+size = 32
+dx = 1.0e-6
+wavelength = 500.0e-9
+waist = 6.0e-6
+
+[optics]
+zoom_factor = 1.0
+aperture_diameter = 24.0e-6
+aperture_center = [1.0e-6, -0.5e-6]
+travel_distance = 0.02
+camera_pixel_size = 200.0e-6
+
+[sample]
+kind = "phantom"
+phantom = "{phantom}"
+shape = [160, 160]
+dx = 1.0e-6
+seed = {seed}
+
+[scan]
+kind = "raster"
+shape = [{shape[0]}, {shape[1]}]
+step = 7.3e-6
+
+[detector]
+dose = {dose}
+seed = 11
+
+[run]
+block_size = {block_size}
+"""
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def reference(config_text):
+    """The same scan in-process with simple_microscope on the whole sample."""
+    cfg = parse_config(config_text)
+    plan = plan_scan(cfg)
+    sample = sample_region(cfg.sample, 0, 0, *plan.sample_shape)
+    light = jscan.make_optical_wavefront(make_probe(cfg.probe), cfg.probe.wavelength, cfg.probe.dx)
+    o = cfg.optics
+    out = jscan.simple_microscope(
+        jscan.make_sample_function(sample, cfg.sample.dx),
+        plan.positions,
+        light,
+        o.zoom_factor,
+        o.aperture_diameter,
+        o.travel_distance,
+        o.camera_pixel_size,
+        np.asarray(o.aperture_center),
+    )
+    return np.asarray(out.image_data), plan
+
+
+def test_store_round_trip_matches_in_process_microscope(tmp_path, client):
+    text = small_config(block_size=25)
+    ds = simulate_scan(parse_config(text), tmp_path / "s.zarr", client=client, progress=False)
+    ref, plan = reference(text)
+    assert ds.diffraction.dtype == np.float32
+    assert ds.diffraction.shape == ref.shape == (144, 32, 32)
+    np.testing.assert_allclose(ds.diffraction.values, ref, rtol=1e-5, atol=1e-6 * ref.max())
+    np.testing.assert_array_equal(ds.x.values, plan.positions[:, 0])
+    np.testing.assert_array_equal(ds.scan_row.values, np.repeat(np.arange(12), 12))
+    assert ds.det_x.attrs["units"] == "m" and ds.x.attrs["units"] == "m"
+    np.testing.assert_allclose(ds.det_x.values, (np.arange(32) - 16) * 200e-6)
+    assert ds.attrs["config_hash"] == parse_config(text).hash
+    assert ds.attrs["wavelength_m"] == 500e-9 and ds.attrs["camera_pixel_size_m"] == 200e-6
+    assert ds.block_done.values.all() and ds.block_done.size == 6
+    arr = zarr.open_array(tmp_path / "s.zarr", path="diffraction")
+    assert arr.shards == (25, 32, 32)  # one shard per block: writes need no lock
+
+
+def test_lazy_open_without_jscan_and_partial_reads(tmp_path, client):
+    store = tmp_path / "lazy.zarr"
+    simulate_scan(parse_config(small_config()), store, client=client, progress=False)
+    ds = open_scan(store)
+    assert type(ds.diffraction.data).__module__.startswith("dask")
+    part = ds.diffraction.isel(position=slice(20, 23)).values
+    np.testing.assert_array_equal(part, ds.diffraction.values[20:23])
+    script = (
+        "import sys, warnings; warnings.simplefilter('error'); sys.modules['jscan'] = None\n"
+        "import xarray as xr\n"
+        f"ds = xr.open_zarr({str(store)!r})\n"
+        "print(ds.diffraction.shape, float(ds.diffraction[5].sum()) > 0, ds.x.attrs['units'])"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "(144, 32, 32) True m"
+
+
+def test_block_size_and_worker_count_invariance_with_noise(tmp_path, client):
+    runs = {}
+    for b in (7, 50):
+        ds = simulate_scan(
+            parse_config(small_config(dose=5e4, block_size=b)),
+            tmp_path / f"b{b}.zarr",
+            client=client,
+            progress=False,
+        )
+        runs[b] = ds.diffraction.values
+    ds = simulate_scan(
+        parse_config(small_config(dose=5e4, block_size=144)),
+        tmp_path / "one.zarr",
+        n_workers=1,
+        progress=False,
+    )
+    runs["1 worker"] = ds.diffraction.values
+    assert runs[7].dtype == np.uint32
+    totals = runs[7].reshape(144, -1).sum(axis=1)
+    assert 1e4 < totals.mean() < 5e4  # the aperture and the sample absorb part of the dose
+    for other in (50, "1 worker"):
+        np.testing.assert_array_equal(runs[7], runs[other])
+    ref, _ = reference(small_config())
+    # Poisson: counts / factor scatter around the noiseless intensities.
+    assert np.corrcoef(runs[7].ravel(), ref.ravel())[0, 1] > 0.95
+
+
+def test_history_blocks_per_worker_and_refusals(tmp_path, client):
+    store = tmp_path / "h.zarr"
+    text = small_config(block_size=9)  # 16 blocks over 2 workers
+    simulate_scan(parse_config(text), store, client=client, progress=False)
+    history = xr.open_zarr(store).attrs["run_history"]
+    assert [h["event"] for h in history] == ["start", "finish"]
+    assert history[1]["blocks"] == 16 and history[0]["workers"] == 2
+    with pytest.raises(ValueError, match="already exists"):
+        simulate_scan(parse_config(text), store, client=client, progress=False)
+    with pytest.raises(ValueError, match="another config"):
+        simulate_scan(
+            parse_config(small_config(block_size=9, seed=4)),
+            store,
+            client=client,
+            resume=True,
+            progress=False,
+        )
+    with pytest.raises(ValueError, match="block-size 9"):
+        simulate_scan(
+            parse_config(text), store, client=client, resume=True, block_size=10, progress=False
+        )
+    # Resuming a finished store recomputes nothing.
+    simulate_scan(parse_config(text), store, client=client, resume=True, progress=False)
+    assert xr.open_zarr(store).attrs["run_history"][-1]["blocks"] == 0
+
+
+def test_dashboard_answers(client):
+    with urllib.request.urlopen(client.dashboard_link, timeout=30) as reply:
+        body = reply.read().decode()
+        assert reply.status == 200
+    assert "Dask needs bokeh" not in body
+
+
+def _done(store):
+    try:
+        return int(zarr.open_array(store, path="block_done", mode="r")[:].sum())
+    except Exception:  # the store is being created
+        return 0
+
+
+def _cli(*args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "jscan.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _finish(proc, timeout=300):
+    """(exit code, stderr) of a _cli process, its pipes closed."""
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_bit_identical(tmp_path):
+    cfg = tmp_path / "scan.toml"
+    cfg.write_text(small_config(dose=2e4, block_size=4, shape=(14, 14)))  # 49 blocks
+    store = tmp_path / "killed.zarr"
+    run = _cli("simulate", str(cfg), "--out", str(store), "--workers", "1")
+    deadline = time.time() + 120
+    while _done(store) < 5 and time.time() < deadline and run.poll() is None:
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)  # the client, its LocalCluster and workers at once
+    _finish(run)
+    before = _done(store)
+    assert 5 <= before < 49, "the run finished before it could be killed; slow it down"
+    # A second run while the store exists is refused without --resume.
+    rc, err = _finish(_cli("simulate", str(cfg), "--out", str(store), "--no-progress"))
+    assert rc == 2 and "already exists" in err
+    rc, err = _finish(
+        _cli(
+            "simulate", str(cfg), "--out", str(store), "--resume", "--workers", "1", "--no-progress"
+        )
+    )
+    assert rc == 0, err
+    history = xr.open_zarr(store).attrs["run_history"]
+    assert history[-1]["event"] == "finish" and history[-1]["blocks"] == 49 - before
+    rc, err = _finish(
+        _cli(
+            "simulate",
+            str(cfg),
+            "--out",
+            str(tmp_path / "full.zarr"),
+            "--workers",
+            "1",
+            "--no-progress",
+        )
+    )
+    assert rc == 0, err
+    np.testing.assert_array_equal(
+        open_scan(store).diffraction.values, open_scan(tmp_path / "full.zarr").diffraction.values
+    )
+
+
+def test_second_run_on_a_busy_store_is_refused(tmp_path):
+    from jscan.store import RunLock
+
+    cfg = tmp_path / "scan.toml"
+    cfg.write_text(small_config(block_size=50))
+    store = tmp_path / "busy.zarr"
+    rc, err = _finish(_cli("simulate", str(cfg), "--out", str(store), "--no-progress"))
+    assert rc == 0, err
+    before = sorted(p.name for p in store.rglob("*"))
+    with RunLock(str(store)):  # this test process plays the run in progress
+        rc, err = _finish(_cli("simulate", str(cfg), "--out", str(store), "--resume"))
+    assert rc == 2 and f"pid {os.getpid()}" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in store.rglob("*")) == before
+    # A lock left by a run that died (no such process) is taken over.
+    lock = store / ".jscan-run.lock"
+    lock.write_text(json.dumps({"host": os.uname().nodename, "pid": 2**22 + 12345}))
+    rc, err = _finish(_cli("simulate", str(cfg), "--out", str(store), "--resume", "--no-progress"))
+    assert rc == 0, err
+    assert not lock.exists()
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_run_gives_the_same_result(tmp_path):
+    text = small_config(dose=1e4, block_size=3)  # 48 blocks
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        store = tmp_path / "faulty.zarr"
+        result = {}
+        thread = threading.Thread(
+            target=lambda: result.update(
+                ds=simulate_scan(parse_config(text), store, client=c, progress=False)
+            )
+        )
+        thread.start()
+        deadline = time.time() + 120
+        while _done(store) < 4 and time.time() < deadline:
+            time.sleep(0.02)
+        victim = next(iter(c.scheduler_info(n_workers=-1)["workers"]))
+        pid = c.run(os.getpid, workers=[victim])[victim]
+        os.kill(pid, signal.SIGKILL)
+        thread.join(300)
+        assert "ds" in result
+        assert _done(store) == 48
+    ref = simulate_scan(parse_config(text), tmp_path / "ref.zarr", n_workers=1, progress=False)
+    np.testing.assert_array_equal(result["ds"].diffraction.values, ref.diffraction.values)
+    assert json.dumps(result["ds"].attrs["run_history"])  # plain JSON
