@@ -32,7 +32,7 @@ def photon_counts(intensity, indices, seed: int, factor: float):
 
     Position i draws from Philox keyed (seed, i), i its global index, so the counts do not
     depend on the block size, the worker, the device or the order of completion. numpy's
-    sampler measured 10x faster than jax.random.poisson on CPU (benchmarks/RESULTS.md).
+    sampler measured 20x faster than jax.random.poisson on CPU (benchmarks/RESULTS.md).
     """
     out = np.empty(intensity.shape, np.uint32)
     for k, i in enumerate(indices):
@@ -73,8 +73,15 @@ class _WorkerState:
         self.mesh = data_mesh()
         self.plan = jax.device_put(plan, NamedSharding(self.mesh, P()))
         self.factor = noise_factor(cfg, probe)
-        self.diffraction = zarr.open_array(job.store, path="diffraction", mode="r+")
-        self.done = zarr.open_array(job.store, path="block_done", mode="r+")
+        self.arrays = None  # (diffraction, block_done), opened at the first write
+
+    def open_arrays(self, store: str):
+        if self.arrays is None:
+            self.arrays = tuple(
+                zarr.open_array(store, path=name, mode="r+")
+                for name in ("diffraction", "block_done")
+            )
+        return self.arrays
 
 
 _STATES: dict = {}
@@ -112,8 +119,9 @@ def run_block(job: ScanJob, block: int, origins, start: int, n_valid: int) -> di
         indices = np.arange(start, start + n_valid)
         host = photon_counts(host, indices, job.config.detector.seed, state.factor)
     t1 = time.perf_counter()
-    state.diffraction[start : start + n_valid] = host
-    state.done[block] = 1
+    diffraction, block_done = state.open_arrays(job.store)
+    diffraction[start : start + n_valid] = host
+    block_done[block] = 1
     t2 = time.perf_counter()
     try:
         from distributed import get_worker
