@@ -60,8 +60,10 @@ def main():
                 t_enc, enc = timed(lambda codec=codec, raw=raw: codec.encode(raw))
                 t_dec, _ = timed(lambda codec=codec, enc=enc: codec.decode(enc))
                 mb = raw.nbytes / 1e6
-                print(f"| {name} | {size} | {label} | {raw.nbytes / len(enc):.2f} | "
-                      f"{mb / t_enc:,.0f} | {mb / t_dec:,.0f} |")
+                print(
+                    f"| {name} | {size} | {label} | {raw.nbytes / len(enc):.2f} | "
+                    f"{mb / t_enc:,.0f} | {mb / t_dec:,.0f} |"
+                )
     intensity = data["float32 intensity"]
     t_np, _ = timed(lambda: photon_counts(intensity, np.arange(64), 0, factor), 3)
 
@@ -72,8 +74,10 @@ def main():
 
     jax_poisson()
     t_jax, _ = timed(jax_poisson, 3)
-    print(f"\nPoisson, 64 patterns of {size}x{size}: numpy Philox per position {t_np * 1e3:.0f} ms,"
-          f" jax.random.poisson {t_jax * 1e3:.0f} ms ({t_jax / t_np:.1f}x slower)")
+    print(
+        f"\nPoisson, 64 patterns of {size}x{size}: numpy Philox per position {t_np * 1e3:.0f} ms,"
+        f" jax.random.poisson {t_jax * 1e3:.0f} ms ({t_jax / t_np:.1f}x slower)"
+    )
 
 
 if __name__ == "__main__":

@@ -51,6 +51,14 @@ def _add_run_flags(p):
         help="run on the cluster described by a Dask scheduler file",
     )
     p.add_argument(
+        "--threads",
+        type=_positive_int("--threads"),
+        default=2,
+        metavar="T",
+        help="threads per worker of the embedded LocalCluster (default 2: one block is "
+        "written while the next is simulated)",
+    )
+    p.add_argument(
         "--block-size",
         type=_positive_int("--block-size"),
         metavar="B",
@@ -93,6 +101,7 @@ def _simulate(config, out, args, resume=False):
         progress=not args.no_progress,
         n_workers=args.workers,
         scheduler_file=args.scheduler_file,
+        threads_per_worker=args.threads,
     )
     ds.close()
 

@@ -129,12 +129,10 @@ def simple_microscope(
     )
     _check_same_grid(sample, lightwave, "simple_microscope")
     window = lightwave.field.shape
-    if concrete(positions) is not None:
-        dx = float(concrete(sample.dx)) if concrete(sample.dx) is not None else None
-        if dx is None:
-            raise ValueError("`sample.dx` must be concrete when positions are")
+    if concrete(positions) is not None and concrete(sample.dx) is not None:
+        dx = float(concrete(sample.dx))
         origins = checked_origins(positions, sample.sample.shape, window, dx)
-    else:  # traced positions (inside a user's jit): no bounds check is possible
+    else:  # traced positions or dx (inside a user's jit or grad): no bounds check possible
         pos = jnp.asarray(positions)
         origins = jnp.stack(
             [

@@ -38,12 +38,16 @@ def padded_length(n: int, mesh: Mesh) -> int:
     return -(-n // mesh.size) * mesh.size
 
 
-def run_sharded(specs, mesh: Mesh, sample, origins, plan):
-    """Patterns (n, H, W): origins padded to a multiple of the device count, then trimmed."""
+def run_sharded(specs, mesh: Mesh, sample, origins, plan, trim: bool = True):
+    """Patterns (n, H, W): origins padded to a multiple of the device count, then trimmed.
+
+    A trimmed output whose n the device count does not divide is replicated on every
+    device (JAX shards only evenly); trim=False keeps the padded rows and the sharding.
+    """
     n = origins.shape[0]
     pad = padded_length(n, mesh) - n
     if pad:
         xp = np if isinstance(origins, np.ndarray) else jnp
         origins = xp.concatenate([origins, xp.repeat(origins[:1], pad, axis=0)])
     out = compiled_microscope(specs, mesh)(sample, origins, plan)
-    return out[:n] if pad else out
+    return out[:n] if pad and trim else out

@@ -300,3 +300,33 @@ def test_worker_killed_mid_run_gives_the_same_result(tmp_path):
     ref = simulate_scan(parse_config(text), tmp_path / "ref.zarr", n_workers=1, progress=False)
     np.testing.assert_array_equal(result["ds"].diffraction.values, ref.diffraction.values)
     assert json.dumps(result["ds"].attrs["run_history"])  # plain JSON
+
+
+def test_spiral_scan_over_a_zarr_sample_reads_only_block_regions(tmp_path, client):
+    rng = np.random.default_rng(5)
+    obj = np.exp(1j * rng.uniform(0, 1.5, (200, 220))).astype(np.complex64)
+    sample_store = tmp_path / "object.zarr"
+    arr = zarr.create_array(
+        store=sample_store,
+        name="obj",
+        shape=obj.shape,
+        chunks=(20, 20),
+        dtype="complex64",
+        zarr_format=3,
+    )
+    arr[:] = obj
+    text = small_config(block_size=16)
+    text = text.replace(
+        'kind = "phantom"\nphantom = "cells"\nshape = [160, 160]',
+        f'kind = "zarr"\npath = "{sample_store}"\narray = "obj"',
+    )
+    text = text.replace("seed = 3\n", "").replace(
+        'kind = "raster"\nshape = [12, 12]\nstep = 7.3e-6', 'kind = "spiral"\nn = 60\nstep = 6.1e-6'
+    )
+    cfg = parse_config(text)
+    ds = simulate_scan(cfg, tmp_path / "spiral.zarr", client=client, progress=False)
+    assert "scan_row" not in ds.coords and ds.diffraction.shape == (60, 32, 32)
+    ref, plan = reference(text)
+    np.testing.assert_allclose(ds.diffraction.values, ref, rtol=1e-5, atol=1e-6 * ref.max())
+    # Each block reads one fixed-size region, smaller than the sample.
+    assert plan.region_shape[0] * plan.region_shape[1] < obj.size

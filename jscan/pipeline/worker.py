@@ -102,12 +102,12 @@ def region_origin(origins, region_shape, sample_shape):
 
 
 def simulate_block(job: ScanJob, origins):
-    """Intensities (block_size, H, W) on the devices for the block starting at ``start``."""
+    """Intensities (>= block_size, H, W) on the devices; rows past block_size are padding."""
     state = _state(job)
     r0, c0 = region_origin(origins, job.region_shape, job.sample_shape)
     region = sample_region(job.config.sample, int(r0), int(c0), *job.region_shape)
     local = (origins - np.array([r0, c0])).astype(np.int32)
-    return run_sharded(state.specs, state.mesh, region, local, state.plan)
+    return run_sharded(state.specs, state.mesh, region, local, state.plan, trim=False)
 
 
 def run_block(job: ScanJob, block: int, origins, start: int, n_valid: int) -> dict:

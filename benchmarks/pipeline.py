@@ -1,0 +1,276 @@
+"""The pipeline against its limits, side by side in one run on one machine.
+
+    python benchmarks/pipeline.py [--quick] [--size 64] [--positions 14400] [--workers N]
+
+(a) forward model only: in-process `simple_microscope` over all positions (positions/s);
+(b) device -> host copy of a block by the pipeline's path, next to the best copy found;
+(c) raw Zarr write of the same bytes, same layout, codec and parallelism, no simulation;
+(d) `jscan simulate` end to end on the embedded LocalCluster, cluster start included;
+(e) peak memory (RSS summed over the whole process tree) for 10^4 and 10^5 positions.
+Ratios: (d) over min(a, b, c). --quick finishes in about two minutes on 2 cores.
+"""
+
+import argparse
+import concurrent.futures
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import jax
+import numpy as np
+import psutil
+
+import jscan
+from jscan import store as zstore
+from jscan.config import DEMO_CONFIG, parse_config
+from jscan.pipeline.plan import plan_scan
+from jscan.pipeline.worker import ScanJob, simulate_block
+from jscan.samples import make_probe, sample_region
+
+
+def bench_config(n_positions, size=64, dose=0.0, block=1024):
+    """The demo geometry with a square raster of about n_positions and a sample to fit it."""
+    side = round(np.sqrt(n_positions))
+    step_px = 19.5
+    sample = int(np.ceil(side * step_px + 2 * size))
+    text = DEMO_CONFIG
+    for old, new in (
+        ("size = 64", f"size = {size}"),
+        ("shape = [40, 40]", f"shape = [{side}, {side}]"),
+        ("shape = [1024, 1024]", f"shape = [{sample}, {sample}]"),
+        ("dose = 1.0e5", f"dose = {dose}"),
+        ("block_size = 256", f"block_size = {block}"),
+        ("waist = 12.0e-6", f"waist = {12.0e-6 * size / 64}"),
+        ("aperture_diameter = 48.0e-6", f"aperture_diameter = {48.0e-6 * size / 64}"),
+        ("camera_pixel_size = 195.3125e-6", f"camera_pixel_size = {195.3125e-6 * 64 / size}"),
+    ):
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+def forward_only(cfg, repeats=2):
+    """(a) seconds of in-process simple_microscope over all positions (compiled, best of)."""
+    plan = plan_scan(cfg)
+    sample = jscan.make_sample_function(
+        sample_region(cfg.sample, 0, 0, *plan.sample_shape), cfg.sample.dx
+    )
+    light = jscan.make_optical_wavefront(make_probe(cfg.probe), cfg.probe.wavelength, cfg.probe.dx)
+    o = cfg.optics
+
+    def run():
+        out = jscan.simple_microscope(
+            sample,
+            plan.positions,
+            light,
+            o.zoom_factor,
+            o.aperture_diameter,
+            o.travel_distance,
+            o.camera_pixel_size,
+        )
+        out.image_data.block_until_ready()
+
+    t0 = time.perf_counter()
+    run()
+    first = time.perf_counter() - t0
+    best = min(_timed(run) for _ in range(repeats))
+    return first, best
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def copies(cfg):
+    """(b) GB/s of device -> host: np.asarray (the pipeline's path) and the best found."""
+    plan = plan_scan(cfg)
+    job = ScanJob(cfg, "", plan.region_shape, plan.sample_shape)
+    x = simulate_block(job, plan.block_origins(0)).block_until_ready()
+    nbytes = x.size * x.dtype.itemsize
+    pipeline = nbytes / min(_timed(lambda: np.asarray(x).copy()) for _ in range(5)) / 1e9
+    best_label, best = "host memcpy (np.copyto)", 0.0
+    if x.devices().pop().platform == "cpu":
+        host, dst = np.asarray(x), np.empty(x.shape, x.dtype)
+        best = nbytes / min(_timed(lambda: np.copyto(dst, host)) for _ in range(5)) / 1e9
+    else:
+        try:
+            pinned = x.sharding.with_memory_kind("pinned_host")
+            best = (
+                nbytes
+                / min(_timed(lambda: np.asarray(jax.device_put(x, pinned))) for _ in range(5))
+                / 1e9
+            )
+            best_label = "device_put to pinned_host"
+        except (ValueError, RuntimeError, NotImplementedError) as err:
+            best_label = f"pinned_host unavailable ({type(err).__name__})"
+    return pipeline, best, best_label, np.asarray(x)
+
+
+def raw_write(cfg, block_data, workers, tmp):
+    """(c) seconds to write every block of the scan from memory, same layout and threads."""
+    plan = plan_scan(cfg)
+    path = os.path.join(tmp, "raw.zarr")
+    zstore.create(path, cfg, plan.positions, plan.raster, plan.window, plan.n_blocks)
+    import zarr
+
+    arr = zarr.open_array(path, path="diffraction", mode="r+")
+
+    def write(b):
+        start, stop = plan.block_range(b)
+        arr[start:stop] = block_data[: stop - start]
+
+    t0 = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        list(pool.map(write, range(plan.n_blocks)))
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(path)
+    return seconds
+
+
+class TreeMemory:
+    """Peak RSS summed over a process and all its descendants, sampled every 50 ms."""
+
+    def __init__(self, pid):
+        self.root, self.peak, self.stop = psutil.Process(pid), 0, threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _poll(self):
+        while not self.stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+                rss = 0
+                for p in procs:
+                    try:
+                        rss += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak = max(self.peak, rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        return self.peak
+
+
+def end_to_end(cfg_text, tmp, name, workers):
+    """(d), (e): wall seconds and peak tree RSS of `jscan simulate` in a fresh process."""
+    cfg_path = os.path.join(tmp, f"{name}.toml")
+    with open(cfg_path, "w") as f:
+        f.write(cfg_text)
+    out = os.path.join(tmp, f"{name}.zarr")
+    cmd = [sys.executable, "-m", "jscan.cli", "simulate", cfg_path, "--out", out, "--no-progress"]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    mem = TreeMemory(proc.pid)
+    _, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    peak = mem.close()
+    if proc.returncode:
+        raise RuntimeError(err)
+    stored = sum(
+        os.path.getsize(os.path.join(d, f))
+        for d, _, files in os.walk(os.path.join(out, "diffraction"))
+        for f in files
+    )
+    shutil.rmtree(out)
+    return wall, peak, stored
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--positions", type=int, default=14400)
+    ap.add_argument("--workers", type=int, default=None, help="as jscan simulate --workers")
+    ap.add_argument("--block-size", type=int, default=1024)
+    a = ap.parse_args()
+    n = 3600 if a.quick else a.positions
+    dev = jax.devices()[0]
+    print(
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB; jax {jax.__version__} on "
+        f"{dev.platform} ({dev.device_kind}) x{jax.device_count()}"
+    )
+    text = bench_config(n, a.size, block=a.block_size)
+    cfg = parse_config(text)
+    plan = plan_scan(cfg)
+    n = plan.n_positions
+    pattern_bytes = a.size * a.size * 4
+    print(
+        f"{n} positions, {a.size}x{a.size} float32, block {a.block_size}, "
+        f"{n * pattern_bytes / 1e9:.2f} GB of patterns\n"
+    )
+    rows = []
+    first, fwd = forward_only(cfg)
+    rows.append(
+        (
+            "(a) forward only, in-process simple_microscope",
+            n / fwd,
+            n * pattern_bytes / fwd / 1e9,
+            f"{fwd:.2f} s (first call {first:.2f} s)",
+        )
+    )
+    d2h, best, best_label, block = copies(cfg)
+    rows.append(
+        ("(b) device->host, pipeline path (np.asarray)", d2h * 1e9 / pattern_bytes, d2h, "")
+    )
+    rows.append((f"(b) device->host, best: {best_label}", best * 1e9 / pattern_bytes, best, ""))
+    workers = a.workers or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = raw_write(cfg, block, workers, tmp)
+        rows.append(
+            (
+                f"(c) raw Zarr write, {workers} thread(s)",
+                n / raw,
+                n * pattern_bytes / raw / 1e9,
+                f"{raw:.2f} s",
+            )
+        )
+        wall, _, stored = end_to_end(text, tmp, "e2e", a.workers)
+        rows.append(
+            (
+                "(d) jscan simulate end to end (cluster start included)",
+                n / wall,
+                n * pattern_bytes / wall / 1e9,
+                f"{wall:.2f} s, stored {stored / 1e9:.3f} GB",
+            )
+        )
+        limit = min(n / fwd, d2h * 1e9 / pattern_bytes, n / raw)
+        print(f"| {'stage':<58} | {'positions/s':>11} | {'GB/s':>6} | note")
+        print(f"|{'-' * 60}|{'-' * 13}|{'-' * 8}|------")
+        for label, rate, gbs, note in rows:
+            print(f"| {label:<58} | {rate:11,.0f} | {gbs:6.2f} | {note}")
+        print(f"\nend to end / min(a, b, c) = {n / wall / limit:.2f}")
+        print(
+            f"end to end / forward only (wall-time ratio) = {fwd / wall:.2f}; "
+            f"target: wall <= forward / 0.6 + 10 s = {fwd / 0.6 + 10:.1f} s "
+            f"-> {'met' if wall <= fwd / 0.6 + 10 else 'NOT met'}"
+        )
+        sizes = (10_000, 30_000) if a.quick else (10_000, 100_000)
+        peaks = {}
+        for m in sizes:
+            t = bench_config(m, a.size, block=a.block_size)
+            wall_m, peaks[m], _ = end_to_end(t, tmp, f"mem{m}", a.workers)
+            print(
+                f"(e) {m:>7,} positions: peak RSS of the process tree "
+                f"{peaks[m] / 2**20:,.0f} MiB, {wall_m:.1f} s"
+            )
+        ratio = peaks[sizes[1]] / peaks[sizes[0]]
+        print(f"(e) peak memory ratio {sizes[1]:,} / {sizes[0]:,} = {ratio:.2f} (target <= 1.3)")
+
+
+if __name__ == "__main__":
+    main()
