@@ -1,0 +1,120 @@
+"""Lazy analysis of a scan dataset: virtual detectors and the 4-D raster view.
+
+Everything here takes the dataset of `jscan.open_scan` (or ``xarray.open_zarr``) and returns
+dask-backed DataArrays: nothing is read until ``.compute()`` or ``.values``.
+"""
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+BRIGHT_FIELD_FRACTION = 0.9  # the bright-field disc holds this share of the probe's pattern
+
+
+def bright_field_radius(config) -> float:
+    """Radius [m] on the camera of the disc holding 90 % of the probe's own pattern.
+
+    The probe-only pattern (transparent sample) is computed once with the forward model.
+    """
+    import jscan
+    from jscan.samples import make_probe
+
+    probe = make_probe(config.probe)
+    light = jscan.make_optical_wavefront(probe, config.probe.wavelength, config.probe.dx)
+    o = config.optics
+    center = None if o.aperture_center is None else np.asarray(o.aperture_center)
+    sample = jscan.make_sample_function(np.ones_like(probe), config.probe.dx)
+    image = np.asarray(
+        jscan.simple_diffractogram(
+            sample,
+            light,
+            o.zoom_factor,
+            o.aperture_diameter,
+            o.travel_distance,
+            o.camera_pixel_size,
+            center,
+        ).image,
+        np.float64,
+    )
+    r = _radius_grid(image.shape, o.camera_pixel_size).ravel()
+    order = np.argsort(r)
+    cumulative = np.cumsum(image.ravel()[order])
+    k = np.searchsorted(cumulative, BRIGHT_FIELD_FRACTION * cumulative[-1])
+    return float(r[order][min(k, r.size - 1)])
+
+
+def _radius_grid(shape, pixel):
+    h, w = shape
+    y = (np.arange(h) - h // 2) * pixel
+    x = (np.arange(w) - w // 2) * pixel
+    return np.hypot(y[:, None], x[None, :])
+
+
+def _camera_radius(ds):
+    return np.hypot(ds.det_y.values[:, None], ds.det_x.values[None, :])
+
+
+def _weighted_sum(ds, weights, name, long_name):
+    w = xr.DataArray(weights.astype(np.float32), dims=("det_y", "det_x"))
+    out = (ds.diffraction.astype(np.float32) * w).sum(("det_y", "det_x"))
+    out.name = name
+    out.attrs = {"long_name": long_name, "units": ds.diffraction.attrs.get("units", "")}
+    return out
+
+
+def virtual_bright_field(ds, radius=None):
+    """Sum of each pattern inside the central disc of ``radius`` [m] (default: the store's
+    ``bright_field_radius_m``). Returns a lazy DataArray over ``position``."""
+    radius = ds.attrs["bright_field_radius_m"] if radius is None else radius
+    mask = _camera_radius(ds) <= radius
+    return _weighted_sum(ds, mask, "bright_field", f"counts inside r <= {radius:.3g} m")
+
+
+def virtual_dark_field(ds, inner=None, outer=np.inf):
+    """Sum of each pattern in the annulus inner < r <= outer [m] (default inner: the
+    bright-field radius). Returns a lazy DataArray over ``position``."""
+    inner = ds.attrs["bright_field_radius_m"] if inner is None else inner
+    r = _camera_radius(ds)
+    return _weighted_sum(
+        ds, (r > inner) & (r <= outer), "dark_field", f"counts in {inner:.3g} < r <= {outer:.3g} m"
+    )
+
+
+def center_of_mass(ds):
+    """Intensity-weighted centre (x, y) [m] of each pattern on the camera, lazily.
+
+    Returns a Dataset with ``com_x`` and ``com_y`` over ``position``.
+    """
+    total = ds.diffraction.astype(np.float32).sum(("det_y", "det_x"))
+    com = {}
+    for name, coord in (("com_x", ds.det_x), ("com_y", ds.det_y)):
+        moment = (ds.diffraction.astype(np.float32) * coord.astype(np.float32)).sum(
+            ("det_y", "det_x")
+        )
+        com[name] = (moment / total).assign_attrs(units="m")
+    return xr.Dataset(com)
+
+
+def as_4d(ds):
+    """The raster scan as a lazy (scan_row, scan_col, det_y, det_x) DataArray."""
+    if "scan_row" not in ds.coords:
+        raise ValueError("as_4d needs a raster scan (scan_row, scan_col); this one has none")
+    rows = int(ds.scan_row.max()) + 1
+    cols = int(ds.scan_col.max()) + 1
+    data = ds.diffraction.data
+    h, w = data.shape[1:]
+    if not isinstance(data, da.Array):
+        data = da.from_array(data)
+    grid = data.reshape((rows, cols, h, w), merge_chunks=True)
+    return xr.DataArray(
+        grid,
+        dims=("scan_row", "scan_col", "det_y", "det_x"),
+        coords={
+            "det_y": ds.det_y,
+            "det_x": ds.det_x,
+            "x": (("scan_row", "scan_col"), ds.x.values.reshape(rows, cols)),
+            "y": (("scan_row", "scan_col"), ds.y.values.reshape(rows, cols)),
+        },
+        attrs=ds.diffraction.attrs,
+        name="diffraction",
+    )
