@@ -27,6 +27,7 @@ import psutil
 
 import jscan
 from jscan import store as zstore
+from jscan.analysis import bright_field_radius
 from jscan.config import DEMO_CONFIG, parse_config
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import ScanJob, simulate_block
@@ -117,7 +118,7 @@ def raw_write(cfg, block_data, workers, tmp):
     """(c) seconds to write every block of the scan from memory, same layout and threads."""
     plan = plan_scan(cfg)
     path = os.path.join(tmp, "raw.zarr")
-    zstore.create(path, cfg, plan.positions, plan.raster, plan.window, plan.n_blocks)
+    zstore.create(path, cfg, plan, bright_field_radius(cfg))
     import zarr
 
     arr = zarr.open_array(path, path="diffraction", mode="r+")

@@ -95,14 +95,15 @@ def optics_attrs(config: Config) -> dict:
     }
 
 
-def create(store: str, config: Config, positions, raster, window, n_blocks: int) -> None:
+def create(store: str, config: Config, plan, bright_field_radius: float) -> None:
     """Write the layout, coordinates and attributes (no patterns) of a new store.
 
-    positions: (n, 2) x, y [m]; raster: (scan_row, scan_col) or None; window: (H, W).
+    plan: the `jscan.pipeline.plan.ScanPlan`; bright_field_radius: m on the camera.
     """
     from jscan import __version__
 
-    n, (h, w) = len(positions), window
+    positions, raster, n_blocks = plan.positions, plan.raster, plan.n_blocks
+    n, (h, w) = len(positions), plan.window
     block = config.run.block_size
     dtype = np.dtype("uint32") if config.detector.dose > 0 else np.dtype("float32")
     odx = config.optics.camera_pixel_size
@@ -137,6 +138,7 @@ def create(store: str, config: Config, positions, raster, window, n_blocks: int)
         "n_positions": n,
         "n_blocks": n_blocks,
         **optics_attrs(config),
+        "bright_field_radius_m": bright_field_radius,
         "run_history": [],
     }
     chunk = inner_chunk(block, h * w * dtype.itemsize)

@@ -7,10 +7,15 @@ import time
 import uuid
 import warnings
 
+import cloudpickle
 import numpy as np
+from distributed import as_completed
 
+from jscan import dashboard
 from jscan import store as zstore
+from jscan.analysis import bright_field_radius
 from jscan.config import Config, load_config, with_overrides
+from jscan.dashboard import bright_field_grid
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import ScanJob, run_block
 
@@ -136,13 +141,12 @@ def simulate_scan(
     store's missing blocks; block_size: positions per block (overrides [run]);
     progress: bar and summary on stderr.
     """
-    from distributed import as_completed
-
     config, plan = prepare(config, store, resume, block_size)
     store = str(store)
     out = sys.stderr
+    bf_radius = bright_field_radius(config)
     if not resume:  # mode "w-": a store made by a concurrent run in the meantime is refused
-        zstore.create(store, config, plan.positions, plan.raster, plan.window, plan.n_blocks)
+        zstore.create(store, config, plan, bf_radius)
     with zstore.RunLock(store):
         done = zstore.blocks_done(store)
         todo = [int(b) for b in np.flatnonzero(~done)]
@@ -150,49 +154,123 @@ def simulate_scan(
             plan.block_range(b)[1] - plan.block_range(b)[0] for b in np.flatnonzero(done)
         )
         with connect(client, n_workers, scheduler_file, threads_per_worker) as c:
+            page = LivePage(c, plan, store, int(done.sum()), finished)
             if progress:
                 print(f"dashboard: {c.dashboard_link}", file=out, flush=True)
+                if page.link:
+                    print(f"scan page: {page.link}", file=out, flush=True)
                 print(
                     f"{plan.n_positions} positions in {plan.n_blocks} blocks of "
                     f"{plan.block_size}; {len(todo)} to do -> {store}",
                     file=out,
                     flush=True,
                 )
+            workers = len(c.scheduler_info(n_workers=-1)["workers"])
             zstore.append_history(
-                store,
-                event="start",
-                resume=resume,
-                blocks_todo=len(todo),
-                workers=len(c.scheduler_info(n_workers=-1)["workers"]),
+                store, event="start", resume=resume, blocks_todo=len(todo), workers=workers
             )
-            job = ScanJob(config, store, plan.region_shape, plan.sample_shape)
+            job = ScanJob(config, store, plan.region_shape, plan.sample_shape, bf_radius)
             bar = Progress(len(todo), plan.n_positions, finished, progress, out)
             t0 = time.perf_counter()
-            receipts = _run_blocks(c, job, plan, todo, bar, as_completed)
+            totals = _run_blocks(c, job, plan, todo, lambda r: (bar.update(r), page.block(r)))
             wall = time.perf_counter() - t0
-        n_new = sum(r["positions"] for r in receipts)
-        nbytes = sum(r["bytes"] for r in receipts)
+            page.finish()
         zstore.append_history(
-            store, event="finish", blocks=len(receipts), positions=n_new, seconds=round(wall, 3)
+            store,
+            event="finish",
+            blocks=totals["blocks"],
+            positions=totals["positions"],
+            seconds=round(wall, 3),
         )
     if progress:
+        n_new = totals["positions"]
         print(
-            f"done: {n_new} positions in {len(receipts)} blocks, {wall:.1f} s, "
-            f"{n_new / max(wall, 1e-9):,.0f} pos/s, {nbytes / max(wall, 1e-9) / 1e6:,.1f} "
-            f"MB/s of patterns -> {store}",
+            f"done: {n_new} positions in {totals['blocks']} blocks, {wall:.1f} s, "
+            f"{n_new / max(wall, 1e-9):,.0f} pos/s, "
+            f"{totals['bytes'] / max(wall, 1e-9) / 1e6:,.1f} MB/s of patterns -> {store}",
             file=out,
             flush=True,
         )
     return zstore.open_scan(store)
 
 
-def _run_blocks(client, job, plan, todo, bar, as_completed):
-    """Submit blocks with a bounded number in flight (flat memory on the scheduler)."""
+def _has_plugin(dask_scheduler, name):
+    return name in dask_scheduler.plugins
+
+
+def _register_page(client):
+    """Register the scan page once per scheduler; later runs reuse it ("start" resets it)."""
+    if client.run_on_scheduler(_has_plugin, name=dashboard.ScanPage.name):
+        return
+    # By value: a remote scheduler needs no jscan to serve the page.
+    cloudpickle.register_pickle_by_value(dashboard)
+    try:
+        client.register_plugin(dashboard.ScanPage())
+    finally:
+        cloudpickle.unregister_pickle_by_value(dashboard)
+
+
+class LivePage:
+    """Registers the dashboard's scan page on the scheduler and feeds it block receipts."""
+
+    def __init__(self, client, plan, store, done_blocks, done_positions):
+        self.client, self.plan, self.link = client, plan, None
+        self.cells, grid = bright_field_grid(plan.positions, plan.raster)
+        try:
+            _register_page(client)
+        except Exception as err:  # the run goes on without its page
+            warnings.warn(
+                f"the jscan scan page is unavailable: {err}", RuntimeWarning, stacklevel=3
+            )
+            return
+        link = client.dashboard_link
+        self.link = link[: link.rfind("/") + 1] + dashboard.ROUTE if link else None
+        client.log_event(
+            dashboard.TOPIC,
+            {
+                "event": "start",
+                "store": store,
+                "total_blocks": plan.n_blocks,
+                "total_positions": plan.n_positions,
+                "done_blocks": done_blocks,
+                "done_positions": int(done_positions),
+                "grid": list(grid),
+            },
+        )
+
+    def block(self, receipt):
+        if self.link is None:
+            return
+        start, stop = self.plan.block_range(receipt["block"])
+        self.client.log_event(
+            dashboard.TOPIC,
+            {
+                "event": "block",
+                "positions": receipt["positions"],
+                "cells": self.cells[start:stop].tolist(),
+                "bf": receipt["bf"],
+                "pattern": receipt["pattern"],
+                "worker": receipt["worker"],
+                "seconds": receipt["compute_s"] + receipt["write_s"],
+            },
+        )
+
+    def finish(self):
+        if self.link is not None:
+            self.client.log_event(dashboard.TOPIC, {"event": "finish"})
+
+
+def _run_blocks(client, job, plan, todo, on_receipt):
+    """Submit blocks with a bounded number in flight (flat memory on the scheduler).
+
+    Returns the totals of the receipts (blocks, positions, bytes); each receipt goes to
+    on_receipt and is then dropped.
+    """
     nthreads = sum(client.nthreads().values()) or 1
     window = max(4, 3 * nthreads)
     token = uuid.uuid4().hex
     pending = iter(todo)
-    receipts = []
+    totals = {"blocks": 0, "positions": 0, "bytes": 0}
 
     def submit(b):
         start, stop = plan.block_range(b)
@@ -212,9 +290,11 @@ def _run_blocks(client, job, plan, todo, bar, as_completed):
     for fut in running:
         receipt = fut.result()
         fut.release()
-        receipts.append(receipt)
-        bar.update(receipt)
+        totals["blocks"] += 1
+        totals["positions"] += receipt["positions"]
+        totals["bytes"] += receipt["bytes"]
+        on_receipt(receipt)
         nxt = next(pending, None)
         if nxt is not None:
             running.add(submit(nxt))
-    return receipts
+    return totals

@@ -11,6 +11,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jscan.config import Config
+from jscan.dashboard import preview_pattern
 from jscan.forward import microscope_plan
 from jscan.samples import make_probe, sample_region
 from jscan.sharding import data_mesh, run_sharded
@@ -25,6 +26,7 @@ class ScanJob:
     store: str
     region_shape: tuple[int, int]  # sample pixels read per block
     sample_shape: tuple[int, int]
+    bright_field_radius: float = 0.0  # m on the camera: the live page's virtual detector
 
 
 def photon_counts(intensity, indices, seed: int, factor: float):
@@ -73,6 +75,14 @@ class _WorkerState:
         self.mesh = data_mesh()
         self.plan = jax.device_put(plan, NamedSharding(self.mesh, P()))
         self.factor = noise_factor(cfg, probe)
+        h, w = probe.shape
+        odx = cfg.optics.camera_pixel_size
+        r = np.hypot(
+            *np.meshgrid(
+                (np.arange(h) - h // 2) * odx, (np.arange(w) - w // 2) * odx, indexing="ij"
+            )
+        )
+        self.bright_field = (r <= job.bright_field_radius).astype(np.float64)
         self.arrays = None  # (diffraction, block_done), opened at the first write
 
     def open_arrays(self, store: str):
@@ -136,4 +146,7 @@ def run_block(job: ScanJob, block: int, origins, start: int, n_valid: int) -> di
         "worker": worker,
         "compute_s": t1 - t0,
         "write_s": t2 - t1,
+        # for the live scan page: a virtual bright field per position and the last pattern
+        "bf": np.tensordot(host, state.bright_field, axes=2).tolist(),
+        "pattern": preview_pattern(host[-1]),
     }

@@ -1,0 +1,272 @@
+"""A live scan page on the Dask dashboard: ``<dashboard>/jscan-scan``.
+
+`ScanPage` is a scheduler plugin. The client registers it at the start of a run (embedded
+or remote scheduler alike; it is pickled by value, so the scheduler needs no jscan) and
+then forwards each block's receipt as a ``jscan-scan`` event. The plugin keeps a small
+state (counts, rates, a binned virtual bright-field image, the latest pattern) and serves
+an HTML page that polls ``jscan-scan/data.json`` every second. It is listed in the
+dashboard's "More..." menu.
+"""
+
+import json
+import math
+import time
+
+import numpy as np
+from distributed.diagnostics.plugin import SchedulerPlugin
+from tornado import web
+
+TOPIC = "jscan-scan"
+ROUTE = "jscan-scan"
+MAX_GRID = 256  # bright-field image cells per side; scans with more positions are binned
+
+
+def bright_field_grid(positions, raster):
+    """(cells, shape): each position's flat cell in a grid of at most MAX_GRID per side.
+
+    positions: (n, 2) x, y [m]; raster: (scan_row, scan_col) or None.
+    """
+    if raster is not None:
+        rows, cols = int(raster[0].max()) + 1, int(raster[1].max()) + 1
+        gh, gw = min(rows, MAX_GRID), min(cols, MAX_GRID)
+        r, c = raster[0] * gh // rows, raster[1] * gw // cols
+    else:
+        lo, hi = positions.min(axis=0), positions.max(axis=0)
+        span = np.maximum(hi - lo, 1e-300)
+        side = int(min(MAX_GRID, max(8, math.sqrt(len(positions)))))
+        gw = max(1, round(side * span[0] / span.max()))
+        gh = max(1, round(side * span[1] / span.max()))
+        c = np.minimum(((positions[:, 0] - lo[0]) / span[0] * gw).astype(int), gw - 1)
+        r = np.minimum(((positions[:, 1] - lo[1]) / span[1] * gh).astype(int), gh - 1)
+    return (r * gw + c).astype(np.int64), (int(gh), int(gw))
+
+
+def preview_pattern(image, side=64):
+    """A pattern binned down to at most side x side pixels (sums): {"shape", "data"}."""
+    h, w = image.shape
+    fy, fx = max(1, -(-h // side)), max(1, -(-w // side))
+    h2, w2 = h // fy * fy, w // fx * fx
+    binned = image[:h2, :w2].reshape(h2 // fy, fy, w2 // fx, fx).sum(axis=(1, 3))
+    return {"shape": list(binned.shape), "data": binned.astype(float).ravel().tolist()}
+
+
+class ScanPage(SchedulerPlugin):
+    """Scheduler plugin behind the live scan page."""
+
+    name = "jscan-scan-page"
+
+    def __init__(self):
+        self.run = None
+
+    async def start(self, scheduler):
+        self.scheduler = scheduler
+        app = getattr(scheduler, "http_application", None)
+        if app is None:
+            return
+        state = {"plugin": self}
+        app.add_handlers(
+            r".*",
+            [
+                (rf"/{ROUTE}/data.json", _DataHandler, state),
+                (rf"/{ROUTE}/?", _PageHandler, state),
+            ],
+        )
+        try:  # the "More..." menu lists this page (dashboard present with bokeh)
+            from distributed.dashboard.scheduler import template_variables
+
+            plots = template_variables(scheduler)["plots"]
+            if not any(p["url"] == ROUTE for p in plots):
+                plots.append({"url": ROUTE, "name": "jscan scan"})
+        except ImportError:
+            pass
+
+    def log_event(self, topic, msg):
+        if topic == TOPIC:
+            getattr(self, f"_on_{msg['event']}")(msg)
+
+    def _on_start(self, msg):
+        gh, gw = msg["grid"]
+        self.run = {
+            "store": msg["store"],
+            "total_blocks": msg["total_blocks"],
+            "total_positions": msg["total_positions"],
+            "blocks": msg["done_blocks"],
+            "positions": msg["done_positions"],
+            "start_positions": msg["done_positions"],
+            "t0": time.time(),
+            "state": "running",
+            "grid": (gh, gw),
+            "bf_sum": np.zeros(gh * gw),
+            "bf_count": np.zeros(gh * gw),
+            "rates": [],
+            "workers": {},
+            "pattern": None,
+            "units": msg.get("units", ""),
+        }
+
+    def _on_block(self, msg):
+        run = self.run
+        if run is None:
+            return
+        run["blocks"] += 1
+        run["positions"] += msg["positions"]
+        cells = np.asarray(msg["cells"], np.int64)  # msgpack may hand lists over as tuples
+        np.add.at(run["bf_sum"], cells, np.asarray(msg["bf"], np.float64))
+        np.add.at(run["bf_count"], cells, 1)
+        run["pattern"] = msg["pattern"]
+        w = run["workers"].setdefault(msg["worker"], {"blocks": 0, "positions": 0, "busy_s": 0.0})
+        w["blocks"] += 1
+        w["positions"] += msg["positions"]
+        w["busy_s"] += msg["seconds"]
+        elapsed = time.time() - run["t0"]
+        rate = (run["positions"] - run["start_positions"]) / max(elapsed, 1e-9)
+        run["rates"].append((round(elapsed, 2), round(rate, 1)))
+        if len(run["rates"]) > 2000:  # keep the chart light on week-long runs
+            run["rates"] = run["rates"][::2]
+
+    def _on_finish(self, msg):
+        if self.run is not None:
+            self.run["state"] = "finished"
+
+    def snapshot(self):
+        """The page's data as plain JSON-able values."""
+        run = self.run
+        if run is None:
+            return {"state": "idle"}
+        elapsed = time.time() - run["t0"]
+        new = run["positions"] - run["start_positions"]
+        rate = new / elapsed if elapsed > 0 else 0.0
+        left = run["total_positions"] - run["positions"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bf = run["bf_sum"] / run["bf_count"]
+        return {
+            "state": run["state"],
+            "store": run["store"],
+            "blocks": run["blocks"],
+            "total_blocks": run["total_blocks"],
+            "positions": run["positions"],
+            "total_positions": run["total_positions"],
+            "rate": rate,
+            "eta_s": left / rate if rate > 0 else None,
+            "rates": run["rates"],
+            "workers": {
+                k: {**v, "pos_per_s": v["positions"] / v["busy_s"] if v["busy_s"] else 0.0}
+                for k, v in run["workers"].items()
+            },
+            "bf": {
+                "shape": run["grid"],
+                "values": [None if not np.isfinite(v) else float(v) for v in bf],
+            },
+            "pattern": run["pattern"],
+            "units": run["units"],
+        }
+
+
+class _Handler(web.RequestHandler):
+    def initialize(self, plugin):
+        self.plugin = plugin
+
+
+class _PageHandler(_Handler):
+    def get(self):
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.write(PAGE)
+
+
+class _DataHandler(_Handler):
+    def get(self):
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.write(json.dumps(self.plugin.snapshot()))
+
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>jscan scan</title>
+<style>
+body { font-family: sans-serif; margin: 16px; background: #fafafa; color: #222; }
+h1 { font-size: 20px; margin: 0 0 8px; }
+#summary { font-size: 15px; margin-bottom: 12px; }
+.row { display: flex; gap: 24px; flex-wrap: wrap; align-items: flex-start; }
+.panel { background: #fff; border: 1px solid #ddd; padding: 8px; }
+.panel h2 { font-size: 14px; margin: 0 0 6px; }
+canvas { image-rendering: pixelated; display: block; }
+table { border-collapse: collapse; font-size: 13px; }
+td, th { border-bottom: 1px solid #eee; padding: 2px 8px; text-align: right; }
+</style></head><body>
+<h1>jscan scan</h1>
+<div id="summary">waiting for a run...</div>
+<div class="row">
+ <div class="panel"><h2>virtual bright field (grey: not yet simulated)</h2>
+  <canvas id="bf" width="384" height="384"></canvas></div>
+ <div class="panel"><h2>latest diffraction pattern (log scale)</h2>
+  <canvas id="pattern" width="256" height="256"></canvas></div>
+</div>
+<div class="row" style="margin-top:16px">
+ <div class="panel"><h2>positions/s</h2><canvas id="rate" width="384" height="160"></canvas></div>
+ <div class="panel"><h2>workers</h2><table id="workers"></table></div>
+</div>
+<script>
+function viridis(t) {
+  const c = [[68,1,84],[59,82,139],[33,145,140],[94,201,98],[253,231,37]];
+  t = Math.min(1, Math.max(0, t)) * 4; const i = Math.min(3, Math.floor(t)), f = t - i;
+  return c[i].map((v, k) => Math.round(v + f * (c[i + 1][k] - v)));
+}
+function drawImage(id, h, w, values, log) {
+  const cv = document.getElementById(id), ctx = cv.getContext('2d');
+  const img = ctx.createImageData(w, h);
+  let lo = Infinity, hi = -Infinity;
+  const v = values.map(x => x === null ? null : (log ? Math.log10(1 + Math.max(0, x)) : x));
+  v.forEach(x => { if (x !== null) { lo = Math.min(lo, x); hi = Math.max(hi, x); } });
+  for (let i = 0; i < h * w; i++) {
+    const rgb = v[i] === null ? [150, 150, 150] : viridis((v[i] - lo) / ((hi - lo) || 1));
+    img.data.set([...rgb, 255], 4 * i);
+  }
+  const off = document.createElement('canvas'); off.width = w; off.height = h;
+  off.getContext('2d').putImageData(img, 0, 0);
+  const s = Math.min(cv.width / w, cv.height / h);
+  ctx.imageSmoothingEnabled = false; ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, cv.width, cv.height); ctx.drawImage(off, 0, 0, w * s, h * s);
+}
+function drawRates(rates) {
+  const cv = document.getElementById('rate'), ctx = cv.getContext('2d');
+  ctx.clearRect(0, 0, cv.width, cv.height);
+  if (!rates.length) return;
+  const tmax = Math.max(...rates.map(r => r[0]), 1e-9);
+  const rmax = Math.max(...rates.map(r => r[1]), 1e-9);
+  ctx.strokeStyle = '#3b528b'; ctx.lineWidth = 2; ctx.beginPath();
+  rates.forEach((r, i) => {
+    const x = 30 + (cv.width - 40) * r[0] / tmax;
+    const y = cv.height - 20 - (cv.height - 30) * r[1] / rmax;
+    i ? ctx.lineTo(x, y) : ctx.moveTo(x, y);
+  });
+  ctx.stroke(); ctx.fillStyle = '#222'; ctx.font = '11px sans-serif';
+  ctx.fillText(Math.round(rmax).toLocaleString() + ' pos/s', 32, 12);
+  ctx.fillText(tmax.toFixed(0) + ' s', cv.width - 40, cv.height - 5);
+}
+function fmt(s) {
+  return s === null ? '-' : s < 90 ? s.toFixed(0) + ' s' : (s / 60).toFixed(1) + ' min';
+}
+async function tick() {
+  try {
+    const url = location.pathname.replace(/\\/?$/, '/') + 'data.json';
+    const d = await (await fetch(url, {cache: 'no-store'})).json();
+    if (d.state !== 'idle') {
+      document.getElementById('summary').textContent =
+        `${d.state}: blocks ${d.blocks}/${d.total_blocks}, positions ` +
+        `${d.positions.toLocaleString()}/${d.total_positions.toLocaleString()}, ` +
+        `${Math.round(d.rate).toLocaleString()} pos/s, ETA ${fmt(d.eta_s)} - ${d.store}`;
+      drawImage('bf', d.bf.shape[0], d.bf.shape[1], d.bf.values, false);
+      const p = d.pattern;
+      if (p) drawImage('pattern', p.shape[0], p.shape[1], p.data, true);
+      drawRates(d.rates);
+      document.getElementById('workers').innerHTML =
+        '<tr><th>worker</th><th>blocks</th><th>positions</th><th>pos/s busy</th></tr>' +
+        Object.entries(d.workers).map(([k, w]) =>
+          `<tr><td>${k}</td><td>${w.blocks}</td><td>${w.positions}</td>` +
+          `<td>${Math.round(w.pos_per_s).toLocaleString()}</td></tr>`).join('');
+    }
+  } catch (e) { document.getElementById('summary').textContent = 'no data: ' + e; }
+}
+tick(); setInterval(tick, 1000);
+</script></body></html>
+"""

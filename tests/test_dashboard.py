@@ -1,0 +1,193 @@
+"""The live scan page on the scheduler's web server, fetched over HTTP and in Chromium."""
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from test_pipeline import small_config
+
+from jscan.config import parse_config
+from jscan.dashboard import bright_field_grid, preview_pattern
+from jscan.pipeline import simulate_scan
+
+distributed = pytest.importorskip("distributed")
+
+
+def fetch(url):
+    with urllib.request.urlopen(url, timeout=30) as reply:
+        assert reply.status == 200
+        return reply.read().decode()
+
+
+def test_grid_cells_for_raster_and_binned_scans():
+    rows, cols = np.divmod(np.arange(300 * 400), 400)
+    cells, shape = bright_field_grid(None, (rows, cols))
+    assert shape == (256, 256) and cells.max() == 256 * 256 - 1
+    rng = np.random.default_rng(0)
+    pos = rng.uniform(0, 1e-3, (5000, 2)) * [2, 1]
+    cells, (gh, gw) = bright_field_grid(pos, None)
+    assert gw == 2 * gh and cells.min() >= 0 and cells.max() < gh * gw
+    # the left-most position lands in column 0, the right-most in the last one
+    assert cells[pos[:, 0].argmin()] % gw == 0 and cells[pos[:, 0].argmax()] % gw == gw - 1
+
+
+def test_preview_pattern_bins_by_sums():
+    image = np.random.default_rng(1).uniform(size=(256, 200))
+    p = preview_pattern(image, side=64)
+    assert p["shape"] == [64, 50]
+    assert np.isclose(sum(p["data"]), image.sum())
+
+
+@pytest.fixture(scope="module")
+def cluster_client():
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def run_in_background(client, store, text):
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.update(
+            ds=simulate_scan(parse_config(text), store, client=client, progress=False)
+        )
+    )
+    thread.start()
+    return thread, result
+
+
+def page_url(client):
+    link = client.dashboard_link
+    return link[: link.rfind("/") + 1] + "jscan-scan"
+
+
+def test_page_fills_in_while_the_run_goes_on(tmp_path, cluster_client):
+    text = small_config(block_size=2, shape=(16, 16))  # 128 blocks
+    thread, result = run_in_background(cluster_client, tmp_path / "live.zarr", text)
+    url = page_url(cluster_client)
+    seen = []
+    deadline = time.time() + 120
+    while thread.is_alive() and time.time() < deadline:
+        try:
+            data = json.loads(fetch(url + "/data.json"))
+        except OSError:  # the route appears once the plugin is registered
+            data = {"state": "idle"}
+        if data["state"] == "running" and data["blocks"] > 0:
+            seen.append(data)
+        time.sleep(0.05)
+    thread.join()
+    assert "ds" in result
+    assert seen, "never saw the run in progress"
+    partial = seen[0]
+    assert 0 < partial["blocks"] < 128
+    final = json.loads(fetch(url + "/data.json"))
+    assert final["state"] == "finished" and final["blocks"] == 128
+    assert final["positions"] == final["total_positions"] == 256
+    assert final["bf"]["shape"] == [16, 16]
+    assert all(v is not None for v in final["bf"]["values"])
+    assert sum(v is None for v in partial["bf"]["values"]) > 0  # it filled in block by block
+    assert final["pattern"]["shape"] == [32, 32]
+    assert len(final["workers"]) == 1 and final["rate"] > 0
+    # the bright field follows the sample: not a constant image
+    assert np.std(final["bf"]["values"]) > 0.01 * np.mean(final["bf"]["values"])
+    html = fetch(url)
+    assert '<canvas id="bf"' in html and "data.json" in html
+    status = fetch(cluster_client.dashboard_link)
+    assert 'href="jscan-scan"' in status  # listed in the dashboard's "More..." menu
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt install chromium)")
+def test_page_renders_the_image_in_chromium(tmp_path, cluster_client):
+    text = small_config(block_size=16, shape=(16, 16))
+    thread, result = run_in_background(cluster_client, tmp_path / "shot.zarr", text)
+    thread.join(120)
+    assert "ds" in result
+    shot = tmp_path / "page.png"
+    subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--window-size=900,700",
+            f"--screenshot={shot}",
+            page_url(cluster_client),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    pixels = read_png(shot, max_rows=400)
+    # the bright-field canvas sits top-left below the title: it holds viridis colours
+    region = pixels[90:400, 20:400].reshape(-1, pixels.shape[-1])[:, :3].astype(int)
+    colourful = np.abs(region[:, 0] - region[:, 2]) > 40  # viridis is never grey
+    assert colourful.mean() > 0.2, "the page has no image"
+
+
+def read_png(path, max_rows=None):
+    """RGB(A) pixels of the top max_rows rows of a PNG, with the standard library only."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks, meta = 8, [], None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            meta = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            chunks.append(body)
+        pos += 12 + length
+    width, height, depth, colour = meta[:4]
+    assert depth == 8 and colour in (2, 6)
+    channels = 3 if colour == 2 else 4
+    raw = zlib.decompress(b"".join(chunks))
+    height = min(height, max_rows or height)
+    stride = width * channels
+    out = np.zeros((height, stride), np.uint8)
+    prev = np.zeros(stride, np.int32)
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = np.frombuffer(raw, np.uint8, stride, y * (stride + 1) + 1).astype(np.int32)
+        cur = np.zeros(stride, np.int32)
+        for x in range(stride):
+            a = cur[x - channels] if x >= channels else 0
+            b = prev[x]
+            c = prev[x - channels] if x >= channels else 0
+            if f == 0:
+                v = line[x]
+            elif f == 1:
+                v = line[x] + a
+            elif f == 2:
+                v = line[x] + b
+            elif f == 3:
+                v = line[x] + (a + b) // 2
+            else:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                v = line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)
+            cur[x] = v & 0xFF
+        out[y] = cur
+        prev = cur
+    return out.reshape(height, width, channels)
