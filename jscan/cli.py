@@ -82,6 +82,18 @@ def build_parser():
         help=f"Zarr store (default ./{DEMO_OUT}, replaced if it holds a demo)",
     )
     _add_run_flags(demo)
+    prev = sub.add_parser("preview", help="draw a store (finished or not) into a PNG")
+    prev.add_argument("store", help="Zarr store (path or URL)")
+    prev.add_argument(
+        "--out", default="preview.png", metavar="PNG", help="picture to write (default preview.png)"
+    )
+    prev.add_argument(
+        "--patterns",
+        type=_positive_int("--patterns"),
+        default=4,
+        metavar="K",
+        help="diffraction patterns to show (default 4)",
+    )
     info = sub.add_parser("info", help="print a store's layout, config and progress")
     info.add_argument("store", help="Zarr store (path or URL)")
     return parser
@@ -125,6 +137,18 @@ def _demo(args):
         )
 
 
+def _preview(args):
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise StoreError("jscan preview needs matplotlib: pip install 'jscan[plot]'") from None
+    from jscan import store
+    from jscan.preview import preview
+
+    store.read_attrs(args.store)  # a clear error for something that is not a jscan store
+    print(preview(args.store, args.out, n_patterns=args.patterns))
+
+
 def info(store_path, stream=sys.stdout):
     """Print a store's layout, optics, progress, config and run history."""
     import zarr
@@ -165,6 +189,8 @@ def main(argv=None):
             _simulate(args.config, args.out, args, resume=args.resume)
         elif args.command == "demo":
             _demo(args)
+        elif args.command == "preview":
+            _preview(args)
         else:
             info(args.store)
     except (ConfigError, StoreError) as err:
