@@ -64,6 +64,11 @@ def _add_run_flags(p):
         metavar="B",
         help="positions per block (overrides [run] block_size)",
     )
+    p.add_argument(
+        "--compile-cache",
+        metavar="DIR",
+        help="private folder for JAX's persistent compilation cache",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar or summary")
 
 
@@ -114,6 +119,7 @@ def _simulate(config, out, args, resume=False):
         n_workers=args.workers,
         scheduler_file=args.scheduler_file,
         threads_per_worker=args.threads,
+        compilation_cache=args.compile_cache,
     )
     ds.close()
 

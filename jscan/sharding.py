@@ -51,3 +51,19 @@ def run_sharded(specs, mesh: Mesh, sample, origins, plan, trim: bool = True):
         origins = xp.concatenate([origins, xp.repeat(origins[:1], pad, axis=0)])
     out = compiled_microscope(specs, mesh)(sample, origins, plan)
     return out[:n] if pad and trim else out
+
+
+def to_host(x) -> np.ndarray:
+    """Copy a device array to host memory by the fastest path found.
+
+    On accelerators the copy goes through the "pinned_host" memory kind (page-locked
+    buffers: the DMA engine needs no staging copy); where that memory kind is missing,
+    or on the CPU (where np.asarray shares the buffer), plain np.asarray.
+    """
+    if all(d.platform == "cpu" for d in x.devices()):
+        return np.asarray(x)
+    try:
+        pinned = jax.device_put(x, x.sharding.with_memory_kind("pinned_host"))
+    except (ValueError, NotImplementedError, jax.errors.JaxRuntimeError):
+        return np.asarray(x)
+    return np.asarray(pinned)

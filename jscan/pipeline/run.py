@@ -17,7 +17,7 @@ from jscan.analysis import bright_field_radius
 from jscan.config import Config, load_config, with_overrides
 from jscan.dashboard import bright_field_grid
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.worker import ScanJob, run_block
+from jscan.pipeline.worker import ScanJob, private_dir, run_block
 
 TASK_PREFIX = "jscan-block"
 
@@ -132,6 +132,7 @@ def simulate_scan(
     n_workers=None,
     scheduler_file=None,
     threads_per_worker=2,
+    compilation_cache=None,
 ):
     """Simulate a scan into a Zarr store and return it opened lazily with xarray.
 
@@ -139,9 +140,15 @@ def simulate_scan(
     distributed Client or scheduler address (None: DASK_SCHEDULER_ADDRESS, else an embedded
     LocalCluster of n_workers processes with threads_per_worker threads); resume: finish a
     store's missing blocks; block_size: positions per block (overrides [run]);
-    progress: bar and summary on stderr.
+    progress: bar and summary on stderr; compilation_cache: a private folder for JAX's
+    persistent compilation cache, so new workers load the compiled model from disk.
     """
     config, plan = prepare(config, store, resume, block_size)
+    if compilation_cache is not None:
+        try:
+            compilation_cache = private_dir(compilation_cache)
+        except (OSError, ValueError) as err:
+            raise zstore.StoreError(str(err)) from None
     store = str(store)
     out = sys.stderr
     bf_radius = bright_field_radius(config)
@@ -169,7 +176,9 @@ def simulate_scan(
             zstore.append_history(
                 store, event="start", resume=resume, blocks_todo=len(todo), workers=workers
             )
-            job = ScanJob(config, store, plan.region_shape, plan.sample_shape, bf_radius)
+            job = ScanJob(
+                config, store, plan.region_shape, plan.sample_shape, bf_radius, compilation_cache
+            )
             bar = Progress(len(todo), plan.n_positions, finished, progress, out)
             t0 = time.perf_counter()
             totals = _run_blocks(c, job, plan, todo, lambda r: (bar.update(r), page.block(r)))

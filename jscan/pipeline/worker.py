@@ -14,7 +14,7 @@ from jscan.config import Config
 from jscan.dashboard import preview_pattern
 from jscan.forward import microscope_plan
 from jscan.samples import make_probe, sample_region
-from jscan.sharding import data_mesh, run_sharded
+from jscan.sharding import data_mesh, run_sharded, to_host
 from jscan.types import make_optical_wavefront
 
 
@@ -27,6 +27,24 @@ class ScanJob:
     region_shape: tuple[int, int]  # sample pixels read per block
     sample_shape: tuple[int, int]
     bright_field_radius: float = 0.0  # m on the camera: the live page's virtual detector
+    compilation_cache: str | None = None  # JAX's persistent compilation cache (private dir)
+
+
+def private_dir(path: str) -> str:
+    """Create or check a directory that only this user can write; return its absolute path.
+
+    A compilation cache holds executables that workers load and run, so a folder that
+    others can write would let them run code as this user.
+    """
+    path = os.path.abspath(os.path.expanduser(path))
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.stat(path)
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise ValueError(
+            f"compilation cache {path} is owned by another user or writable by others; "
+            f"use a private folder (chmod 700 {path})"
+        )
+    return path
 
 
 def photon_counts(intensity, indices, seed: int, factor: float):
@@ -59,6 +77,9 @@ class _WorkerState:
         # GPU workers share the card with other processes: let XLA allocate on demand
         # instead of taking 75 % of its memory (read when the backend starts, just below).
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        if job.compilation_cache:
+            jax.config.update("jax_compilation_cache_dir", private_dir(job.compilation_cache))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         cfg = job.config
         probe = make_probe(cfg.probe)
         light = make_optical_wavefront(probe, cfg.probe.wavelength, cfg.probe.dx)
@@ -124,7 +145,7 @@ def run_block(job: ScanJob, block: int, origins, start: int, n_valid: int) -> di
     """Simulate one block, write its patterns, then mark it done. Returns a small receipt."""
     t0 = time.perf_counter()
     state = _state(job)
-    host = np.asarray(simulate_block(job, origins))[:n_valid]
+    host = to_host(simulate_block(job, origins))[:n_valid]
     if job.config.detector.dose > 0:
         indices = np.arange(start, start + n_valid)
         host = photon_counts(host, indices, job.config.detector.seed, state.factor)
