@@ -160,15 +160,14 @@ class TreeMemory:
         return self.peak
 
 
-def end_to_end(cfg_text, tmp, name, workers):
+def end_to_end(cfg_text, tmp, name, workers, threads=2):
     """(d), (e): wall seconds and peak tree RSS of `jscan simulate` in a fresh process."""
     cfg_path = os.path.join(tmp, f"{name}.toml")
     with open(cfg_path, "w") as f:
         f.write(cfg_text)
     out = os.path.join(tmp, f"{name}.zarr")
     cmd = [sys.executable, "-m", "jscan.cli", "simulate", cfg_path, "--out", out, "--no-progress"]
-    if workers:
-        cmd += ["--workers", str(workers)]
+    cmd += ["--threads", str(threads)] + (["--workers", str(workers)] if workers else [])
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     mem = TreeMemory(proc.pid)
@@ -192,6 +191,7 @@ def main():
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--positions", type=int, default=14400)
     ap.add_argument("--workers", type=int, default=None, help="as jscan simulate --workers")
+    ap.add_argument("--threads", type=int, default=2, help="as jscan simulate --threads")
     ap.add_argument("--block-size", type=int, default=1024)
     a = ap.parse_args()
     n = 3600 if a.quick else a.positions
@@ -220,23 +220,22 @@ def main():
             f"{fwd:.2f} s (first call {first:.2f} s)",
         )
     )
-    d2h, best, best_label, block = copies(cfg)
-    rows.append(
-        ("(b) device->host, pipeline path (np.asarray)", d2h * 1e9 / pattern_bytes, d2h, "")
-    )
-    rows.append((f"(b) device->host, best: {best_label}", best * 1e9 / pattern_bytes, best, ""))
-    workers = a.workers or 1
+    copy_rates, block = copies(cfg)
+    for label, gbs in copy_rates.items():
+        rows.append((f"(b) device->host, {label}", gbs * 1e9 / pattern_bytes, gbs, ""))
+    d2h = copy_rates["pipeline path (jscan.sharding.to_host)"]
+    workers = (a.workers or 1) * a.threads
     with tempfile.TemporaryDirectory() as tmp:
         raw = raw_write(cfg, block, workers, tmp)
         rows.append(
             (
-                f"(c) raw Zarr write, {workers} thread(s)",
+                f"(c) raw Zarr write, {workers} thread(s) as the workers",
                 n / raw,
                 n * pattern_bytes / raw / 1e9,
                 f"{raw:.2f} s",
             )
         )
-        wall, _, stored = end_to_end(text, tmp, "e2e", a.workers)
+        wall, _, stored = end_to_end(text, tmp, "e2e", a.workers, a.threads)
         rows.append(
             (
                 "(d) jscan simulate end to end (cluster start included)",
@@ -260,7 +259,7 @@ def main():
         peaks = {}
         for m in sizes:
             t = bench_config(m, a.size, block=a.block_size)
-            wall_m, peaks[m], _ = end_to_end(t, tmp, f"mem{m}", a.workers)
+            wall_m, peaks[m], _ = end_to_end(t, tmp, f"mem{m}", a.workers, a.threads)
             print(
                 f"(e) {m:>7,} positions: peak RSS of the process tree "
                 f"{peaks[m] / 2**20:,.0f} MiB, {wall_m:.1f} s"
