@@ -7,8 +7,6 @@ page in headless Chromium while the run goes on (docs/scan-page.png), then draws
 finished store (docs/preview.png).
 """
 
-import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -18,6 +16,7 @@ import distributed
 import zarr
 
 from jscan.config import DEMO_CONFIG, parse_config
+from jscan.dashboard import screenshot
 from jscan.pipeline import simulate_scan
 from jscan.preview import preview
 
@@ -28,31 +27,6 @@ CONFIG = (
     .replace("step = 19.5e-6 ", "step = 9.5e-6 ")
     .replace("block_size = 256", "block_size = 64")
 )
-
-
-def screenshot(url, out, profile):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            "--virtual-time-budget=3000",
-            "--window-size=1000,760",
-            f"--screenshot={out}",
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
 
 
 def main():

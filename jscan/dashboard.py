@@ -10,6 +10,8 @@ dashboard's "More..." menu.
 
 import json
 import math
+import shutil
+import subprocess
 import time
 
 import numpy as np
@@ -160,6 +162,39 @@ class ScanPage(SchedulerPlugin):
             "pattern": run["pattern"],
             "units": run["units"],
         }
+
+
+def screenshot(url, out, profile_dir, size=(1000, 760), wait_ms=3000):
+    """Render ``url`` in headless Chromium (Debian's ``chromium``) into the PNG ``out``.
+
+    profile_dir: an empty folder for the browser profile. Raises FileNotFoundError when no
+    Chromium is installed.
+    """
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise FileNotFoundError("no chromium on PATH: apt install chromium")
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile_dir}",
+            f"--virtual-time-budget={wait_ms}",
+            f"--window-size={size[0]},{size[1]}",
+            f"--screenshot={out}",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return out
 
 
 class _Handler(web.RequestHandler):

@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import subprocess
 import threading
 import time
 import urllib.request
@@ -12,7 +11,7 @@ import pytest
 from test_pipeline import small_config
 
 from jscan.config import parse_config
-from jscan.dashboard import bright_field_grid, preview_pattern
+from jscan.dashboard import bright_field_grid, preview_pattern, screenshot
 from jscan.pipeline import simulate_scan
 
 distributed = pytest.importorskip("distributed")
@@ -114,27 +113,12 @@ def test_page_renders_the_image_in_chromium(tmp_path, cluster_client):
     thread, result = run_in_background(cluster_client, tmp_path / "shot.zarr", text)
     thread.join(120)
     assert "ds" in result
-    shot = tmp_path / "page.png"
-    subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=5000",
-            "--window-size=900,700",
-            f"--screenshot={shot}",
-            page_url(cluster_client),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
+    shot = screenshot(
+        page_url(cluster_client),
+        tmp_path / "page.png",
+        tmp_path / "profile",
+        size=(900, 700),
+        wait_ms=5000,
     )
     pixels = read_png(shot, max_rows=400)
     # the bright-field canvas sits top-left below the title: it holds viridis colours
