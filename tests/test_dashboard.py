@@ -175,3 +175,78 @@ def read_png(path, max_rows=None):
         out[y] = cur
         prev = cur
     return out.reshape(height, width, channels)
+
+
+@pytest.mark.slow
+def test_existing_cluster_by_scheduler_file_serves_the_page(tmp_path):
+    """`dask scheduler` + `dask worker` started by hand, then `jscan simulate
+    --scheduler-file`: the run lands in the store and the remote scheduler serves the page."""
+    import subprocess
+    import sys
+
+    sched_file = tmp_path / "scheduler.json"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--port",
+                "0",
+                "--dashboard-address",
+                ":0",
+                "--scheduler-file",
+                str(sched_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        deadline = time.time() + 60
+        while not sched_file.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    "--scheduler-file",
+                    str(sched_file),
+                    "--nthreads",
+                    "2",
+                    "--nworkers",
+                    "1",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        cfg = tmp_path / "scan.toml"
+        cfg.write_text(small_config(block_size=16))
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "jscan.cli",
+                "simulate",
+                str(cfg),
+                "--out",
+                str(tmp_path / "remote.zarr"),
+                "--scheduler-file",
+                str(sched_file),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 0, run.stderr
+        lines = run.stderr.splitlines()
+        assert lines[0].startswith("dashboard: http") and lines[1].startswith("scan page: http")
+        data = json.loads(fetch(lines[1].split(": ", 1)[1] + "/data.json"))
+        assert data["state"] == "finished" and data["positions"] == 144
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(60)
