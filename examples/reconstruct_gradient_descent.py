@@ -75,12 +75,13 @@ def main(argv=None):
         return jscan.simple_microscope(sample, positions, light, **optics).image_data
 
     data = intensities(truth)
-    amp_data = jnp.sqrt(data)
+    eps = 1e-6 * float(data.max())  # keeps the gradient of sqrt finite where I_model = 0
+    amp_data = jnp.sqrt(data + eps)
     print(f"{len(positions)} positions, patterns {data.shape[1:]}, sample {truth.shape}")
 
     def loss(params):  # params: (2, R, C) real and imaginary parts (positions are constants)
         model = intensities(params[0] + 1j * params[1])
-        return jnp.sum((jnp.sqrt(model + 1e-12) - amp_data) ** 2)
+        return jnp.sum((jnp.sqrt(model + eps) - amp_data) ** 2)
 
     loss_and_grad = jax.jit(jax.value_and_grad(loss))
 
