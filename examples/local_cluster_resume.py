@@ -4,9 +4,8 @@ Shows how jscan survives a crash:
 
 1. `jscan simulate CFG --out STORE --workers N` runs in a subprocess; once `--kill-after`
    blocks are marked in the store's `block_done` array, the whole process group (client,
-   LocalCluster, workers) is killed with SIGKILL, as a power cut would;
-2. `block_done` shows what survived; the run's lock file, left by a dead process on this
-   host, is taken over by the next run;
+   LocalCluster, workers) is killed with SIGKILL, as a crash would;
+2. `block_done` shows what survived; the run's lock (`flock`) died with its process;
 3. `simulate_scan(..., resume=True)` on an explicit `distributed.LocalCluster` of N worker
    processes simulates only the missing blocks;
 4. the resumed store is compared with an uninterrupted run on the same cluster: the

@@ -20,8 +20,8 @@ Run it (on a SLURM login node):
         --out /shared/$USER/scan.zarr --config scan.toml --queue gpu --account myproj
 
 A run killed by the wall-clock limit is finished with `resume=True` (or `jscan simulate ...
---resume`). Its lock file, left by a client on another host, is not taken over: delete
-STORE/.jscan-run.lock once that job is gone.
+--resume`) from any node: its lock is an `flock` that ends with the process (on NFSv4, when
+the dead client's lease expires).
 """
 
 import argparse

@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 
 from jscan.config import DEMO_CONFIG, ConfigError, parse_config
@@ -134,7 +135,8 @@ def _demo(args):
         if store.read_attrs(out).get("config_hash") != config.hash:
             raise StoreError(f"./{DEMO_OUT} exists and is not a jscan demo; pass --out")
         print(f"replacing the previous demo store ./{out}", file=sys.stderr)
-        shutil.rmtree(out)
+        with store.RunLock(out):  # refused while another run writes it
+            shutil.rmtree(out)
     _simulate(config, out, args)
     if not args.no_progress:
         print(
@@ -188,8 +190,13 @@ def info(store_path, stream=sys.stdout):
         w(f"  {json.dumps(entry)}\n")
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM (a batch system's time limit): clean up as for Ctrl-C
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.command == "simulate":
             _simulate(args.config, args.out, args, resume=args.resume)
@@ -205,6 +212,18 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("jscan: interrupted; finish the run later with --resume", file=sys.stderr)
         return 130
+    except Exception as err:
+        if os.environ.get("JSCAN_TRACEBACK") or args.command not in ("simulate", "demo"):
+            raise
+        print(
+            f"jscan: error: the run stopped: {type(err).__name__}: {err}; blocks already "
+            "written are kept: fix the cause, then finish with --resume "
+            "(JSCAN_TRACEBACK=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -71,7 +71,9 @@ class ScanConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """[detector]: dose 0 = noiseless float32; dose > 0 = Poisson counts, mean total per pattern."""
+    """[detector]: dose 0 = noiseless float32; dose > 0 = Poisson counts, with ``dose`` the mean
+    number of photons in the incident probe per position (the pattern's total for a
+    transparent sample whose far field the camera covers)."""
 
     dose: float = 0.0
     seed: int = 0
@@ -147,7 +149,10 @@ def _integer(key: str, value: Any, minimum: int = 1) -> int:
 
 
 def _seed(key: str, value: Any) -> int:
-    return _integer(key, value, minimum=0)
+    seed = _integer(key, value, minimum=0)
+    if seed >= 2**63:  # keys numpy's generators with the seed as a uint64
+        raise ConfigError(f'"{key}" must be below 2**63, got {seed}; use a smaller seed')
+    return seed
 
 
 def _pair(key: str, value: Any, check=_number) -> tuple:
@@ -432,7 +437,7 @@ shape = [40, 40]
 step = 19.5e-6         # m, 0.3 x the 64 um window; keeps positions off pixel edges
 
 [detector]
-dose = 1.0e5           # mean photons per pattern
+dose = 1.0e5           # mean incident photons per position
 seed = 0
 
 [run]

@@ -14,6 +14,8 @@ Layout (readable with plain ``xarray.open_zarr(STORE)``, no jscan needed):
 """
 
 import datetime
+import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -78,6 +80,43 @@ OPTICS_KEYS = (
 )
 
 
+def _file_digest(path: str, whole: bool) -> bytes:
+    """sha256 of a file; beyond 64 MiB (and whole=False) of its size, first and last MiB."""
+    h = hashlib.sha256()
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        if whole or size <= 64 << 20:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        else:
+            h.update(str(size).encode())
+            h.update(f.read(1 << 20))
+            f.seek(-(1 << 20), os.SEEK_END)
+            h.update(f.read())
+    return h.digest()
+
+
+def inputs_hash(config: Config) -> str:
+    """A fingerprint of the data files a config reads (the config hash covers only their
+    paths): resuming with a changed probe, positions or sample file would mix two inputs.
+
+    Probe and positions files are hashed whole; a large sample, by its size and first and
+    last MiB (file) or its metadata and first and last rows (zarr).
+    """
+    h = hashlib.sha256()
+    for path in (config.probe.path, config.scan.path):
+        if path is not None:
+            h.update(_file_digest(path, whole=True))
+    sample = config.sample
+    if sample.kind == "file":
+        h.update(_file_digest(sample.path, whole=False))
+    elif sample.kind == "zarr":
+        arr = zarr.open_array(sample.path, path=sample.array, mode="r")
+        h.update(repr((arr.shape, str(arr.dtype), arr.chunks)).encode())
+        h.update(np.asarray(arr[:1]).tobytes() + np.asarray(arr[-1:]).tobytes())
+    return h.hexdigest()
+
+
 def optics_attrs(config: Config) -> dict:
     """Every optical parameter, the unit in the key."""
     p, o, d = config.probe, config.optics, config.detector
@@ -134,6 +173,7 @@ def create(store: str, config: Config, plan, bright_field_radius: float) -> None
         "jscan_version": __version__,
         "config": config.text,
         "config_hash": config.hash,
+        "inputs_hash": inputs_hash(config),
         "block_size": block,
         "n_positions": n,
         "n_blocks": n_blocks,
@@ -207,59 +247,41 @@ def open_scan(store: str) -> xr.Dataset:
 
 
 class RunLock:
-    """An exclusive lock file in a local store, so two runs cannot write one store at once.
+    """An exclusive lock on a local store, so two runs cannot write one store at once.
 
-    A lock left by a dead process on this host is taken over; remote stores are not locked.
+    The lock is ``flock`` on ``STORE/.jscan-run.lock``: the operating system releases it when
+    the process ends, however it ends, so a crashed or killed run never leaves it behind.
+    Stores behind URLs (object stores) are not locked.
     """
 
     def __init__(self, store: str):
         self.path = None
+        self.handle = None
         if _is_local(store):
             self.path = os.path.join(str(store).removeprefix("file://"), ".jscan-run.lock")
 
     def __enter__(self):
         if self.path is None:
             return self
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not self._stale():
-                    raise StoreError(
-                        f"another jscan run is writing this store ({self._owner()}); wait for "
-                        f"it to finish, or delete {self.path} if that run is gone"
-                    ) from None
-                os.unlink(self.path)
-                continue
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"host": socket.gethostname(), "pid": os.getpid()}, handle)
-            return self
-        raise StoreError(f"cannot take the run lock {self.path}")
-
-    def _owner(self) -> str:
+        handle = open(self.path, "a+")
         try:
-            with open(self.path) as handle:
-                info = json.load(handle)
-            return f"pid {info['pid']} on {info['host']}"
-        except (OSError, ValueError, KeyError):
-            return "owner unknown"
-
-    def _stale(self) -> bool:
-        try:
-            with open(self.path) as handle:
-                info = json.load(handle)
-        except (OSError, ValueError):
-            return False
-        if info.get("host") != socket.gethostname():
-            return False
-        try:
-            os.kill(int(info["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "owner unknown"
+            handle.close()
+            raise StoreError(
+                f"another jscan run is writing this store ({owner}); wait for it to finish"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        self.handle = handle
+        return self
 
     def __exit__(self, *exc):
-        if self.path is not None and os.path.exists(self.path):
-            os.unlink(self.path)
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None

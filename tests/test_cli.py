@@ -109,3 +109,66 @@ def test_demo_then_info(tmp_path):
     assert "blocks done: 7/7" in info.stdout
     assert "diffraction  uint32   (1600, 64, 64)" in info.stdout
     assert "camera_pixel_size_m = 0.0001953125" in info.stdout
+
+
+def test_resume_refuses_changed_input_files(tmp_path, capsys):
+    import numpy as np
+
+    from jscan.config import load_config
+    from jscan.pipeline.plan import plan_scan
+    from jscan.store import create
+
+    positions = np.stack([np.linspace(40e-6, 120e-6, 30)] * 2, axis=1)
+    np.save(tmp_path / "pos.npy", positions)
+    text = small_config().replace(
+        'kind = "raster"\nshape = [12, 12]\nstep = 7.3e-6', 'kind = "file"\npath = "pos.npy"'
+    )
+    (tmp_path / "scan.toml").write_text(text)
+    cfg = load_config(tmp_path / "scan.toml")
+    store = str(tmp_path / "s.zarr")
+    create(store, cfg, plan_scan(cfg), 1e-3)
+    np.save(tmp_path / "pos.npy", positions + 1e-6)  # same path, other positions
+    before = listing(tmp_path / "s.zarr")
+    code, _, err = run(capsys, "simulate", str(tmp_path / "scan.toml"), "--out", store, "--resume")
+    assert code == 2 and "changed since it was made" in err, err
+    assert listing(tmp_path / "s.zarr") == before
+
+
+def test_a_failing_block_stops_the_run_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    sample = np.ones((160, 160), np.complex64)
+    sample[125, 80] = np.nan  # only the last block's region reaches it
+    np.save(tmp_path / "sample.npy", sample)
+    text = (
+        small_config(block_size=48)
+        .replace(
+            'kind = "phantom"\nphantom = "cells"\nshape = [160, 160]',
+            'kind = "file"\npath = "sample.npy"',
+        )
+        .replace("seed = 3\n", "")
+    )
+    (tmp_path / "scan.toml").write_text(text)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jscan.cli",
+            "simulate",
+            str(tmp_path / "scan.toml"),
+            "--out",
+            str(tmp_path / "s.zarr"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 1, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    # (distributed's workers log the failing task above it; jscan's own word is one line)
+    assert last.startswith("jscan: error: the run stopped: ValueError") and "--resume" in last
+    assert "NaN or inf in rows" in last

@@ -112,6 +112,11 @@ def prepare(config, store, resume=False, block_size=None):
                 f"{store} was made with another config (hash {attrs['config_hash'][:12]}, "
                 f"this one {config.hash[:12]}); resume with the config it was made with"
             )
+        if attrs.get("inputs_hash") != zstore.inputs_hash(config):
+            raise zstore.StoreError(
+                f"the probe, positions or sample file of {store} changed since it was made; "
+                "restore the files it was made with, or start a new store"
+            )
         if attrs["block_size"] != config.run.block_size:
             raise zstore.StoreError(
                 f"{store} is laid out in blocks of {attrs['block_size']} positions; resume "

@@ -57,7 +57,13 @@ def photon_counts(intensity, indices, seed: int, factor: float):
     out = np.empty(intensity.shape, np.uint32)
     for k, i in enumerate(indices):
         rng = np.random.Generator(np.random.Philox(key=np.array([seed, i], np.uint64)))
-        out[k] = rng.poisson(intensity[k].astype(np.float64) * factor)
+        counts = rng.poisson(intensity[k].astype(np.float64) * factor)
+        if counts.max() > np.iinfo(np.uint32).max:  # would wrap around in uint32
+            raise ValueError(
+                f"position {i}: a pixel counts {counts.max()} photons, more than uint32 holds; "
+                "lower detector.dose"
+            )
+        out[k] = counts
     return out
 
 
