@@ -100,9 +100,11 @@ def axis_plan(spec: AxisSpec, alpha, real_dtype=jnp.float32) -> AxisPlan:
         half = np.pi * alpha_ / n
         in_phase = xp.exp(-1j * half * p**2)
         out_phase = in_phase
-        k = xp.arange(m, dtype=fdt)
-        k = xp.where(k < n, k, xp.where(k > m - n, k - m, 0.0))
-        chirp = xp.where(xp.abs(k) < n, xp.exp(1j * half * k**2), 0.0)
+        # The convolution kernel b(k) = exp(i half k^2) for |k| < n, circularly wrapped
+        # (k = j for j < n, j - m for j > m - n), and zero in between.
+        j = xp.arange(m, dtype=fdt)
+        k = xp.where(j < n, j, j - m)
+        chirp = xp.where((j < n) | (j > m - n), xp.exp(1j * half * k**2), 0.0)
         kernel = xp.fft.fft(chirp)
     else:  # matrix
         in_phase = out_phase = one + 0j

@@ -40,6 +40,9 @@ def test_preview_pattern_bins_by_sums():
     p = preview_pattern(image, side=64)
     assert p["shape"] == [64, 50]
     assert np.isclose(sum(p["data"]), image.sum())
+    odd = np.random.default_rng(2).uniform(size=(65, 65))
+    q = preview_pattern(odd, side=64)
+    assert q["shape"] == [33, 33] and np.isclose(sum(q["data"]), odd.sum())
 
 
 @pytest.fixture(scope="module")
