@@ -33,14 +33,15 @@ def bright_field_radius(config) -> float:
     ay = np.exp(-2j * np.pi * np.outer((np.arange(h) - h // 2) * scale, y))
     ax = np.exp(-2j * np.pi * np.outer((np.arange(w) - w // 2) * scale, x))
     image = np.abs(ay @ (probe * inside) @ ax.T) ** 2
-    r = _radius_grid(image.shape, o.camera_pixel_size).ravel()
+    r = camera_radius(image.shape, o.camera_pixel_size).ravel()
     order = np.argsort(r)
     cumulative = np.cumsum(image.ravel()[order])
     k = np.searchsorted(cumulative, BRIGHT_FIELD_FRACTION * cumulative[-1])
     return float(r[order][min(k, r.size - 1)])
 
 
-def _radius_grid(shape, pixel):
+def camera_radius(shape, pixel):
+    """Distance [m] of each camera pixel centre (i - N//2) pixel from the optical axis."""
     h, w = shape
     y = (np.arange(h) - h // 2) * pixel
     x = (np.arange(w) - w // 2) * pixel

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jscan.optics import aperture_mask, field_intensity, optical_zoom
-from jscan.propagation import AxisPlan, apply_axis, axis_plan, axis_spec
+from jscan.propagation import AxisPlan, apply_axis, far_field_axes
 from jscan.scan import window_origins
-from jscan.types import OpticalWavefront, concrete
+from jscan.types import OpticalWavefront, check_positive
 
 
 def microscope_plan(
@@ -30,39 +30,27 @@ def microscope_plan(
     AxisPlan x). The illumination is probe x aperture x input phases x dx^2/(lambda z), so
     each position costs one multiply, the two axis transforms and |.|^2.
     """
-    for name, v in (
-        ("travel_distance", travel_distance),
-        ("camera_pixel_size", camera_pixel_size),
-    ):
-        c = concrete(v)
-        if c is not None and not (np.isfinite(c) and float(c) > 0):
-            raise ValueError(f"`{name}` must be a positive length in metres, got {float(c)}")
+    check_positive(travel_distance=travel_distance, camera_pixel_size=camera_pixel_size)
     wave = optical_zoom(lightwave, zoom_factor)
     field = wave.field * aperture_mask(
         wave.field.shape, wave.dx, aperture_diameter, aperture_center
     )
     rdt = jnp.finfo(field.dtype).dtype
-    vals = [
-        concrete(v) for v in (wave.dx, lightwave.wavelength, travel_distance, camera_pixel_size)
-    ]
-    if all(v is not None for v in vals):
-        dx, lam, z, odx = (float(v) for v in vals)
-    else:
-        dx, lam, z, odx = wave.dx, lightwave.wavelength, travel_distance, camera_pixel_size
-    h, w = field.shape
-    specs, plans = [], []
-    for n in (h, w):
-        alpha = n * dx * odx / (lam * z)
-        spec = axis_spec(n, alpha, method)
-        specs.append(spec)
-        plans.append(axis_plan(spec, alpha, rdt))
-    py, px = plans
+    specs, (py, px) = far_field_axes(
+        field.shape,
+        wave.dx,
+        lightwave.wavelength,
+        travel_distance,
+        camera_pixel_size,
+        method,
+        rdt,
+    )
     scale = (wave.dx**2 / (lightwave.wavelength * travel_distance)).astype(rdt)
     illumination = field * py.in_phase[:, None] * px.in_phase[None, :] * scale
     # The intensity needs neither the output phases nor the input phases again.
     unit = jnp.ones((0,), field.dtype)
     py, px = (AxisPlan(unit, p.kernel, unit) for p in (py, px))
-    return tuple(specs), (illumination, py, px)
+    return specs, (illumination, py, px)
 
 
 def intensities(sample, origins, plan, specs):

@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from jscan.types import OpticalWavefront, concrete
+from jscan.types import OpticalWavefront, check_positive
 
 
 def centred_coords(n: int, dx):
@@ -13,9 +13,7 @@ def centred_coords(n: int, dx):
 
 def optical_zoom(wavefront: OpticalWavefront, zoom_factor) -> OpticalWavefront:
     """Change the calibration only: dx -> dx * zoom_factor; the field is unchanged."""
-    z = concrete(zoom_factor)
-    if z is not None and not (np.isfinite(z) and float(z) > 0):
-        raise ValueError(f"`zoom_factor` must be a positive number, got {float(z)}")
+    check_positive(zoom_factor=zoom_factor)
     return wavefront._replace(dx=wavefront.dx * jnp.asarray(zoom_factor, wavefront.dx.dtype))
 
 
@@ -24,9 +22,7 @@ def aperture_mask(shape, dx, diameter, center=None):
 
     dx, diameter: m; center: (x, y) in m from the optical axis, default (0, 0).
     """
-    d = concrete(diameter)
-    if d is not None and not (np.isfinite(d) and float(d) > 0):
-        raise ValueError(f"`diameter` must be a positive length in metres, got {float(d)}")
+    check_positive(diameter=diameter)
     # np.shape accepts tuples and lists (jnp.shape warns on them) as well as arrays and tracers.
     if center is not None and np.shape(center) != (2,):
         raise ValueError(f"`center` must be (x, y) in metres, got shape {np.shape(center)}")

@@ -7,7 +7,7 @@ Convention: pixel index N//2 is the optical axis, so pixel i sits at (i - N//2) 
 
 with x' = (m - N//2) output_dx. Along each axis the DFT is sampled at
 alpha = N dx output_dx / (lambda z) times the natural frequency step 1/(N dx).
-``scaled_dft`` evaluates exactly that sum by one of four methods:
+`apply_axis` evaluates exactly that sum by one of four methods:
 
 - "fft": alpha == 1, a plain FFT;
 - "pad": alpha == 1/k for an integer k, an FFT of the zero-padded length k N, cropped;
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jscan.types import OpticalWavefront, concrete, make_optical_wavefront
+from jscan.types import OpticalWavefront, check_positive, concrete, make_optical_wavefront
 
 METHODS = ("auto", "fft", "pad", "czt", "matrix")
 _MAX_PAD = 4  # beyond k N = 4 N a padded FFT costs more than the chirp-z transform
@@ -137,14 +137,21 @@ def apply_axis(x, axis: int, spec: AxisSpec, plan: AxisPlan, phases: bool = True
     return jnp.moveaxis(y, -1, axis)
 
 
-def scaled_dft2(field, alpha_y, alpha_x, method: str = "auto"):
-    """Centred 2-D DFT of ``field`` (H, W) sampled at alpha times the natural frequency step."""
-    rdt = jnp.finfo(field.dtype).dtype
-    h, w = field.shape[-2:]
-    for axis, n, alpha in ((-1, w, alpha_x), (-2, h, alpha_y)):
+def far_field_axes(shape, dx, wavelength, z, output_dx, method="auto", real_dtype=jnp.float32):
+    """Specs and plans (y, x) of the scaled DFT from a plane of pixel dx to output_dx at z.
+
+    alpha = N dx output_dx / (lambda z) per axis, in float64 when all values are concrete
+    (so the natural pixel is recognised exactly), else traced. Returns (specs, plans).
+    """
+    vals = _floats(dx, output_dx, wavelength, z)
+    dx, output_dx, wavelength, z = vals if vals is not None else (dx, output_dx, wavelength, z)
+    specs, plans = [], []
+    for n in shape:
+        alpha = n * dx * output_dx / (wavelength * z)
         spec = axis_spec(n, alpha, method)
-        field = apply_axis(field, axis, spec, axis_plan(spec, alpha, rdt))
-    return field
+        specs.append(spec)
+        plans.append(axis_plan(spec, alpha, real_dtype))
+    return tuple(specs), tuple(plans)
 
 
 def _far_field_phase(wavelength, z, output_dx, shape, real_dtype):
@@ -173,19 +180,13 @@ def _floats(*xs):
     return None if any(v is None for v in vals) else [float(v) for v in vals]
 
 
-def _check_z(z):
-    v = concrete(z)
-    if v is not None and not (np.isfinite(v) and float(v) > 0):
-        raise ValueError(f"`z_move` must be a positive distance in metres, got {float(v)}")
-
-
 def fraunhofer_prop(incoming: OpticalWavefront, z_move, method: str = "auto") -> OpticalWavefront:
     """Far field at the natural pixel lambda z / (W dx) (W = field width).
 
     incoming: wavefront at the aperture plane; z_move: m, > 0.
     Returns the wavefront at z_position + z_move with dx = lambda z / (W dx).
     """
-    _check_z(z_move)
+    check_positive(z_move=z_move)
     w = incoming.field.shape[-1]
     vals = _floats(incoming.wavelength, z_move, incoming.dx)
     lam, z, dx = vals if vals is not None else (incoming.wavelength, z_move, incoming.dx)
@@ -202,20 +203,15 @@ def fraunhofer_prop_scaled(
     method: "auto" | "fft" | "pad" | "czt" | "matrix" (see module docstring).
     Returns the wavefront at z_position + z_move with dx = output_dx.
     """
-    _check_z(z_move)
-    odx = concrete(output_dx)
-    if odx is not None and not (np.isfinite(odx) and float(odx) > 0):
-        raise ValueError(f"`output_dx` must be a positive pixel size in metres, got {float(odx)}")
-    h, w = incoming.field.shape
+    check_positive(z_move=z_move, output_dx=output_dx)
+    shape = incoming.field.shape
     rdt = jnp.finfo(incoming.field.dtype).dtype
     lam, dx = incoming.wavelength, incoming.dx
-    vals = _floats(lam, z_move, dx, output_dx)
-    if vals is not None:
-        alpha = [n * vals[2] * vals[3] / (vals[0] * vals[1]) for n in (h, w)]
-    else:
-        alpha = [n * dx * output_dx / (lam * z_move) for n in (h, w)]
-    ft = scaled_dft2(incoming.field, alpha[0], alpha[1], method)
-    field = ft * _far_field_phase(lam, z_move, output_dx, (h, w), rdt) * dx**2
+    specs, plans = far_field_axes(shape, dx, lam, z_move, output_dx, method, rdt)
+    ft = incoming.field
+    for axis, spec, plan in ((-1, specs[1], plans[1]), (-2, specs[0], plans[0])):
+        ft = apply_axis(ft, axis, spec, plan)
+    field = ft * _far_field_phase(lam, z_move, output_dx, shape, rdt) * dx**2
     return make_optical_wavefront(
         field, lam, jnp.asarray(output_dx, rdt), incoming.z_position + z_move
     )

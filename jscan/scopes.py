@@ -5,7 +5,6 @@ Fraunhofer over travel_distance, exact at the camera pixel -> |.|^2.
 """
 
 import jax.numpy as jnp
-import numpy as np
 
 from jscan import sharding
 from jscan.forward import checked_origins, microscope_plan
@@ -16,6 +15,7 @@ from jscan.types import (
     MicroscopeData,
     OpticalWavefront,
     SampleFunction,
+    check_positive,
     concrete,
     make_diffractogram,
 )
@@ -28,14 +28,6 @@ def _check_same_grid(sample: SampleFunction, light: OpticalWavefront, what: str)
             f"{what}: the sample dx ({float(s):.6g} m) differs from the probe dx "
             f"({float(p):.6g} m); resample the sample onto the probe's grid first"
         )
-
-
-def _check_positive(**values):
-    """ValueError naming the caller's parameter for a concrete value that is not finite and > 0."""
-    for name, value in values.items():
-        v = concrete(value)
-        if v is not None and not (np.all(np.isfinite(v)) and np.all(v > 0)):
-            raise ValueError(f"`{name}` must be a finite positive number, got {value!r}")
 
 
 def linear_interaction(sample: SampleFunction, light: OpticalWavefront) -> OpticalWavefront:
@@ -67,7 +59,7 @@ def diffractogram_noscale(
     zoom_factor: dimensionless; aperture_diameter, travel_distance: m;
     aperture_center: (x, y) m or None.
     """
-    _check_positive(
+    check_positive(
         zoom_factor=zoom_factor,
         aperture_diameter=aperture_diameter,
         travel_distance=travel_distance,
@@ -89,7 +81,7 @@ def simple_diffractogram(
 
     Other parameters as in `diffractogram_noscale`.
     """
-    _check_positive(
+    check_positive(
         zoom_factor=zoom_factor,
         aperture_diameter=aperture_diameter,
         travel_distance=travel_distance,
@@ -121,7 +113,7 @@ def simple_microscope(
     (see `jscan.propagation`); mesh: a 1-D "data" mesh (default: all local devices).
     Returns MicroscopeData with image_data (n, H, W).
     """
-    _check_positive(
+    check_positive(
         zoom_factor=zoom_factor,
         aperture_diameter=aperture_diameter,
         travel_distance=travel_distance,

@@ -45,6 +45,17 @@ def concrete(x):
     return np.asarray(x)
 
 
+def check_positive(**values):
+    """ValueError naming the parameter when a concrete value is not finite and > 0.
+
+    Traced values (inside jit) cannot be checked and pass.
+    """
+    for name, value in values.items():
+        v = concrete(value)
+        if v is not None and not (np.all(np.isfinite(v)) and np.all(v > 0)):
+            raise ValueError(f"`{name}` must be a finite positive number, got {value!r}")
+
+
 def _complex_dtype(dtype):
     """complex128 for float64/complex128 input when x64 is on, else complex64."""
     wide = np.dtype(dtype) in (np.float64, np.complex128)

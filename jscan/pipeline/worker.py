@@ -10,6 +10,7 @@ import zarr
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jscan.analysis import camera_radius
 from jscan.config import Config
 from jscan.dashboard import preview_pattern
 from jscan.forward import microscope_plan
@@ -102,13 +103,7 @@ class _WorkerState:
         self.mesh = data_mesh()
         self.plan = jax.device_put(plan, NamedSharding(self.mesh, P()))
         self.factor = noise_factor(cfg, probe)
-        h, w = probe.shape
-        odx = cfg.optics.camera_pixel_size
-        r = np.hypot(
-            *np.meshgrid(
-                (np.arange(h) - h // 2) * odx, (np.arange(w) - w // 2) * odx, indexing="ij"
-            )
-        )
+        r = camera_radius(probe.shape, cfg.optics.camera_pixel_size)
         self.bright_field = (r <= job.bright_field_radius).astype(np.float64)
         self.arrays = None  # (diffraction, block_done), opened at the first write
 
