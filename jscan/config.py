@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from jscan.samples import make_probe, sample_shape
+from jscan.samples import probe_shape, sample_shape
 from jscan.scan import scan_positions, window_origins
 
 
@@ -342,7 +342,7 @@ def _check_geometry(config: Config) -> None:
             "set sample.dx = probe.dx"
         )
     try:
-        window = (probe.size, probe.size) if probe.kind != "file" else make_probe(probe).shape
+        window = probe_shape(probe)
     except ValueError as err:
         raise ConfigError(str(err)) from err
     try:

@@ -82,6 +82,11 @@ def make_probe(cfg: ProbeConfig) -> np.ndarray:
     return (field / math.sqrt(power)).astype(np.complex64)
 
 
+def probe_shape(cfg: ProbeConfig) -> tuple[int, int]:
+    """(H, W) of the probe window: size x size, or the shape of the probe file."""
+    return (cfg.size, cfg.size) if cfg.kind != "file" else make_probe(cfg).shape
+
+
 def sample_shape(cfg: SampleConfig) -> tuple[int, int]:
     """Size of the sample in pixels, read from metadata only for file/zarr kinds.
 

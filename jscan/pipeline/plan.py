@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jscan.config import Config
-from jscan.samples import make_probe, sample_shape
+from jscan.samples import probe_shape, sample_shape
 from jscan.scan import raster_indices, scan_positions, window_origins
 
 
@@ -40,19 +40,14 @@ class ScanPlan:
         return np.concatenate([out, np.repeat(out[-1:], pad, axis=0)]) if pad else out
 
 
-def probe_window(config: Config) -> tuple[int, int]:
-    p = config.probe
-    return (p.size, p.size) if p.kind != "file" else make_probe(p).shape
-
-
 def plan_scan(config: Config) -> ScanPlan:
     """Positions, origins and the per-block region of a validated config."""
     shape = sample_shape(config.sample)
     positions = scan_positions(config.scan, shape, config.sample.dx)
-    window = probe_window(config)
+    window = probe_shape(config.probe)
     origins = window_origins(positions, window, config.sample.dx)
     block = config.run.block_size
-    n_blocks = -(-len(origins) // block)
+    n_blocks = -(-len(origins) // block)  # ScanPlan.n_blocks, before the plan exists
     padded = np.concatenate(
         [origins, np.repeat(origins[-1:], n_blocks * block - len(origins), axis=0)]
     ).reshape(n_blocks, block, 2)

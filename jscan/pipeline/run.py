@@ -62,10 +62,11 @@ def connect(client=None, n_workers=None, scheduler_file=None, threads_per_worker
 class Progress:
     """Blocks and positions done, positions/s and ETA on stderr (one line, redrawn)."""
 
-    def __init__(self, total_blocks, total_positions, done_positions, enabled, stream=None):
+    def __init__(self, plan, done_blocks, done_positions, enabled, stream=None):
         self.stream = stream or sys.stderr
         self.enabled = enabled
-        self.blocks, self.total_blocks = 0, total_blocks
+        self.blocks, self.total_blocks = done_blocks, plan.n_blocks
+        total_positions = plan.n_positions
         self.positions, self.total = done_positions, total_positions
         self.start_positions = done_positions
         self.t0 = self.last = time.perf_counter()
@@ -184,7 +185,7 @@ def simulate_scan(
             job = ScanJob(
                 config, store, plan.region_shape, plan.sample_shape, bf_radius, compilation_cache
             )
-            bar = Progress(len(todo), plan.n_positions, finished, progress, out)
+            bar = Progress(plan, int(done.sum()), finished, progress, out)
             t0 = time.perf_counter()
             totals = _run_blocks(c, job, plan, todo, lambda r: (bar.update(r), page.block(r)))
             wall = time.perf_counter() - t0
