@@ -51,14 +51,20 @@ def inner_chunk(block_size: int, pattern_bytes: int) -> int:
     return max(d for d in range(1, min(block_size, target) + 1) if block_size % d == 0)
 
 
+def location(store) -> str:
+    """A store path or URL as jscan passes it to zarr: ``file://`` URLs become local paths
+    (zarr's local store creates missing folders; fsspec's file system does not)."""
+    return str(store).removeprefix("file://")
+
+
 def _is_local(store: str) -> bool:
-    return "://" not in str(store) or str(store).startswith("file://")
+    return "://" not in str(store)
 
 
 def exists(store: str) -> bool:
     """True when something (a Zarr group or any file) is already at ``store``."""
     if _is_local(store):
-        return os.path.exists(str(store).removeprefix("file://"))
+        return os.path.exists(store)
     try:
         zarr.open_group(store, mode="r")
         return True
@@ -208,6 +214,7 @@ def _consolidate(store):
 
 def read_attrs(store: str) -> dict:
     """The store's root attributes; StoreError when it is not a jscan store."""
+    store = location(store)
     try:
         attrs = zarr.open_group(store, mode="r").attrs.asdict()
     except (
@@ -242,6 +249,7 @@ def append_history(store: str, **entry) -> None:
 
 def open_scan(store: str) -> xr.Dataset:
     """Open a scan lazily (dask-backed); works on a run in progress (missing blocks: NaN/0)."""
+    store = location(store)
     read_attrs(store)
     return xr.open_zarr(store)
 
@@ -258,7 +266,7 @@ class RunLock:
         self.path = None
         self.handle = None
         if _is_local(store):
-            self.path = os.path.join(str(store).removeprefix("file://"), ".jscan-run.lock")
+            self.path = os.path.join(store, ".jscan-run.lock")
 
     def __enter__(self):
         if self.path is None:

@@ -329,3 +329,13 @@ def test_spiral_scan_over_a_zarr_sample_reads_only_block_regions(tmp_path, clien
     np.testing.assert_allclose(ds.diffraction.values, ref, rtol=1e-5, atol=1e-6 * ref.max())
     # Each block reads one fixed-size region, smaller than the sample.
     assert plan.region_shape[0] * plan.region_shape[1] < obj.size
+
+
+def test_file_url_store(tmp_path, client):
+    url = f"file://{tmp_path}/nested/url.zarr"  # a folder that does not exist yet
+    ds = simulate_scan(
+        parse_config(small_config(block_size=72)), url, client=client, progress=False
+    )
+    assert (tmp_path / "nested" / "url.zarr" / "zarr.json").is_file()
+    assert int(ds.block_done.sum()) == 2
+    np.testing.assert_array_equal(open_scan(url).diffraction.values, ds.diffraction.values)

@@ -100,7 +100,7 @@ def prepare(config, store, resume=False, block_size=None):
     if not isinstance(config, Config):
         config = load_config(config)
     config = with_overrides(config, block_size=block_size)
-    store = str(store)
+    store = zstore.location(store)
     if zstore.exists(store):
         if not resume:
             raise zstore.StoreError(
@@ -155,7 +155,7 @@ def simulate_scan(
             compilation_cache = private_dir(compilation_cache)
         except (OSError, ValueError) as err:
             raise zstore.StoreError(str(err)) from None
-    store = str(store)
+    store = zstore.location(store)
     out = sys.stderr
     bf_radius = bright_field_radius(config)
     if not resume:  # mode "w-": a store made by a concurrent run in the meantime is refused
