@@ -172,3 +172,21 @@ def test_a_failing_block_stops_the_run_with_one_line(tmp_path):
     # (distributed's workers log the failing task above it; jscan's own word is one line)
     assert last.startswith("jscan: error: the run stopped: ValueError") and "--resume" in last
     assert "NaN or inf in rows" in last
+
+
+def test_shared_compile_cache_folder_is_refused(tmp_path, capsys):
+    (tmp_path / "ok.toml").write_text(small_config())
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    code, _, err = run(
+        capsys,
+        "simulate",
+        str(tmp_path / "ok.toml"),
+        "--out",
+        str(tmp_path / "s.zarr"),
+        "--compile-cache",
+        str(shared),
+    )
+    assert code == 2 and "writable by others" in err
+    assert not (tmp_path / "s.zarr").exists()

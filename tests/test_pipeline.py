@@ -339,3 +339,23 @@ def test_file_url_store(tmp_path, client):
     assert (tmp_path / "nested" / "url.zarr" / "zarr.json").is_file()
     assert int(ds.block_done.sum()) == 2
     np.testing.assert_array_equal(open_scan(url).diffraction.values, ds.diffraction.values)
+
+
+def test_persistent_compilation_cache_in_a_private_folder(tmp_path):
+    from jscan.pipeline.worker import private_dir
+
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(ValueError, match="writable by others"):
+        private_dir(str(shared))
+    cache = tmp_path / "cache"
+    simulate_scan(
+        parse_config(small_config(block_size=72)),
+        tmp_path / "c.zarr",
+        n_workers=1,
+        progress=False,
+        compilation_cache=str(cache),
+    )
+    assert cache.stat().st_mode & 0o777 == 0o700
+    assert any(cache.iterdir())  # the workers wrote their executables there

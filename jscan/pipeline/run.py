@@ -66,8 +66,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.blocks, self.total_blocks = done_blocks, plan.n_blocks
-        total_positions = plan.n_positions
-        self.positions, self.total = done_positions, total_positions
+        self.positions, self.total = done_positions, plan.n_positions
         self.start_positions = done_positions
         self.t0 = self.last = time.perf_counter()
         self.tty = self.stream.isatty()
@@ -92,7 +91,7 @@ class Progress:
 
 
 def prepare(config, store, resume=False, block_size=None):
-    """Validate everything and return (config, plan) before anything is created.
+    """Validate everything and return (config, plan, store) before anything is created.
 
     Raises ConfigError (bad config) or StoreError (store exists without --resume, missing
     with it, or holds another config).
@@ -125,7 +124,7 @@ def prepare(config, store, resume=False, block_size=None):
             )
     elif resume:
         raise zstore.StoreError(f"nothing to resume at {store}; drop --resume to start it")
-    return config, plan_scan(config)
+    return config, plan_scan(config), store
 
 
 def simulate_scan(
@@ -149,16 +148,17 @@ def simulate_scan(
     progress: bar and summary on stderr; compilation_cache: a private folder for JAX's
     persistent compilation cache, so new workers load the compiled model from disk.
     """
-    config, plan = prepare(config, store, resume, block_size)
+    config, plan, store = prepare(config, store, resume, block_size)
     if compilation_cache is not None:
         try:
             compilation_cache = private_dir(compilation_cache)
         except (OSError, ValueError) as err:
             raise zstore.StoreError(str(err)) from None
-    store = zstore.location(store)
     out = sys.stderr
-    bf_radius = bright_field_radius(config)
-    if not resume:  # mode "w-": a store made by a concurrent run in the meantime is refused
+    if resume:
+        bf_radius = zstore.read_attrs(store)["bright_field_radius_m"]
+    else:  # mode "w-": a store made by a concurrent run in the meantime is refused
+        bf_radius = bright_field_radius(config)
         zstore.create(store, config, plan, bf_radius)
     with zstore.RunLock(store):
         done = zstore.blocks_done(store)
