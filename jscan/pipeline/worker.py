@@ -1,6 +1,7 @@
 """Worker side: one block of positions -> patterns in the store, compiled once per process."""
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -105,26 +106,29 @@ class _WorkerState:
         self.factor = noise_factor(cfg, probe)
         r = camera_radius(probe.shape, cfg.optics.camera_pixel_size)
         self.bright_field = (r <= job.bright_field_radius).astype(np.float64)
-        self.arrays = None  # (diffraction, block_done), opened at the first write
+        self.arrays = None  # (diffraction, block_done), opened by open_arrays
 
     def open_arrays(self, store: str):
-        if self.arrays is None:
-            self.arrays = tuple(
-                zarr.open_array(store, path=name, mode="r+")
-                for name in ("diffraction", "block_done")
-            )
-        return self.arrays
+        with _STATES_LOCK:
+            if self.arrays is None:
+                self.arrays = tuple(
+                    zarr.open_array(store, path=name, mode="r+")
+                    for name in ("diffraction", "block_done")
+                )
+            return self.arrays
 
 
 _STATES: dict = {}
+_STATES_LOCK = threading.Lock()  # a worker's threads start their first blocks together
 
 
 def _state(job: ScanJob) -> _WorkerState:
     key = (job.config.hash, job.store, job.config.run.block_size)
-    if key not in _STATES:
-        _STATES.clear()  # one scan at a time per process: free the last one's buffers
-        _STATES[key] = _WorkerState(job)
-    return _STATES[key]
+    with _STATES_LOCK:
+        if key not in _STATES:
+            _STATES.clear()  # one scan at a time per process: free the last one's buffers
+            _STATES[key] = _WorkerState(job)
+        return _STATES[key]
 
 
 def region_origin(origins, region_shape, sample_shape):
