@@ -161,7 +161,7 @@ def create(store: str, config: Config, plan, bright_field_radius: float) -> None
     if raster is not None:
         coords["scan_row"] = ("position", raster[0].astype(np.int32))
         coords["scan_col"] = ("position", raster[1].astype(np.int32))
-    units = "photons" if dtype.kind == "u" else "|field|^2 per camera pixel (incident probe: 1)"
+    units = "photons" if dtype.kind == "u" else "|U'|^2, far-field intensity in units of |probe|^2"
     data = {
         "diffraction": (
             ("position", "det_y", "det_x"),
