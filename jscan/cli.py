@@ -212,6 +212,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("jscan: interrupted; finish the run later with --resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `jscan info STORE | head`: the reader left, nothing is wrong
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except Exception as err:
         if os.environ.get("JSCAN_TRACEBACK") or args.command not in ("simulate", "demo"):
             raise
