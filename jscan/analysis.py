@@ -1,7 +1,7 @@
 """Lazy analysis of a scan dataset: virtual detectors and the 4-D raster view.
 
-Everything here takes the dataset of `jscan.open_scan` (or ``xarray.open_zarr``) and returns
-dask-backed DataArrays: nothing is read until ``.compute()`` or ``.values``.
+Everything here takes the dataset of `jscan.pipeline.open_scan` (or ``xarray.open_zarr``)
+and returns dask-backed DataArrays: nothing is read until ``.compute()`` or ``.values``.
 """
 
 import dask.array as da

@@ -1,4 +1,4 @@
-"""The `jscan` command: simulate, demo, info."""
+"""The `jscan` command: simulate, demo, preview, info."""
 
 import argparse
 import json
@@ -8,6 +8,7 @@ import signal
 import sys
 
 from jscan.config import DEMO_CONFIG, ConfigError, parse_config
+from jscan.pipeline.run import ClusterError
 from jscan.store import StoreError
 
 DEMO_OUT = "jscan-demo.zarr"
@@ -34,6 +35,7 @@ def _positive_int(flag):
 
 
 def _add_run_flags(p):
+    p.add_argument("--resume", action="store_true", help="finish the missing blocks of STORE")
     where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--workers",
@@ -79,13 +81,13 @@ def build_parser():
     sim = sub.add_parser("simulate", help="simulate a scan from a TOML config into a Zarr store")
     sim.add_argument("config", help="TOML config file")
     sim.add_argument("--out", required=True, metavar="STORE", help="Zarr store (path or URL)")
-    sim.add_argument("--resume", action="store_true", help="finish the missing blocks of STORE")
     _add_run_flags(sim)
     demo = sub.add_parser("demo", help="a built-in 1,600-position scan (under a minute)")
     demo.add_argument(
         "--out",
         metavar="STORE",
-        help=f"Zarr store (default ./{DEMO_OUT}, replaced if it holds a demo)",
+        help=f"Zarr store (default ./{DEMO_OUT}; only that default store is replaced when it "
+        "holds an earlier demo, unless --resume)",
     )
     _add_run_flags(demo)
     prev = sub.add_parser("preview", help="draw a store (finished or not) into a PNG")
@@ -130,14 +132,14 @@ def _demo(args):
 
     config = parse_config(DEMO_CONFIG)
     out = args.out or DEMO_OUT
-    if args.out is None and os.path.isdir(out):
+    if args.out is None and os.path.isdir(out) and not args.resume:
         # The default demo store is disposable; anything else at that path is kept.
         if store.read_attrs(out).get("config_hash") != config.hash:
             raise StoreError(f"./{DEMO_OUT} exists and is not a jscan demo; pass --out")
         print(f"replacing the previous demo store ./{out}", file=sys.stderr)
         with store.RunLock(out):  # refused while another run writes it
             shutil.rmtree(out)
-    _simulate(config, out, args)
+    _simulate(config, out, args, resume=args.resume)
     if not args.no_progress:
         print(
             f"open it with: python -c \"import xarray; print(xarray.open_zarr('{out}'))\"",
@@ -206,11 +208,13 @@ def main(argv=None):
             _preview(args)
         else:
             info(args.store)
-    except (ConfigError, StoreError) as err:
+    except (ConfigError, StoreError, ClusterError) as err:
         print(f"jscan: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("jscan: interrupted; finish the run later with --resume", file=sys.stderr)
+        runs = args.command in ("simulate", "demo")
+        hint = "; finish the run later with --resume" if runs else ""
+        print(f"jscan: interrupted{hint}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `jscan info STORE | head`: the reader left, nothing is wrong
         sys.stdout = open(os.devnull, "w")

@@ -49,7 +49,8 @@ class AxisPlan(NamedTuple):
 
 
 def axis_spec(n: int, alpha, method: str = "auto") -> AxisSpec:
-    """Choose the method for one axis; alpha must be concrete unless method is czt/matrix."""
+    """Choose the method for one axis: "auto" picks fft/pad/czt by alpha (czt when alpha is
+    traced); "fft" and "pad" need a concrete alpha."""
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
     czt_len = int(2 ** np.ceil(np.log2(2 * n - 1)))

@@ -140,10 +140,11 @@ def optics_attrs(config: Config) -> dict:
     }
 
 
-def create(store: str, config: Config, plan, bright_field_radius: float) -> None:
+def create(store: str, config: Config, plan, bright_field_radius: float, inputs=None) -> None:
     """Write the layout, coordinates and attributes (no patterns) of a new store.
 
-    plan: the `jscan.pipeline.plan.ScanPlan`; bright_field_radius: m on the camera.
+    plan: the `jscan.pipeline.plan.ScanPlan`; bright_field_radius: m on the camera;
+    inputs: `inputs_hash(config)` when the caller has it already.
     """
     from jscan import __version__
 
@@ -179,7 +180,7 @@ def create(store: str, config: Config, plan, bright_field_radius: float) -> None
         "jscan_version": __version__,
         "config": config.text,
         "config_hash": config.hash,
-        "inputs_hash": inputs_hash(config),
+        "inputs_hash": inputs or inputs_hash(config),
         "block_size": block,
         "n_positions": n,
         "n_blocks": n_blocks,

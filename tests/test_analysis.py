@@ -21,7 +21,7 @@ def partial_store(tmp_path, blocks, dose=0.0):
     store = str(tmp_path / "partial.zarr")
     radius = analysis.bright_field_radius(cfg)
     create(store, cfg, plan, radius)
-    job = ScanJob(cfg, store, plan.region_shape, plan.sample_shape, radius)
+    job = ScanJob(cfg, store, plan.region_shape, plan.sample_shape, bright_field_radius=radius)
     for b in blocks:
         start, stop = plan.block_range(b)
         run_block(job, b, plan.block_origins(b), start, stop - start)

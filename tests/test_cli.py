@@ -190,3 +190,27 @@ def test_shared_compile_cache_folder_is_refused(tmp_path, capsys):
     )
     assert code == 2 and "writable by others" in err
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_unreachable_scheduler_exits_2_and_writes_nothing(tmp_path, capsys):
+    import dask
+
+    (tmp_path / "ok.toml").write_text(small_config())
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        code, _, err = run(
+            capsys,
+            "simulate",
+            str(tmp_path / "ok.toml"),
+            "--out",
+            str(tmp_path / "s.zarr"),
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        )
+    assert code == 2 and "cannot reach the Dask scheduler" in err, err
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_demo_has_resume(tmp_path, capsys):
+    code, _, err = run(capsys, "demo", "--out", str(tmp_path / "d.zarr"), "--resume")
+    assert code == 2 and "nothing to resume" in err
+    assert not (tmp_path / "d.zarr").exists()

@@ -32,13 +32,17 @@ def _local_cluster(n_workers: int | None, threads_per_worker: int = 2):
         return LocalCluster(
             n_workers=n_workers or 1,
             # Two threads: one block's writes overlap the next one's simulation
-            # (measured 1.29x on 2 cores, benchmarks/RESULTS.md).
+            # (steady state 1.42x one thread on 2 cores, benchmarks/RESULTS.md).
             threads_per_worker=threads_per_worker,
             processes=True,
             dashboard_address=":8787",
             # A worker process drives all its devices; it must not take all GPU memory.
             env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
         )
+
+
+class ClusterError(ValueError):
+    """The Dask cluster cannot be reached; nothing was written."""
 
 
 @contextlib.contextmanager
@@ -52,7 +56,14 @@ def connect(client=None, n_workers=None, scheduler_file=None, threads_per_worker
         return
     address = client or os.environ.get("DASK_SCHEDULER_ADDRESS")
     if address or scheduler_file:
-        with Client(address, scheduler_file=scheduler_file) as c:
+        try:
+            c = Client(address, scheduler_file=scheduler_file)
+        except (OSError, TimeoutError) as err:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler {scheduler_file or address} ({err}); "
+                "start it or fix the address"
+            ) from None
+        with c:
             yield c
         return
     with _local_cluster(n_workers, threads_per_worker) as cluster, Client(cluster) as c:
@@ -91,15 +102,18 @@ class Progress:
 
 
 def prepare(config, store, resume=False, block_size=None):
-    """Validate everything and return (config, plan, store) before anything is created.
+    """Validate everything before anything is created.
 
-    Raises ConfigError (bad config) or StoreError (store exists without --resume, missing
-    with it, or holds another config).
+    Returns (config, plan, store, inputs): the config with overrides, the scan plan, the
+    normalised store location and the fingerprint of the input files. Raises ConfigError
+    (bad config) or StoreError (store exists without --resume, missing with it, or made
+    with another config, other input files or another block size).
     """
     if not isinstance(config, Config):
         config = load_config(config)
     config = with_overrides(config, block_size=block_size)
     store = zstore.location(store)
+    inputs = zstore.inputs_hash(config)
     if zstore.exists(store):
         if not resume:
             raise zstore.StoreError(
@@ -112,7 +126,7 @@ def prepare(config, store, resume=False, block_size=None):
                 f"{store} was made with another config (hash {attrs['config_hash'][:12]}, "
                 f"this one {config.hash[:12]}); resume with the config it was made with"
             )
-        if attrs.get("inputs_hash") != zstore.inputs_hash(config):
+        if attrs["inputs_hash"] != inputs:
             raise zstore.StoreError(
                 f"the probe, positions or sample file of {store} changed since it was made; "
                 "restore the files it was made with, or start a new store"
@@ -124,7 +138,7 @@ def prepare(config, store, resume=False, block_size=None):
             )
     elif resume:
         raise zstore.StoreError(f"nothing to resume at {store}; drop --resume to start it")
-    return config, plan_scan(config), store
+    return config, plan_scan(config), store, inputs
 
 
 def simulate_scan(
@@ -148,25 +162,26 @@ def simulate_scan(
     progress: bar and summary on stderr; compilation_cache: a private folder for JAX's
     persistent compilation cache, so new workers load the compiled model from disk.
     """
-    config, plan, store = prepare(config, store, resume, block_size)
+    config, plan, store, inputs = prepare(config, store, resume, block_size)
     if compilation_cache is not None:
         try:
             compilation_cache = private_dir(compilation_cache)
         except (OSError, ValueError) as err:
             raise zstore.StoreError(str(err)) from None
     out = sys.stderr
-    if resume:
-        bf_radius = zstore.read_attrs(store)["bright_field_radius_m"]
-    else:  # mode "w-": a store made by a concurrent run in the meantime is refused
-        bf_radius = bright_field_radius(config)
-        zstore.create(store, config, plan, bf_radius)
-    with zstore.RunLock(store):
-        done = zstore.blocks_done(store)
-        todo = [int(b) for b in np.flatnonzero(~done)]
-        finished = sum(
-            plan.block_range(b)[1] - plan.block_range(b)[0] for b in np.flatnonzero(done)
-        )
-        with connect(client, n_workers, scheduler_file, threads_per_worker) as c:
+    # The cluster first: a scheduler that cannot be reached leaves nothing on disk.
+    with connect(client, n_workers, scheduler_file, threads_per_worker) as c:
+        if resume:
+            bf_radius = zstore.read_attrs(store)["bright_field_radius_m"]
+        else:  # mode "w-": a store made by a concurrent run in the meantime is refused
+            bf_radius = bright_field_radius(config)
+            zstore.create(store, config, plan, bf_radius, inputs)
+        with zstore.RunLock(store):
+            done = zstore.blocks_done(store)
+            todo = [int(b) for b in np.flatnonzero(~done)]
+            finished = sum(
+                plan.block_range(b)[1] - plan.block_range(b)[0] for b in np.flatnonzero(done)
+            )
             page = LivePage(c, plan, store, int(done.sum()), finished)
             if progress:
                 print(f"dashboard: {c.dashboard_link}", file=out, flush=True)
@@ -183,20 +198,26 @@ def simulate_scan(
                 store, event="start", resume=resume, blocks_todo=len(todo), workers=workers
             )
             job = ScanJob(
-                config, store, plan.region_shape, plan.sample_shape, bf_radius, compilation_cache
+                config,
+                store,
+                plan.region_shape,
+                plan.sample_shape,
+                inputs_hash=inputs,
+                bright_field_radius=bf_radius,
+                compilation_cache=compilation_cache,
             )
             bar = Progress(plan, int(done.sum()), finished, progress, out)
             t0 = time.perf_counter()
             totals = _run_blocks(c, job, plan, todo, lambda r: (bar.update(r), page.block(r)))
             wall = time.perf_counter() - t0
             page.finish()
-        zstore.append_history(
-            store,
-            event="finish",
-            blocks=totals["blocks"],
-            positions=totals["positions"],
-            seconds=round(wall, 3),
-        )
+            zstore.append_history(
+                store,
+                event="finish",
+                blocks=totals["blocks"],
+                positions=totals["positions"],
+                seconds=round(wall, 3),
+            )
     if progress:
         n_new = totals["positions"]
         print(

@@ -28,6 +28,7 @@ class ScanJob:
     store: str
     region_shape: tuple[int, int]  # sample pixels read per block
     sample_shape: tuple[int, int]
+    inputs_hash: str = ""  # fingerprint of the probe/positions/sample files (store.inputs_hash)
     bright_field_radius: float = 0.0  # m on the camera: the live page's virtual detector
     compilation_cache: str | None = None  # JAX's persistent compilation cache (private dir)
 
@@ -54,7 +55,7 @@ def photon_counts(intensity, indices, seed: int, factor: float):
 
     Position i draws from Philox keyed (seed, i), i its global index, so the counts do not
     depend on the block size, the worker, the device or the order of completion. numpy's
-    sampler measured 14-21x faster than jax.random.poisson on CPU (benchmarks/RESULTS.md).
+    sampler measured 13.6-21x faster than jax.random.poisson on CPU (benchmarks/RESULTS.md).
     """
     out = np.empty(intensity.shape, np.uint32)
     for k, i in enumerate(indices):
@@ -63,7 +64,7 @@ def photon_counts(intensity, indices, seed: int, factor: float):
         if counts.max() > np.iinfo(np.uint32).max:  # would wrap around in uint32
             raise ValueError(
                 f"position {i}: a pixel counts {counts.max()} photons, more than uint32 holds; "
-                "lower detector.dose"
+                "lower detector.dose and write a new store (a changed config cannot be resumed)"
             )
         out[k] = counts
     return out
@@ -123,7 +124,8 @@ _STATES_LOCK = threading.Lock()  # a worker's threads start their first blocks t
 
 
 def _state(job: ScanJob) -> _WorkerState:
-    key = (job.config.hash, job.store, job.config.run.block_size)
+    # inputs_hash: a long-lived worker must not reuse a probe read from a file since changed
+    key = (job.config.hash, job.inputs_hash, job.store, job.config.run.block_size)
     with _STATES_LOCK:
         if key not in _STATES:
             _STATES.clear()  # one scan at a time per process: free the last one's buffers
