@@ -71,7 +71,7 @@ def raster_indices(scan: ScanConfig) -> tuple[np.ndarray, np.ndarray] | None:
     return scan_row, scan_col
 
 
-def window_origins(positions: np.ndarray, window_shape: tuple[int, int], dx: float) -> np.ndarray:
+def window_origins(positions, window_shape: tuple[int, int], dx, xp=np):
     """Top-left sample pixel of the probe window at each position.
 
     The window of shape (H, W) at position (x, y) starts at
@@ -81,19 +81,20 @@ def window_origins(positions: np.ndarray, window_shape: tuple[int, int], dx: flo
         positions: float array (n, 2) with columns x, y (m).
         window_shape: (H, W) of the probe window in pixels.
         dx: sample pixel size (m).
+        xp: numpy (float64 arithmetic), or jax.numpy for traced positions inside jit.
 
     Returns:
-        int64 array (n, 2) with columns row, col.
+        int array (n, 2) with columns row, col: int64 with numpy, int32 with jax.numpy.
     """
-    positions = np.asarray(positions, dtype=np.float64)
+    positions = np.asarray(positions, dtype=np.float64) if xp is np else xp.asarray(positions)
     if positions.ndim != 2 or positions.shape[1] != 2:
         raise ValueError(
             f"positions must have shape (n, 2) with columns x, y; got shape {positions.shape}"
         )
     height, width = (int(v) for v in window_shape)
-    rows = np.floor(positions[:, 1] / dx - height / 2)
-    cols = np.floor(positions[:, 0] / dx - width / 2)
-    return np.stack([rows, cols], axis=1).astype(np.int64)
+    rows = xp.floor(positions[:, 1] / dx - height / 2)
+    cols = xp.floor(positions[:, 0] / dx - width / 2)
+    return xp.stack([rows, cols], axis=1).astype(np.int64 if xp is np else np.int32)
 
 
 def _load_positions(path: str) -> np.ndarray:

@@ -10,6 +10,7 @@ from jscan import sharding
 from jscan.forward import checked_origins, microscope_plan
 from jscan.optics import circular_aperture, field_intensity, optical_zoom
 from jscan.propagation import fraunhofer_prop, fraunhofer_prop_scaled
+from jscan.scan import window_origins
 from jscan.types import (
     Diffractogram,
     MicroscopeData,
@@ -125,14 +126,7 @@ def simple_microscope(
         dx = float(concrete(sample.dx))
         origins = checked_origins(positions, sample.sample.shape, window, dx)
     else:  # traced positions or dx (inside a user's jit or grad): no bounds check possible
-        pos = jnp.asarray(positions)
-        origins = jnp.stack(
-            [
-                jnp.floor(pos[:, 1] / sample.dx - window[0] / 2),
-                jnp.floor(pos[:, 0] / sample.dx - window[1] / 2),
-            ],
-            axis=1,
-        ).astype(jnp.int32)
+        origins = window_origins(positions, window, sample.dx, xp=jnp)
     specs, plan = microscope_plan(
         lightwave,
         zoom_factor,
