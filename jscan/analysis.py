@@ -52,9 +52,25 @@ def _camera_radius(ds):
     return np.hypot(ds.det_y.values[:, None], ds.det_x.values[None, :])
 
 
+def position_done(ds) -> xr.DataArray:
+    """True (position) where the position's block is simulated: the ``done`` coordinate of
+    `jscan.store.open_scan`, else from ``block_done`` and the ``block_size`` attribute.
+
+    A dataset without either (e.g. a copy of the patterns alone) counts as all done.
+    """
+    if "done" in ds.coords:
+        return ds.done
+    if "block_done" not in ds or "block_size" not in ds.attrs:
+        return xr.DataArray(np.ones(ds.sizes["position"], bool), dims="position")
+    done = np.repeat(ds.block_done.values.astype(bool), int(ds.attrs["block_size"]))
+    return xr.DataArray(done[: ds.sizes["position"]], dims="position")
+
+
 def _weighted_sum(ds, weights, name, long_name):
     w = xr.DataArray(weights.astype(np.float32), dims=("det_y", "det_x"))
     out = (ds.diffraction.astype(np.float32) * w).sum(("det_y", "det_x"))
+    # Patterns of blocks not simulated read as zeros: NaN says "no data", 0 would be a value.
+    out = out.where(position_done(ds))
     out.name = name
     out.attrs = {"long_name": long_name, "units": ds.diffraction.attrs.get("units", "")}
     return out
@@ -62,7 +78,8 @@ def _weighted_sum(ds, weights, name, long_name):
 
 def virtual_bright_field(ds, radius=None):
     """Sum of each pattern inside the central disc of ``radius`` [m] (default: the store's
-    ``bright_field_radius_m``). Returns a lazy DataArray over ``position``."""
+    ``bright_field_radius_m``). Returns a lazy DataArray over ``position``, NaN where the
+    position is not simulated yet."""
     radius = ds.attrs["bright_field_radius_m"] if radius is None else radius
     mask = _camera_radius(ds) <= radius
     return _weighted_sum(ds, mask, "bright_field", f"counts inside r <= {radius:.3g} m")
@@ -70,7 +87,8 @@ def virtual_bright_field(ds, radius=None):
 
 def virtual_dark_field(ds, inner=None, outer=np.inf):
     """Sum of each pattern in the annulus inner < r <= outer [m] (default inner: the
-    bright-field radius). Returns a lazy DataArray over ``position``."""
+    bright-field radius). Returns a lazy DataArray over ``position``, NaN where the position
+    is not simulated yet."""
     inner = ds.attrs["bright_field_radius_m"] if inner is None else inner
     r = _camera_radius(ds)
     return _weighted_sum(
@@ -81,9 +99,10 @@ def virtual_dark_field(ds, inner=None, outer=np.inf):
 def center_of_mass(ds):
     """Intensity-weighted centre (x, y) [m] of each pattern on the camera, lazily.
 
-    Returns a Dataset with ``com_x`` and ``com_y`` over ``position``.
+    Returns a Dataset with ``com_x`` and ``com_y`` over ``position``, NaN where the position
+    is not simulated yet.
     """
-    total = ds.diffraction.astype(np.float32).sum(("det_y", "det_x"))
+    total = ds.diffraction.astype(np.float32).sum(("det_y", "det_x")).where(position_done(ds))
     com = {}
     for name, coord in (("com_x", ds.det_x), ("com_y", ds.det_y)):
         moment = (ds.diffraction.astype(np.float32) * coord.astype(np.float32)).sum(
@@ -94,7 +113,11 @@ def center_of_mass(ds):
 
 
 def as_4d(ds):
-    """The raster scan as a lazy (scan_row, scan_col, det_y, det_x) DataArray."""
+    """The raster scan as a lazy (scan_row, scan_col, det_y, det_x) DataArray.
+
+    Its ``done`` coordinate (scan_row, scan_col) is False where the pattern is not simulated
+    yet (such patterns read as zeros; the counts keep their integer type, so no NaN).
+    """
     if "scan_row" not in ds.coords:
         raise ValueError("as_4d needs a raster scan (scan_row, scan_col); this one has none")
     rows = int(ds.scan_row.max()) + 1
@@ -112,6 +135,7 @@ def as_4d(ds):
             "det_x": ds.det_x,
             "x": (("scan_row", "scan_col"), ds.x.values.reshape(rows, cols)),
             "y": (("scan_row", "scan_col"), ds.y.values.reshape(rows, cols)),
+            "done": (("scan_row", "scan_col"), position_done(ds).values.reshape(rows, cols)),
         },
         attrs=ds.diffraction.attrs,
         name="diffraction",

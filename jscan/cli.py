@@ -3,7 +3,6 @@
 import argparse
 import json
 import os
-import shutil
 import signal
 import sys
 
@@ -35,7 +34,23 @@ def _positive_int(flag):
 
 
 def _add_run_flags(p):
-    p.add_argument("--resume", action="store_true", help="finish the missing blocks of STORE")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the missing blocks of STORE (and re-run done blocks whose shard is gone)",
+    )
+    how.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the jscan store (or empty folder) at STORE with a new one",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="with --resume: also decode every done block and check its checksum (reads the "
+        "whole store) and re-run the damaged ones",
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--workers",
@@ -104,14 +119,27 @@ def build_parser():
     )
     info = sub.add_parser("info", help="print a store's layout, config and progress")
     info.add_argument("store", help="Zarr store (path or URL)")
+    ver = sub.add_parser(
+        "verify",
+        help="check every done block of a store (shard present, decodes, checksum matches); "
+        "exit 1 naming the damaged ones",
+    )
+    ver.add_argument("store", help="Zarr store (path or URL)")
+    ver.add_argument(
+        "--quick",
+        action="store_true",
+        help="only check that each done block's shard is there (one listing, reads no data)",
+    )
     return parser
 
 
-def _simulate(config, out, args, resume=False):
+def _simulate(config, out, args, resume=False, overwrite=False):
     from jscan.pipeline import simulate_scan
 
     if args.scheduler_file and not os.path.exists(args.scheduler_file):
         raise StoreError(f"--scheduler-file {args.scheduler_file} does not exist; check the path")
+    if args.verify and not resume:
+        raise StoreError("--verify checks a store before resuming it; pass it with --resume")
     ds = simulate_scan(
         config,
         out,
@@ -123,6 +151,8 @@ def _simulate(config, out, args, resume=False):
         scheduler_file=args.scheduler_file,
         threads_per_worker=args.threads,
         compilation_cache=args.compile_cache,
+        overwrite=overwrite,
+        verify=args.verify,
     )
     ds.close()
 
@@ -132,14 +162,21 @@ def _demo(args):
 
     config = parse_config(DEMO_CONFIG)
     out = args.out or DEMO_OUT
-    if args.out is None and os.path.isdir(out) and not args.resume:
+    overwrite = args.overwrite
+    if args.out is None and os.path.isdir(out) and not args.resume and not overwrite:
         # The default demo store is disposable; anything else at that path is kept.
-        if store.read_attrs(out).get("config_hash") != config.hash:
-            raise StoreError(f"./{DEMO_OUT} exists and is not a jscan demo; pass --out")
+        try:
+            made_by_demo = store.read_attrs(out).get("config_hash") == config.hash
+        except StoreError:
+            made_by_demo = False
+        if not made_by_demo:
+            raise StoreError(
+                f"./{DEMO_OUT} exists and is not a whole jscan demo; pass --out, or "
+                "--overwrite to replace it"
+            )
         print(f"replacing the previous demo store ./{out}", file=sys.stderr)
-        with store.RunLock(out):  # refused while another run writes it
-            shutil.rmtree(out)
-    _simulate(config, out, args, resume=args.resume)
+        overwrite = True  # under the run lock: refused while another run writes it
+    _simulate(config, out, args, resume=args.resume, overwrite=overwrite)
     if not args.no_progress:
         print(
             f"open it with: python -c \"import xarray; print(xarray.open_zarr('{out}'))\"",
@@ -155,7 +192,7 @@ def _preview(args):
     from jscan import store
     from jscan.preview import preview
 
-    store.read_attrs(args.store)  # a clear error for something that is not a jscan store
+    store.check_store(args.store)  # one line for something that is not a whole jscan store
     print(preview(args.store, args.out, n_patterns=args.patterns))
 
 
@@ -165,7 +202,7 @@ def info(store_path, stream=sys.stdout):
 
     from jscan import store
 
-    attrs = store.read_attrs(store_path)
+    attrs = store.check_store(store_path)
     group = zarr.open_group(store_path, mode="r")
     done = store.blocks_done(store_path)
     w = stream.write
@@ -192,6 +229,30 @@ def info(store_path, stream=sys.stdout):
         w(f"  {json.dumps(entry)}\n")
 
 
+def verify(store_path, quick=False, stream=sys.stderr) -> int:
+    """Check a store's done blocks; print one line; return 0 when all are sound, else 1.
+
+    A progress line is redrawn every few seconds on long stores.
+    """
+    import time
+
+    from jscan.integrity import verify as check
+
+    last = [time.monotonic()]
+
+    def progress(k, n):
+        if time.monotonic() - last[0] > 5:
+            last[0] = time.monotonic()
+            print(f"verified {k}/{n} done blocks", file=stream, flush=True)
+
+    report = check(store_path, full=not quick, on_progress=progress)
+    if report.ok:
+        print(report.line(), file=sys.stdout)
+        return 0
+    print(f"jscan: {report.line()}", file=stream)
+    return 1
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt  # SIGTERM (a batch system's time limit): clean up as for Ctrl-C
 
@@ -206,6 +267,8 @@ def main(argv=None):
             _demo(args)
         elif args.command == "preview":
             _preview(args)
+        elif args.command == "verify":
+            return verify(args.store, quick=args.quick)
         else:
             info(args.store)
     except (ConfigError, StoreError, ClusterError) as err:
@@ -224,7 +287,8 @@ def main(argv=None):
             raise
         print(
             f"jscan: error: the run stopped: {type(err).__name__}: {err}; blocks already "
-            "written are kept: fix the cause, then finish with --resume "
+            "written are kept: fix the cause, then finish with --resume, or start again "
+            "with --overwrite if you changed the config or input files "
             "(JSCAN_TRACEBACK=1 shows the traceback)",
             file=sys.stderr,
         )

@@ -2,16 +2,10 @@
 
 import numpy as np
 
-from jscan.analysis import virtual_bright_field
+from jscan.analysis import position_done, virtual_bright_field
 from jscan.store import open_scan
 
 MAX_MARKERS = 5000  # beyond this many positions the scan is drawn as an image only
-
-
-def _position_done(ds):
-    block = int(ds.attrs["block_size"])
-    done = ds.block_done.values.astype(bool)
-    return np.repeat(done, block)[: ds.sizes["position"]]
 
 
 def preview(store, out, n_patterns: int = 4, dpi: int = 110):
@@ -25,8 +19,8 @@ def preview(store, out, n_patterns: int = 4, dpi: int = 110):
     import matplotlib.pyplot as plt
 
     ds = open_scan(store)
-    done = _position_done(ds)
-    bf = np.full(ds.sizes["position"], np.nan)
+    done = position_done(ds).values
+    bf = np.full(ds.sizes["position"], np.nan)  # not simulated: NaN, drawn grey
     if done.any():
         bf[done] = virtual_bright_field(ds.isel(position=np.flatnonzero(done))).values
     x_um, y_um = ds.x.values * 1e6, ds.y.values * 1e6

@@ -5,31 +5,46 @@ Layout (readable with plain ``xarray.open_zarr(STORE)``, no jscan needed):
 - ``diffraction`` (position, det_y, det_x): float32 intensities (dose 0) or uint32 photon
   counts; one Zarr shard per block of positions, so each block writes whole shards of its
   own (no locks, idempotent rewrites), split into smaller inner chunks for readers.
-- ``block_done`` (block,) uint8: set to 1 only after that block's patterns are written;
-  one chunk per block.
+- ``block_done`` (block,) uint8: set to 1 only after that block's patterns and checksum are
+  written; one chunk per block.
+- ``block_checksum`` (block,) uint32: CRC32 (zlib) of the block's patterns as little-endian
+  bytes in C order, written before ``block_done``; one chunk per block. Inner chunks also
+  carry a CRC32C codec, so a damaged chunk raises when read instead of decoding to garbage.
 - coordinates ``x``, ``y`` (position, m), ``det_y``, ``det_x`` (camera pixel centres, m),
   and for raster scans ``scan_row``, ``scan_col``.
 - attributes: every optical parameter (unit in the name), the config text and its hash,
-  the jscan version and the run history.
+  the jscan version, the run history, a ``store_id`` (UUID) that workers check before
+  writing, and ``complete`` (true once the layout is whole).
+
+A local store is built under a hidden sibling folder ``.NAME.creating-<uuid>`` and renamed
+into place, so a crash while creating it leaves no half store at its path.
 """
 
 import datetime
+import errno
 import fcntl
+import glob
 import hashlib
 import json
 import os
+import shutil
 import socket
+import time
+import uuid
 import warnings
+import zlib
 
 import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
-from zarr.codecs import BloscCodec, BloscShuffle
+from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
 from jscan.config import Config
 
-FORMAT = "jscan-scan/1"
+FORMAT = "jscan-scan/2"  # 2: block checksums, CRC32C chunks, store_id, atomic creation
+LOCK_NAME = ".jscan-run.lock"
+ARRAYS = ("diffraction", "block_done", "block_checksum", "x", "y", "det_y", "det_x")
 _INNER_CHUNK_BYTES = 4 << 20  # inner chunks near 4 MiB: cheap partial reads, few objects
 
 
@@ -140,11 +155,23 @@ def optics_attrs(config: Config) -> dict:
     }
 
 
-def create(store: str, config: Config, plan, bright_field_radius: float, inputs=None) -> None:
-    """Write the layout, coordinates and attributes (no patterns) of a new store.
+def create(
+    store: str,
+    config: Config,
+    plan,
+    bright_field_radius: float,
+    inputs=None,
+    lock: "RunLock | None" = None,
+    replace: bool = False,
+) -> str:
+    """Write the layout, coordinates and attributes (no patterns) of a new store, whole or
+    not at all; return its ``store_id``.
 
     plan: the `jscan.pipeline.plan.ScanPlan`; bright_field_radius: m on the camera;
-    inputs: `inputs_hash(config)` when the caller has it already.
+    inputs: `inputs_hash(config)` when the caller has it already; lock: a `RunLock` that
+    takes the new store's lock before it appears at ``store`` (so a concurrent run sees its
+    owner) and keeps it; replace: swap out what is at ``store`` (the caller checked it with
+    `check_replaceable`, under the old store's lock).
     """
     from jscan import __version__
 
@@ -174,6 +201,11 @@ def create(store: str, config: Config, plan, bright_field_radius: float, inputs=
             da.zeros(n_blocks, dtype="uint8", chunks=1),
             {"long_name": "1 once the block's patterns are written"},
         ),
+        "block_checksum": (
+            ("block",),
+            da.zeros(n_blocks, dtype="uint32", chunks=1),
+            {"long_name": "CRC32 (zlib) of the block's patterns, little-endian C order"},
+        ),
     }
     attrs = {
         "format": FORMAT,
@@ -187,24 +219,106 @@ def create(store: str, config: Config, plan, bright_field_radius: float, inputs=
         **optics_attrs(config),
         "bright_field_radius_m": bright_field_radius,
         "run_history": [],
+        "store_id": uuid.uuid4().hex,
+        "complete": False,  # set last, once every array's metadata is written
     }
     chunk = inner_chunk(block, h * w * dtype.itemsize)
     encoding = {
         "diffraction": {
             "chunks": (chunk, h, w),
             "shards": (block, h, w),
-            "compressors": (codec_for(dtype),),
+            # CRC32C after Blosc: a damaged inner chunk raises instead of decoding to garbage
+            "compressors": (codec_for(dtype), Crc32cCodec()),
         },
         "block_done": {"chunks": (1,)},
+        "block_checksum": {"chunks": (1,)},
     }
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
+    if not _is_local(store):  # no rename on object stores: `complete` is written last
+        _write_layout(store, ds, encoding, mode="w" if replace else "w-")
+        return attrs["store_id"]
+    _clean_stale(store)
+    tmp = _sibling(store, "creating")
+    os.mkdir(tmp)
+    try:
+        if lock is not None:
+            lock.take(tmp)
+        _write_layout(tmp, ds, encoding, mode="a")
+        _publish(tmp, store, replace)
+    except BaseException:
+        if lock is not None:
+            lock.release(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if lock is not None:
+        lock.moved(tmp, store)
+    return attrs["store_id"]
+
+
+def _write_layout(store: str, ds: xr.Dataset, encoding: dict, mode: str) -> None:
     with warnings.catch_warnings():
         # Consolidated metadata is what lets plain xr.open_zarr(STORE) open it without a
         # warning; zarr warns that v3 does not standardise it yet.
         warnings.filterwarnings("ignore", category=zarr.errors.ZarrUserWarning)
         ds.to_zarr(
-            store, mode="w-", compute=False, encoding=encoding, zarr_format=3, consolidated=True
+            store, mode=mode, compute=False, encoding=encoding, zarr_format=3, consolidated=True
         )
+    zarr.open_group(store, mode="r+").attrs["complete"] = True
+    _consolidate(store)
+
+
+def _sibling(store: str, kind: str) -> str:
+    """A hidden folder beside ``store`` (``.NAME.<kind>-<uuid>``) for building or discarding."""
+    parent, name = os.path.split(os.path.abspath(store))
+    return os.path.join(parent, f".{name}.{kind}-{uuid.uuid4().hex}")
+
+
+def _clean_stale(store: str) -> None:
+    """Remove the temporary folders that crashed runs left beside ``store``.
+
+    A folder whose lock is still held belongs to a live run and is kept; one without a lock
+    file is kept for a minute (its run may be about to take the lock).
+    """
+    parent, name = os.path.split(os.path.abspath(store))
+    for kind in ("creating", "replaced"):
+        for path in glob.glob(os.path.join(glob.escape(parent), f".{glob.escape(name)}.{kind}-*")):
+            lock = os.path.join(path, LOCK_NAME)
+            if not os.path.lexists(lock):
+                if time.time() - os.lstat(path).st_mtime > 60:
+                    shutil.rmtree(path, ignore_errors=True)
+                continue
+            try:
+                fd = _open_lock(lock)
+            except StoreError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live run's folder
+            finally:
+                os.close(fd)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _publish(tmp: str, store: str, replace: bool) -> None:
+    """Rename a finished layout to ``store``; with replace, swap out what is there."""
+    if replace and os.path.lexists(store):
+        old = _sibling(store, "replaced")
+        os.rename(store, old)
+        os.rename(tmp, store)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    try:
+        os.rename(tmp, store)  # atomic; refuses a folder that is not empty
+    except OSError as err:
+        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise
+        with RunLock(store):  # another run made it meanwhile: name it if it is still running
+            pass
+        raise StoreError(
+            f"{store} was created meanwhile by another run; pass --resume to finish it or "
+            "--overwrite to replace it"
+        ) from None
 
 
 def _consolidate(store):
@@ -214,24 +328,133 @@ def _consolidate(store):
 
 
 def read_attrs(store: str) -> dict:
-    """The store's root attributes; StoreError when it is not a jscan store."""
+    """The store's root attributes; StoreError when it is not a whole jscan store."""
     store = location(store)
     try:
         attrs = zarr.open_group(store, mode="r").attrs.asdict()
     except (
         FileNotFoundError,
+        NotADirectoryError,
         zarr.errors.GroupNotFoundError,
         zarr.errors.NodeTypeValidationError,
     ) as err:
         raise StoreError(f"{store} is not a Zarr store; check the path") from err
-    if attrs.get("format") != FORMAT:
+    except (OSError, ValueError) as err:  # unreadable or garbled zarr.json
+        raise StoreError(
+            f"{store} has unreadable metadata ({type(err).__name__}: {err}); "
+            "replace it with --overwrite"
+        ) from None
+    fmt = attrs.get("format")
+    if fmt != FORMAT:
+        if isinstance(fmt, str) and fmt.startswith("jscan-scan/"):
+            raise StoreError(
+                f"{store} is in the older format {fmt} (no block checksums); this jscan reads "
+                f"{FORMAT}: open it with xarray.open_zarr, or make it again with --overwrite"
+            )
         raise StoreError(f"{store} is a Zarr store but not a jscan scan; choose another --out")
+    if attrs.get("complete") is not True:
+        raise StoreError(
+            f"{store} was never completely created (the run that made it stopped); "
+            "replace it with --overwrite"
+        )
     return attrs
+
+
+_REQUIRED_ATTRS = (
+    "config",
+    "config_hash",
+    "inputs_hash",
+    "block_size",
+    "n_positions",
+    "n_blocks",
+    "store_id",
+    "bright_field_radius_m",
+)
+
+
+def check_store(store: str) -> dict:
+    """Check that a store's attributes and every array are there and consistent; return its
+    attributes, or StoreError with one line naming what is missing.
+
+    Each array's own metadata is read (not the consolidated copy at the root), so an array
+    folder that was deleted is found missing instead of reading as zeros.
+    """
+    store = location(store)
+    attrs = read_attrs(store)
+    missing = [key for key in _REQUIRED_ATTRS if key not in attrs]
+    if missing:
+        raise StoreError(
+            f"{store} lacks the attribute(s) {', '.join(missing)}; replace it with --overwrite"
+        )
+    n, blocks = attrs["n_positions"], attrs["n_blocks"]
+    expected = {"diffraction": n, "x": n, "y": n, "block_done": blocks, "block_checksum": blocks}
+    for name in ARRAYS:
+        try:
+            arr = zarr.open_array(store, path=name, mode="r")
+        except Exception as err:  # missing folder, garbled or unreadable metadata
+            raise StoreError(
+                f"{store} is damaged: its {name} array is missing or unreadable "
+                f"({type(err).__name__}); replace the store with --overwrite"
+            ) from None
+        if name in expected and arr.shape[0] != expected[name]:
+            raise StoreError(
+                f"{store} is damaged: {name} has {arr.shape[0]} rows, not {expected[name]}; "
+                "replace the store with --overwrite"
+            )
+    return attrs
+
+
+def check_replaceable(store: str) -> None:
+    """StoreError unless ``store`` is missing, an empty folder or a jscan store (whole or
+    not): --overwrite deletes nothing else."""
+    store = location(store)
+    if not exists(store):
+        return
+    if _is_local(store) and os.path.isdir(store) and not os.path.islink(store):
+        if not [e for e in os.listdir(store) if e != LOCK_NAME]:
+            return
+    try:
+        fmt = zarr.open_group(store, mode="r").attrs.get("format")
+    except Exception:
+        fmt = None
+    if not (isinstance(fmt, str) and fmt.startswith("jscan-scan/")):
+        raise StoreError(
+            f"{store} is not a jscan store; --overwrite replaces only jscan stores and empty "
+            "folders: move it away or choose another --out"
+        )
+
+
+def check_id(store: str, store_id: str) -> None:
+    """StoreError unless the store at ``store``, as this process sees it, is ``store_id``.
+
+    Workers call this before their first write: a relative path, another machine's folder or
+    a store replaced since the run began must not receive its patterns.
+    """
+    host = socket.gethostname()
+    try:
+        found = zarr.open_group(location(store), mode="r").attrs.get("store_id")
+    except Exception as err:
+        raise StoreError(
+            f"worker on {host} finds no jscan store at {store} ({type(err).__name__}); put the "
+            "store where every worker reaches it (a shared file system or a URL)"
+        ) from None
+    if found != store_id:
+        raise StoreError(
+            f"worker on {host} sees another store at {store} (store_id {found}, this run's "
+            f"{store_id}); every worker must reach the same store: use a shared file system "
+            "or a URL"
+        )
 
 
 def blocks_done(store: str) -> np.ndarray:
     """block_done as a bool array (one per block)."""
-    return zarr.open_array(store, path="block_done", mode="r")[:].astype(bool)
+    return zarr.open_array(location(store), path="block_done", mode="r")[:].astype(bool)
+
+
+def block_crc(patterns: np.ndarray) -> int:
+    """CRC32 (zlib) of a block's patterns as little-endian bytes in C order."""
+    data = np.ascontiguousarray(patterns, dtype=patterns.dtype.newbyteorder("<"))
+    return zlib.crc32(memoryview(data).cast("B"))
 
 
 def append_history(store: str, **entry) -> None:
@@ -249,10 +472,34 @@ def append_history(store: str, **entry) -> None:
 
 
 def open_scan(store: str) -> xr.Dataset:
-    """Open a scan lazily (dask-backed); works on a run in progress (missing blocks: NaN/0)."""
+    """Open a scan lazily (dask-backed), also a run in progress.
+
+    The ``done`` coordinate (position) is True where the position's block was marked done
+    when the store was opened; patterns of other positions read as zeros (the fill value),
+    and the `jscan.analysis` helpers give NaN there.
+    """
     store = location(store)
-    read_attrs(store)
-    return xr.open_zarr(store)
+    attrs = check_store(store)
+    ds = xr.open_zarr(store)
+    done = np.repeat(blocks_done(store), attrs["block_size"])[: attrs["n_positions"]]
+    return ds.assign_coords(
+        done=("position", done, {"long_name": "position's block simulated (when opened)"})
+    )
+
+
+def _open_lock(path: str) -> int:
+    """Open (or create, mode 0600) a lock file without following a symbolic link."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise StoreError(
+                f"{path} is a symbolic link; jscan does not follow it (it could point at "
+                f"another file); remove the link: rm {path}"
+            ) from None
+        raise StoreError(
+            f"cannot open the run lock {path} ({err.strerror}); check the path"
+        ) from None
 
 
 class RunLock:
@@ -260,37 +507,51 @@ class RunLock:
 
     The lock is ``flock`` on ``STORE/.jscan-run.lock``: the operating system releases it when
     the process ends, however it ends, so a crashed or killed run never leaves it behind.
-    Stores behind URLs (object stores) are not locked.
+    The file is opened with O_NOFOLLOW (a planted symbolic link is refused, nothing is
+    truncated) and created with mode 0600. Stores behind URLs (object stores) are not locked.
     """
 
-    def __init__(self, store: str):
+    def __init__(self, store: str | None, hold: bool = True):
         self.path = None
-        self.handle = None
-        if _is_local(store):
-            self.path = os.path.join(store, ".jscan-run.lock")
+        self.fds: dict[str, int] = {}  # folder -> descriptor of its lock file
+        self.store = store if store is not None and _is_local(store) else None
+        self.hold = hold
+        if self.store is not None:
+            self.path = os.path.join(self.store, LOCK_NAME)
 
     def __enter__(self):
-        if self.path is None:
-            return self
-        handle = open(self.path, "a+")
+        if self.hold and self.store is not None:
+            self.take(self.store)
+        return self
+
+    def take(self, folder: str) -> None:
+        """Lock ``folder``'s lock file and write this process's pid in it, or StoreError
+        naming the run that holds it."""
+        path = os.path.join(folder, LOCK_NAME)
+        fd = _open_lock(path)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "owner unknown"
-            handle.close()
+            owner = os.pread(fd, 200, 0).decode(errors="replace").strip() or "owner unknown"
+            os.close(fd)
             raise StoreError(
                 f"another jscan run is writing this store ({owner}); wait for it to finish"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
-        handle.flush()
-        self.handle = handle
-        return self
+        os.ftruncate(fd, 0)  # only once the lock is ours
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        self.fds[folder] = fd
+
+    def moved(self, old: str, new: str) -> None:
+        """The locked folder ``old`` was renamed to ``new`` (the lock goes with the file)."""
+        self.fds[new] = self.fds.pop(old)
+        self.path = os.path.join(new, LOCK_NAME)
+
+    def release(self, folder: str | None = None) -> None:
+        for key in [folder] if folder is not None else list(self.fds):
+            fd = self.fds.pop(key, None)
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
 
     def __exit__(self, *exc):
-        if self.handle is not None:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
-            self.handle = None
+        self.release()

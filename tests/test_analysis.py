@@ -20,8 +20,15 @@ def partial_store(tmp_path, blocks, dose=0.0):
     plan = plan_scan(cfg)
     store = str(tmp_path / "partial.zarr")
     radius = analysis.bright_field_radius(cfg)
-    create(store, cfg, plan, radius)
-    job = ScanJob(cfg, store, plan.region_shape, plan.sample_shape, bright_field_radius=radius)
+    store_id = create(store, cfg, plan, radius)
+    job = ScanJob(
+        cfg,
+        store,
+        plan.region_shape,
+        plan.sample_shape,
+        bright_field_radius=radius,
+        store_id=store_id,
+    )
     for b in blocks:
         start, stop = plan.block_range(b)
         run_block(job, b, plan.block_origins(b), start, stop - start)

@@ -16,6 +16,7 @@ from jscan import store as zstore
 from jscan.analysis import bright_field_radius
 from jscan.config import Config, load_config, with_overrides
 from jscan.dashboard import bright_field_grid
+from jscan.integrity import repair
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import ScanJob, private_dir, run_block
 
@@ -101,26 +102,34 @@ class Progress:
             print(("\r" if self.tty else "") + line, end=end, file=self.stream, flush=True)
 
 
-def prepare(config, store, resume=False, block_size=None):
+def prepare(config, store, resume=False, block_size=None, overwrite=False):
     """Validate everything before anything is created.
 
     Returns (config, plan, store, inputs): the config with overrides, the scan plan, the
-    normalised store location and the fingerprint of the input files. Raises ConfigError
-    (bad config) or StoreError (store exists without --resume, missing with it, or made
-    with another config, other input files or another block size).
+    normalised store location (a local path made absolute, so that workers with another
+    working folder write the same store) and the fingerprint of the input files. Raises
+    ConfigError (bad config) or StoreError (store exists without --resume or --overwrite,
+    missing or damaged with --resume, made with another config, other input files or
+    another block size, or not a jscan store with --overwrite).
     """
     if not isinstance(config, Config):
         config = load_config(config)
     config = with_overrides(config, block_size=block_size)
+    if resume and overwrite:
+        raise zstore.StoreError("--resume and --overwrite exclude each other; pass one")
     store = zstore.location(store)
+    if "://" not in store:
+        store = os.path.abspath(store)
     inputs = zstore.inputs_hash(config)
-    if zstore.exists(store):
+    if zstore.exists(store) and overwrite:
+        zstore.check_replaceable(store)
+    elif zstore.exists(store):
         if not resume:
             raise zstore.StoreError(
-                f"{store} already exists; pass --resume (resume=True) to finish it, or "
-                "choose another --out"
+                f"{store} already exists; pass --resume to finish it or --overwrite to "
+                "replace it, or choose another --out"
             )
-        attrs = zstore.read_attrs(store)
+        attrs = zstore.check_store(store)
         if attrs["config_hash"] != config.hash:
             raise zstore.StoreError(
                 f"{store} was made with another config (hash {attrs['config_hash'][:12]}, "
@@ -129,7 +138,7 @@ def prepare(config, store, resume=False, block_size=None):
         if attrs["inputs_hash"] != inputs:
             raise zstore.StoreError(
                 f"the probe, positions or sample file of {store} changed since it was made; "
-                "restore the files it was made with, or start a new store"
+                "restore the files it was made with, or replace the store with --overwrite"
             )
         if attrs["block_size"] != config.run.block_size:
             raise zstore.StoreError(
@@ -152,6 +161,8 @@ def simulate_scan(
     scheduler_file=None,
     threads_per_worker=2,
     compilation_cache=None,
+    overwrite=False,
+    verify=False,
 ):
     """Simulate a scan into a Zarr store and return it opened lazily with xarray.
 
@@ -160,9 +171,12 @@ def simulate_scan(
     LocalCluster of n_workers processes with threads_per_worker threads); resume: finish a
     store's missing blocks; block_size: positions per block (overrides [run]);
     progress: bar and summary on stderr; compilation_cache: a private folder for JAX's
-    persistent compilation cache, so new workers load the compiled model from disk.
+    persistent compilation cache, so new workers load the compiled model from disk;
+    overwrite: replace the jscan store (or empty folder) at ``store``; verify: with resume,
+    decode every done block and compare its checksum (default: check that its shard is
+    there, one listing); damaged blocks are simulated again.
     """
-    config, plan, store, inputs = prepare(config, store, resume, block_size)
+    config, plan, store, inputs = prepare(config, store, resume, block_size, overwrite)
     if compilation_cache is not None:
         try:
             compilation_cache = private_dir(compilation_cache)
@@ -171,12 +185,10 @@ def simulate_scan(
     out = sys.stderr
     # The cluster first: a scheduler that cannot be reached leaves nothing on disk.
     with connect(client, n_workers, scheduler_file, threads_per_worker) as c:
-        if resume:
-            bf_radius = zstore.read_attrs(store)["bright_field_radius_m"]
-        else:  # mode "w-": a store made by a concurrent run in the meantime is refused
-            bf_radius = bright_field_radius(config)
-            zstore.create(store, config, plan, bf_radius, inputs)
-        with zstore.RunLock(store):
+        with zstore.RunLock(store, hold=False) as lock:
+            bf_radius, store_id, repaired = _open_store(
+                config, plan, store, inputs, lock, resume, overwrite, verify, progress and out
+            )
             done = zstore.blocks_done(store)
             todo = [int(b) for b in np.flatnonzero(~done)]
             finished = sum(
@@ -195,7 +207,12 @@ def simulate_scan(
                 )
             workers = len(c.scheduler_info(n_workers=-1)["workers"])
             zstore.append_history(
-                store, event="start", resume=resume, blocks_todo=len(todo), workers=workers
+                store,
+                event="start",
+                resume=resume,
+                blocks_todo=len(todo),
+                workers=workers,
+                **({"repaired_blocks": repaired} if repaired else {}),
             )
             job = ScanJob(
                 config,
@@ -205,6 +222,7 @@ def simulate_scan(
                 inputs_hash=inputs,
                 bright_field_radius=bf_radius,
                 compilation_cache=compilation_cache,
+                store_id=store_id,
             )
             bar = Progress(plan, int(done.sum()), finished, progress, out)
             t0 = time.perf_counter()
@@ -228,6 +246,29 @@ def simulate_scan(
             flush=True,
         )
     return zstore.open_scan(store)
+
+
+def _open_store(config, plan, store, inputs, lock, resume, overwrite, verify, out):
+    """Take the run lock on the store and return (bright-field radius, store_id, blocks to
+    repair): the store's own when resuming (damaged blocks un-marked), else a new store's.
+
+    out: a stream for the repair line, or False.
+    """
+    if resume:
+        lock.take(store)
+        attrs = zstore.check_store(store)  # again, under the lock
+        report = repair(store, full=verify)
+        if out and report.faults:
+            print(f"re-running damaged blocks: {report.line()}", file=out, flush=True)
+        return attrs["bright_field_radius_m"], attrs["store_id"], report.bad_blocks
+    if overwrite and zstore.exists(store):
+        lock.take(store)  # refused while another run writes it
+        zstore.check_replaceable(store)
+    radius = bright_field_radius(config)
+    # Built under a temporary name, locked, and renamed: a store made meanwhile by a
+    # concurrent run is refused, naming its owner.
+    store_id = zstore.create(store, config, plan, radius, inputs, lock=lock, replace=overwrite)
+    return radius, store_id, []
 
 
 def _has_plugin(dask_scheduler, name):

@@ -17,6 +17,7 @@ from jscan.dashboard import preview_pattern
 from jscan.forward import microscope_plan
 from jscan.samples import make_probe, sample_region
 from jscan.sharding import data_mesh, run_sharded, to_host
+from jscan.store import block_crc, check_id
 from jscan.types import make_optical_wavefront
 
 
@@ -31,6 +32,7 @@ class ScanJob:
     inputs_hash: str = ""  # fingerprint of the probe/positions/sample files (store.inputs_hash)
     bright_field_radius: float = 0.0  # m on the camera: the live page's virtual detector
     compilation_cache: str | None = None  # JAX's persistent compilation cache (private dir)
+    store_id: str = ""  # the store's UUID (attribute store_id): checked before the first write
 
 
 def private_dir(path: str) -> str:
@@ -107,14 +109,19 @@ class _WorkerState:
         self.factor = noise_factor(cfg, probe)
         r = camera_radius(probe.shape, cfg.optics.camera_pixel_size)
         self.bright_field = (r <= job.bright_field_radius).astype(np.float64)
-        self.arrays = None  # (diffraction, block_done), opened by open_arrays
+        self.arrays = None  # (diffraction, block_done, block_checksum), by open_arrays
 
-    def open_arrays(self, store: str):
+    def open_arrays(self, job: ScanJob):
         with _STATES_LOCK:
             if self.arrays is None:
+                check_id(job.store, job.store_id)  # once per process and store
+                # Every inner chunk is written, zeros too: a done block always has a whole
+                # shard, which is what the presence check of --resume relies on.
                 self.arrays = tuple(
-                    zarr.open_array(store, path=name, mode="r+")
-                    for name in ("diffraction", "block_done")
+                    zarr.open_array(
+                        job.store, path=name, mode="r+", config={"write_empty_chunks": True}
+                    )
+                    for name in ("diffraction", "block_done", "block_checksum")
                 )
             return self.arrays
 
@@ -125,7 +132,7 @@ _STATES_LOCK = threading.Lock()  # a worker's threads start their first blocks t
 
 def _state(job: ScanJob) -> _WorkerState:
     # inputs_hash: a long-lived worker must not reuse a probe read from a file since changed
-    key = (job.config.hash, job.inputs_hash, job.store, job.config.run.block_size)
+    key = (job.config.hash, job.inputs_hash, job.store, job.store_id, job.config.run.block_size)
     with _STATES_LOCK:
         if key not in _STATES:
             _STATES.clear()  # one scan at a time per process: free the last one's buffers
@@ -149,7 +156,11 @@ def simulate_block(job: ScanJob, origins):
 
 
 def run_block(job: ScanJob, block: int, origins, start: int, n_valid: int) -> dict:
-    """Simulate one block, write its patterns, then mark it done. Returns a small receipt."""
+    """Simulate one block, write its patterns and their checksum, then mark it done.
+
+    Returns a small receipt. Raises StoreError before writing anything when the store at
+    job.store is not the run's (store_id).
+    """
     t0 = time.perf_counter()
     state = _state(job)
     host = to_host(simulate_block(job, origins))[:n_valid]
@@ -157,8 +168,9 @@ def run_block(job: ScanJob, block: int, origins, start: int, n_valid: int) -> di
         indices = np.arange(start, start + n_valid)
         host = photon_counts(host, indices, job.config.detector.seed, state.factor)
     t1 = time.perf_counter()
-    diffraction, block_done = state.open_arrays(job.store)
+    diffraction, block_done, block_checksum = state.open_arrays(job)
     diffraction[start : start + n_valid] = host
+    block_checksum[block] = block_crc(host)
     block_done[block] = 1
     t2 = time.perf_counter()
     try:

@@ -1,0 +1,139 @@
+"""Checks that a store's done blocks hold what was written: `verify` and `repair`.
+
+Two levels:
+
+- quick: every block marked done has its shard, and the shard is larger than its index
+  (one listing of the store; a deleted or emptied shard is found);
+- full: each such shard is also read back (the CRC32C of every inner chunk and of the shard
+  index is checked while decoding) and the CRC32 of its patterns is compared with the one
+  the worker recorded in ``block_checksum`` (reads the whole store).
+
+A missing shard cannot be seen by reading alone: zarr returns the fill value (zeros) for it,
+which is why presence is checked against ``block_done``.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import zarr
+from zarr.core.sync import sync
+
+from jscan.store import block_crc, blocks_done, check_store, location
+
+MAX_NAMED = 20  # bad blocks named in the one-line summary; the rest are counted
+
+
+@dataclass(frozen=True)
+class BlockFault:
+    """One done block that is not sound."""
+
+    block: int
+    reason: str  # "shard missing", "shard empty (12 bytes)", "unreadable: ...", "checksum ..."
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What `verify` found: the blocks checked and those that are not sound."""
+
+    store: str
+    n_blocks: int  # blocks in the store
+    checked: int  # blocks marked done, all checked
+    full: bool  # True: decoded and checksummed; False: presence and size only
+    faults: tuple[BlockFault, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.faults
+
+    @property
+    def bad_blocks(self) -> list[int]:
+        return [f.block for f in self.faults]
+
+    def line(self) -> str:
+        """One line: all sound, or the bad blocks with why (the first MAX_NAMED)."""
+        level = "decoded, checksums match" if self.full else "shards present"
+        if self.ok:
+            return f"{self.store}: {self.checked}/{self.n_blocks} blocks done, all sound ({level})"
+        named = ", ".join(f"{f.block} ({f.reason})" for f in self.faults[:MAX_NAMED])
+        more = len(self.faults) - MAX_NAMED
+        named += f" and {more} more" if more > 0 else ""
+        return (
+            f"{self.store}: {len(self.faults)} of {self.checked} done blocks are damaged: "
+            f"{named}; re-run them with jscan simulate CONFIG --out {self.store} --resume "
+            "--verify"
+        )
+
+
+def shard_sizes(arr: zarr.Array) -> dict[tuple[int, ...], int]:
+    """Bytes of every stored shard of ``arr`` by its chunk-grid key (one listing)."""
+
+    async def collect():
+        store, prefix = arr.store_path.store, arr.store_path.path
+        prefix = f"{prefix}/" if prefix else ""
+        out = {}
+        async for key in store.list_prefix(prefix):
+            if not key.endswith("zarr.json"):
+                out[key.removeprefix(prefix)] = await store.getsize(key)
+        return out
+
+    return sync(collect())
+
+
+def _index_bytes(arr: zarr.Array) -> int:
+    """Size of a shard's index: 16 bytes per inner chunk and a CRC32C."""
+    per_shard = int(np.prod([s // c for s, c in zip(arr.shards, arr.chunks, strict=True)]))
+    return 16 * per_shard + 4
+
+
+def verify(
+    store: str, full: bool = True, on_progress: Callable[[int, int], None] | None = None
+) -> VerifyReport:
+    """Check every block marked done: shard present and larger than its index; with full,
+    also decoded and its CRC32 equal to ``block_checksum``.
+
+    on_progress(k, n) is called after each of the n done blocks. Raises StoreError (one
+    line) when the store's attributes or arrays are missing.
+    """
+    store = location(store)
+    attrs = check_store(store)
+    block = int(attrs["block_size"])
+    arr = zarr.open_array(store, path="diffraction", mode="r")
+    sums = zarr.open_array(store, path="block_checksum", mode="r")[:]
+    done = np.flatnonzero(blocks_done(store))
+    sizes = shard_sizes(arr)
+    floor = _index_bytes(arr)
+    trailing = (0,) * (arr.ndim - 1)
+    faults = []
+    for k, b in enumerate(done):
+        b = int(b)
+        size = sizes.get(arr.metadata.encode_chunk_key((b, *trailing)))
+        reason = None
+        if size is None:
+            reason = "shard missing"
+        elif size <= floor:
+            reason = f"shard truncated ({size} bytes)"
+        elif full:
+            try:
+                patterns = arr[b * block : (b + 1) * block]
+            except Exception as err:  # a CRC32C mismatch, a garbled index or codec stream
+                reason = f"unreadable: {type(err).__name__}"
+            else:
+                if block_crc(patterns) != int(sums[b]):
+                    reason = "checksum differs"
+        if reason is not None:
+            faults.append(BlockFault(b, reason))
+        if on_progress is not None:
+            on_progress(k + 1, len(done))
+    return VerifyReport(store, int(attrs["n_blocks"]), len(done), full, tuple(faults))
+
+
+def repair(store: str, full: bool = False) -> VerifyReport:
+    """`verify` the store and un-mark (``block_done`` 0) every damaged block so that a
+    resumed run simulates it again. Returns the report."""
+    report = verify(store, full=full)
+    if report.faults:
+        done = zarr.open_array(location(store), path="block_done", mode="r+")
+        for b in report.bad_blocks:
+            done[b] = 0
+    return report
