@@ -229,7 +229,7 @@ def info(store_path, stream=sys.stdout):
         w(f"  {json.dumps(entry)}\n")
 
 
-def verify(store_path, quick=False, stream=sys.stderr) -> int:
+def verify(store_path, quick=False, stream=None) -> int:
     """Check a store's done blocks; print one line; return 0 when all are sound, else 1.
 
     A progress line is redrawn every few seconds on long stores.
@@ -238,6 +238,7 @@ def verify(store_path, quick=False, stream=sys.stderr) -> int:
 
     from jscan.integrity import verify as check
 
+    stream = stream or sys.stderr
     last = [time.monotonic()]
 
     def progress(k, n):
@@ -262,7 +263,7 @@ def main(argv=None):
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.command == "simulate":
-            _simulate(args.config, args.out, args, resume=args.resume)
+            _simulate(args.config, args.out, args, resume=args.resume, overwrite=args.overwrite)
         elif args.command == "demo":
             _demo(args)
         elif args.command == "preview":

@@ -239,6 +239,7 @@ def create(
         return attrs["store_id"]
     _clean_stale(store)
     tmp = _sibling(store, "creating")
+    os.makedirs(os.path.dirname(tmp), exist_ok=True)
     os.mkdir(tmp)
     try:
         if lock is not None:

@@ -59,6 +59,30 @@ def test_virtual_detectors_are_lazy_and_right(tmp_path):
     assert 0.3 < np.median(bf.values / total) < 0.95
 
 
+def test_positions_not_simulated_are_nan_not_zero(tmp_path):
+    store = partial_store(tmp_path, [0, 2])  # blocks 1 and 3..8 not simulated
+    ds = open_scan(store)
+    done = np.zeros(144, bool)
+    done[0:16] = done[32:48] = True
+    np.testing.assert_array_equal(ds.done.values, done)
+    np.testing.assert_array_equal(analysis.position_done(ds).values, done)
+    for values in (
+        virtual_bright_field(ds).values,
+        virtual_dark_field(ds).values,
+        center_of_mass(ds).com_x.values,
+        center_of_mass(ds).com_y.values,
+    ):
+        assert np.isnan(values[~done]).all()
+        assert np.isfinite(values[done]).all() and (values[done] != 0).any()
+    # The same from plain xarray (no `done` coordinate): block_done and block_size.
+    import xarray as xr
+
+    plain = xr.open_zarr(store)
+    assert "done" not in plain.coords
+    np.testing.assert_array_equal(np.isnan(virtual_bright_field(plain).values), ~done)
+    np.testing.assert_array_equal(as_4d(ds).done.values.ravel(), done)
+
+
 def test_as_4d_view(tmp_path):
     store = partial_store(tmp_path, range(9))
     ds = open_scan(store)

@@ -130,7 +130,8 @@ def test_resume_refuses_changed_input_files(tmp_path, capsys):
     np.save(tmp_path / "pos.npy", positions + 1e-6)  # same path, other positions
     before = listing(tmp_path / "s.zarr")
     code, _, err = run(capsys, "simulate", str(tmp_path / "scan.toml"), "--out", store, "--resume")
-    assert code == 2 and "changed since it was made" in err, err
+    # The advice leads out: restore the files, or replace the store (no loop back to --resume).
+    assert code == 2 and "changed since it was made" in err and "--overwrite" in err, err
     assert listing(tmp_path / "s.zarr") == before
 
 

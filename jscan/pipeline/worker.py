@@ -118,8 +118,8 @@ class _WorkerState:
                 # Every inner chunk is written, zeros too: a done block always has a whole
                 # shard, which is what the presence check of --resume relies on.
                 self.arrays = tuple(
-                    zarr.open_array(
-                        job.store, path=name, mode="r+", config={"write_empty_chunks": True}
+                    zarr.open_array(job.store, path=name, mode="r+").with_config(
+                        {"write_empty_chunks": True}
                     )
                     for name in ("diffraction", "block_done", "block_checksum")
                 )
