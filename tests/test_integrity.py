@@ -286,3 +286,39 @@ def test_a_block_of_zeros_is_stored_and_sound(tmp_path, capsys, scan_config):
     assert shard(tmp_path / "s.zarr", 0).stat().st_size > 0  # zeros are written, not skipped
     code, out, err = cli(capsys, "verify", store)
     assert code == 0 and "1/2 blocks done, all sound" in out, err
+
+
+def test_incomplete_store_and_stray_verify_flag_are_refused(tmp_path, capsys, scan_config):
+    (tmp_path / "scan.toml").write_text(scan_config(block_size=72))
+    cfg = parse_config(scan_config(block_size=72))
+    store = str(tmp_path / "s.zarr")
+    create(store, cfg, plan_scan(cfg), 1e-3)
+    # What an object store (no rename) holds when its creation stopped: `complete` unset.
+    zarr.open_group(store, mode="r+").attrs["complete"] = False
+    for argv in (["info", store], ["verify", store]):
+        code, _, err = cli(capsys, *argv)
+        assert code == 2 and "never completely created" in err and "--overwrite" in err, err
+    code, _, err = cli(capsys, "simulate", tmp_path / "scan.toml", "--out", store, "--verify")
+    assert code == 2 and "--verify" in err and "--resume" in err, err
+
+
+@pytest.mark.slow
+def test_two_jscan_processes_racing_for_one_new_store(tmp_path, capsys, scan_config):
+    (tmp_path / "scan.toml").write_text(scan_config(dose=1e4, block_size=8))
+    store = tmp_path / "race.zarr"
+    argv = [sys.executable, "-m", "jscan.cli", "simulate", str(tmp_path / "scan.toml")]
+    argv += ["--out", str(store), "--workers", "1", "--no-progress"]
+    runs = [subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = sorted((p.wait(timeout=300), p.stderr.read()) for p in runs)
+    for p in runs:
+        p.stderr.close()
+    (ok, _), (lost, err) = results
+    assert ok == 0 and lost == 2, results
+    last = err.strip().splitlines()[-1]
+    # Both passed their checks before either made the store (the usual case): the loser
+    # names the winner; had it come later, it is told the store exists.
+    assert last.startswith("jscan: error:") and ("pid " in last or "already exists" in last)
+    assert "FileExistsError" not in err and "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["race.zarr", "scan.toml"]
+    code, _, _ = cli(capsys, "verify", store)
+    assert code == 0
