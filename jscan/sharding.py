@@ -1,7 +1,6 @@
 """Device mesh, padding to the device count, and compiled-once sharded callables."""
 
 import functools
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +17,6 @@ def data_mesh(devices=None) -> Mesh:
     return Mesh(np.array(devices), ("data",))
 
 
-@functools.lru_cache(maxsize=32)
 def compiled_microscope(specs, mesh: Mesh, shifts: str | None = None):
     """jit of `intensities` for static ``specs``: sample and plan replicated, positions sharded.
 
@@ -26,11 +24,19 @@ def compiled_microscope(specs, mesh: Mesh, shifts: str | None = None):
     positions) or "table" (a replicated table of distinct shifts and a sharded index).
     jit's own cache then compiles once per (shapes, dtypes): new values never recompile.
     """
+    return _compiled(specs, mesh, shifts)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(specs, mesh: Mesh, shifts: str | None):
     data = NamedSharding(mesh, P("data"))
     replicated = NamedSharding(mesh, P())
     extra = {None: (), "each": (data,), "table": (replicated, data)}[shifts]
+    def kernel(sample, origins, plan, *shifts):
+        return intensities(sample, origins, plan, specs, *shifts)
+
     return jax.jit(
-        partial(intensities, specs=specs),
+        kernel,
         in_shardings=(replicated, data, replicated, *extra),
         out_shardings=data,
     )
