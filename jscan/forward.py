@@ -122,9 +122,7 @@ def shift_table(shifts, n_devices: int = 1):
     shifts = np.asarray(shifts, dtype=np.float64)
     if not shifts.any():
         return None
-    distinct, index = np.unique(
-        np.round(shifts, SHIFT_DECIMALS), axis=0, return_inverse=True
-    )
+    distinct, index = np.unique(np.round(shifts, SHIFT_DECIMALS), axis=0, return_inverse=True)
     k = 1 << (len(distinct) - 1).bit_length()
     if k * n_devices >= len(shifts):
         return shifts, None

@@ -32,6 +32,7 @@ def _compiled(specs, mesh: Mesh, shifts: str | None):
     data = NamedSharding(mesh, P("data"))
     replicated = NamedSharding(mesh, P())
     extra = {None: (), "each": (data,), "table": (replicated, data)}[shifts]
+
     def kernel(sample, origins, plan, *shifts):
         return intensities(sample, origins, plan, specs, *shifts)
 
