@@ -1,11 +1,12 @@
 """Forward-model throughput, side by side in one run: jscan vs a bare FFT ceiling vs janssen.
 
-    python benchmarks/forward.py [--size 256] [--positions 256] [--repeats 5]
+    python benchmarks/forward.py [--size 256] [--positions 256] [--repeats 5] [--placement]
 
 Prints positions/s for: the bare batched multiply-FFT-|.|^2 ceiling (windows already cut),
 jscan `simple_microscope` at the natural camera pixel and at 0.5x and 0.7x of it (each
 scaled-DFT method), and janssen 2025.11.1's `simple_microscope` (jit and as documented)
 when janssen is installed. janssen turns on float64 at import, so it runs in a subprocess.
+--placement prints instead the cost of placement="exact" against "snap" (natural pixel).
 """
 
 import argparse
@@ -110,6 +111,68 @@ def janssen_rows(size, n, repeats):
     return rows
 
 
+def placement_rows(size, n, repeats):
+    """positions/s of placement="snap" and "exact" on rasters and a spiral (natural pixel)."""
+    import jscan
+    from jscan.scan import GOLDEN_ANGLE
+
+    rng = np.random.default_rng(0)
+    probe = (rng.normal(size=(size, size)) + 1j * rng.normal(size=(size, size))).astype(
+        np.complex64
+    )
+    side_n = int(np.ceil(np.sqrt(n)))
+    span = int(np.ceil(20 * (side_n - 1))) + 2
+    side = size + span
+    sample = np.exp(1j * rng.uniform(0, 2, (side, side))).astype(np.complex64)
+    lw = jscan.make_optical_wavefront(probe, WAVELENGTH, DX)
+    sm = jscan.make_sample_function(sample, DX)
+    natural = WAVELENGTH * Z / (size * DX)
+    first = size // 2 + 1  # pixel of the first position, window inside the sample
+
+    def raster(step):
+        k = np.arange(n)
+        return (first + np.stack([k % side_n, k // side_n], axis=1) * step) * DX
+
+    k = np.arange(n)
+    radius = (span / 2 - 1) * np.sqrt(k / n)
+    centre = first + span / 2 - 1
+    spiral = (
+        np.stack(
+            [
+                centre + radius * np.cos(k * GOLDEN_ANGLE),
+                centre + radius * np.sin(k * GOLDEN_ANGLE),
+            ],
+            axis=1,
+        )
+        * DX
+    )
+    cases = (
+        ("snap, raster 20 px steps", raster(20.0), "snap"),
+        ("exact, raster 20 px steps (whole pixels: no shift)", raster(20.0), "exact"),
+        ("snap, raster 19.5 px steps", raster(19.5), "snap"),
+        ("exact, raster 19.5 px steps (4 distinct shifts)", raster(19.5), "exact"),
+        ("snap, spiral", spiral, "snap"),
+        ("exact, spiral (every shift distinct)", spiral, "exact"),
+    )
+    rows = {}
+    for label, positions, mode in cases:
+
+        def run(positions=positions, mode=mode):
+            out = jscan.simple_microscope(sm, positions, lw, 1.0, 1.0, Z, natural, placement=mode)
+            out.image_data.block_until_ready()
+
+        rows[label] = best_rate(run, n, repeats)
+    return rows
+
+
+def print_placement(rows):
+    snap = rows["snap, raster 20 px steps"]
+    print(f"| {'placement, camera 1.0x natural':<52} | {'positions/s':>11} | {'x snap':>6} |")
+    print(f"|{'-' * 54}|{'-' * 13}|{'-' * 8}|")
+    for label, rate in rows.items():
+        print(f"| {label:<52} | {rate:11.0f} | {rate / snap:6.2f} |")
+
+
 def machine():
     import jax
 
@@ -126,12 +189,16 @@ def main():
     ap.add_argument("--positions", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--janssen-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--placement", action="store_true", help="exact vs snap placement only")
     a = ap.parse_args()
     if a.janssen_only:
         print(json.dumps(janssen_rows(a.size, a.positions, a.repeats)))
         return
     print(f"machine: {machine()}")
     print(f"size {a.size}x{a.size}, {a.positions} positions, best of {a.repeats}\n")
+    if a.placement:
+        print_placement(placement_rows(a.size, a.positions, a.repeats))
+        return
     rows = jscan_rows(a.size, a.positions, a.repeats)
     try:
         import janssen  # noqa: F401

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jscan
+from jscan.scan import window_origins
 
 DX, WAVELENGTH, DISTANCE = 1e-6, 500e-9, 0.05  # m
 SAMPLE, WINDOW, STEP = 64, 16, 5  # pixels: sample side, probe side, raster step
@@ -45,7 +46,8 @@ def make_problem(seed=0):
     r2 = r[:, None] ** 2 + r[None, :] ** 2
     probe = np.exp(-r2 / 5.0**2 + 1j * 0.05 * r2).astype(np.complex64)
 
-    # Window top-left = floor(y/dx - H/2): a centre at c + 0.5 pixels puts it at c - 8.
+    # Window top-left = floor(y/dx - H//2 + 1e-3) (jscan.scan.placement): a centre at
+    # c + 0.5 pixels puts it at c - 8 (snap, simple_microscope's default).
     centres = (np.arange(10) * STEP + WINDOW // 2 + 2 + 0.5) * DX
     positions = np.stack(np.meshgrid(centres, centres, indexing="xy"), -1).reshape(-1, 2)
     return obj, probe, positions
@@ -107,8 +109,7 @@ def main(argv=None):
 
     # Error over the pixels the probe lit, up to the global phase no measurement can see.
     lit = np.zeros(truth.shape)
-    for x, y in positions:
-        r, c = int(np.floor(y / DX - WINDOW / 2)), int(np.floor(x / DX - WINDOW / 2))
+    for r, c in window_origins(positions, (WINDOW, WINDOW), DX):
         lit[r : r + WINDOW, c : c + WINDOW] += np.abs(probe) ** 2
     region = lit > 0.1 * lit.max()
     recon = np.asarray(params[0] + 1j * params[1])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jscan.samples import probe_shape, sample_shape
-from jscan.scan import scan_positions, window_origins
+from jscan.scan import scan_positions, window_origins, windows_outside
 
 
 class ConfigError(ValueError):
@@ -67,6 +67,7 @@ class ScanConfig:
     start: tuple[float, float] | None = None  # raster: first (x, y); None centres the grid
     n: int | None = None  # spiral: number of positions
     path: str | None = None  # file: absolute path of an (n, 2) .npy with columns x, y
+    placement: str = "exact"  # "exact": sub-pixel positions simulated; "snap": on the pixel
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,7 @@ _SPEC: dict[str, dict[str, tuple[Any, tuple[str, ...] | None, Any]]] = {
         "start": (_pair, ("raster",), None),
         "n": (_integer, ("spiral",), _REQUIRED),
         "path": (_path, ("file",), _REQUIRED),
+        "placement": (_choice("exact", "snap"), _ALL, "exact"),
     },
     "detector": {"dose": (_non_negative, _ALL, 0.0), "seed": (_seed, _ALL, 0)},
     "run": {"block_size": (_integer, _ALL, 1024)},
@@ -352,10 +354,7 @@ def _check_geometry(config: Config) -> None:
         raise ConfigError(str(err)) from err
     origins = window_origins(positions, window, sample.dx)
     beyond = {
-        "top": -int(origins[:, 0].min()),
-        "bottom": int(origins[:, 0].max()) + window[0] - rows,
-        "left": -int(origins[:, 1].min()),
-        "right": int(origins[:, 1].max()) + window[1] - cols,
+        edge: int(px.max()) for edge, px in windows_outside(origins, window, (rows, cols)).items()
     }
     out = [f"{px} px beyond the {edge} edge" for edge, px in beyond.items() if px > 0]
     if out:

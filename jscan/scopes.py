@@ -7,10 +7,10 @@ Fraunhofer over travel_distance, exact at the camera pixel -> |.|^2.
 import jax.numpy as jnp
 
 from jscan import sharding
-from jscan.forward import checked_origins, microscope_plan
+from jscan.forward import checked_placement, microscope_plan
 from jscan.optics import circular_aperture, field_intensity, optical_zoom
 from jscan.propagation import fraunhofer_prop, fraunhofer_prop_scaled
-from jscan.scan import window_origins
+from jscan.scan import placed_positions, placement
 from jscan.types import (
     Diffractogram,
     MicroscopeData,
@@ -105,14 +105,19 @@ def simple_microscope(
     *,
     method: str = "auto",
     mesh=None,
+    placement: str = "snap",
 ) -> MicroscopeData:
     """Diffraction patterns at every scan position, sharded over all local devices.
 
     sample: the whole sample, dx equal to the probe's; positions: (n, 2) x, y [m] of the
-    probe centre, window top-left (row, col) = floor(y/dx - H/2), floor(x/dx - W/2);
+    probe's axis pixel (H//2, W//2), placed by `jscan.scan.placement`: window top-left
+    (row, col) = floor(y/dx - H//2 + tol), floor(x/dx - W//2 + tol), tol = 1e-3 px;
     other parameters as in `simple_diffractogram`; method: scaled-DFT method
-    (see `jscan.propagation`); mesh: a 1-D "data" mesh (default: all local devices).
-    Returns MicroscopeData with image_data (n, H, W).
+    (see `jscan.propagation`); mesh: a 1-D "data" mesh (default: all local devices);
+    placement: "snap" (janssen-compatible: the probe sits on the window's axis pixel) or
+    "exact" (probe x aperture moved by the sub-pixel remainder, `forward.intensities`).
+    Returns MicroscopeData with image_data (n, H, W) and the positions simulated
+    (snap: on the pixel; exact: as given, those within tol put on the pixel).
     """
     check_positive(
         zoom_factor=zoom_factor,
@@ -121,12 +126,17 @@ def simple_microscope(
         camera_pixel_size=camera_pixel_size,
     )
     _check_same_grid(sample, lightwave, "simple_microscope")
+    if placement not in ("snap", "exact"):
+        raise ValueError(f'`placement` must be "snap" or "exact", got {placement!r}')
+    exact = placement == "exact"
     window = lightwave.field.shape
     if concrete(positions) is not None and concrete(sample.dx) is not None:
         dx = float(concrete(sample.dx))
-        origins = checked_origins(positions, sample.sample.shape, window, dx)
+        where = checked_placement(positions, sample.sample.shape, window, dx)
+        simulated = placed_positions(positions, where, window, dx, exact)
     else:  # traced positions or dx (inside a user's jit or grad): no bounds check possible
-        origins = window_origins(positions, window, sample.dx, xp=jnp)
+        where = _placement(positions, window, sample.dx, xp=jnp)
+        simulated = _traced_positions(positions, where, window, sample.dx, exact)
     specs, plan = microscope_plan(
         lightwave,
         zoom_factor,
@@ -137,14 +147,28 @@ def simple_microscope(
         method,
     )
     mesh = sharding.data_mesh() if mesh is None else mesh
-    images = sharding.run_sharded(specs, mesh, sample.sample, origins, plan)
+    shifts = where.shifts if exact else None
+    images = sharding.run_sharded(specs, mesh, sample.sample, where.origins, plan, shifts=shifts)
     rdt = images.dtype
     return MicroscopeData(
         image_data=images,
-        positions=jnp.asarray(positions, rdt),
+        positions=jnp.asarray(simulated, rdt),
         wavelength=jnp.asarray(lightwave.wavelength, rdt),
         dx=jnp.asarray(camera_pixel_size, rdt),
     )
+
+
+_placement = placement  # the argument of simple_microscope hides the function's name
+
+
+def _traced_positions(positions, where, window, dx, exact: bool):
+    """`scan.placed_positions` for traced positions: gradients flow through the exact ones."""
+    height, width = window
+    on_pixel = (where.origins + jnp.array([height // 2, width // 2])) * dx
+    on_pixel = on_pixel[:, ::-1].astype(jnp.asarray(positions).dtype)
+    if not exact:
+        return on_pixel
+    return jnp.where((where.shifts == 0)[:, ::-1], on_pixel, positions)
 
 
 __all__ = [

@@ -1,7 +1,6 @@
 """Device mesh, padding to the device count, and compiled-once sharded callables."""
 
 import functools
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +8,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jscan.forward import intensities
+from jscan.forward import intensities, shift_table
 
 
 def data_mesh(devices=None) -> Mesh:
@@ -18,17 +17,28 @@ def data_mesh(devices=None) -> Mesh:
     return Mesh(np.array(devices), ("data",))
 
 
-@functools.lru_cache(maxsize=32)
-def compiled_microscope(specs, mesh: Mesh):
+def compiled_microscope(specs, mesh: Mesh, shifts: str | None = None):
     """jit of `intensities` for static ``specs``: sample and plan replicated, positions sharded.
 
+    shifts: None (no sub-pixel shifts), "each" (one shift per position, sharded with the
+    positions) or "table" (a replicated table of distinct shifts and a sharded index).
     jit's own cache then compiles once per (shapes, dtypes): new values never recompile.
     """
+    return _compiled(specs, mesh, shifts)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(specs, mesh: Mesh, shifts: str | None):
     data = NamedSharding(mesh, P("data"))
     replicated = NamedSharding(mesh, P())
+    extra = {None: (), "each": (data,), "table": (replicated, data)}[shifts]
+
+    def kernel(sample, origins, plan, *shifts):
+        return intensities(sample, origins, plan, specs, *shifts)
+
     return jax.jit(
-        partial(intensities, specs=specs),
-        in_shardings=(replicated, data, replicated),
+        kernel,
+        in_shardings=(replicated, data, replicated, *extra),
         out_shardings=data,
     )
 
@@ -38,18 +48,35 @@ def padded_length(n: int, mesh: Mesh) -> int:
     return -(-n // mesh.size) * mesh.size
 
 
-def run_sharded(specs, mesh: Mesh, sample, origins, plan, trim: bool = True):
+def run_sharded(specs, mesh: Mesh, sample, origins, plan, trim: bool = True, shifts=None):
     """Patterns (n, H, W): origins padded to a multiple of the device count, then trimmed.
 
+    shifts: None, or the sub-pixel shift (n, 2) row, col [px] of each position. Host
+    (numpy) shifts are grouped by `forward.shift_table` (all zero: the unshifted kernel);
+    traced ones are applied per position.
     A trimmed output whose n the device count does not divide is replicated on every
     device (JAX shards only evenly); trim=False keeps the padded rows and the sharding.
     """
     n = origins.shape[0]
     pad = padded_length(n, mesh) - n
+    extra, mode = (), None
+    if shifts is not None and isinstance(shifts, np.ndarray):
+        grouped = shift_table(shifts, mesh.size)
+        if grouped is not None:
+            rdt = np.float64 if np.dtype(sample.dtype) == np.complex128 else np.float32
+            table, index = grouped
+            table = table.astype(rdt)
+            extra, mode = ((table,), "each") if index is None else ((table, index), "table")
+    elif shifts is not None:
+        extra, mode = (shifts,), "each"
     if pad:
         xp = np if isinstance(origins, np.ndarray) else jnp
         origins = xp.concatenate([origins, xp.repeat(origins[:1], pad, axis=0)])
-    out = compiled_microscope(specs, mesh)(sample, origins, plan)
+        if extra:  # the last argument is per position: shifts ("each") or index ("table")
+            last = extra[-1]
+            xq = np if isinstance(last, np.ndarray) else jnp
+            extra = (*extra[:-1], xq.concatenate([last, xq.repeat(last[:1], pad, axis=0)]))
+    out = compiled_microscope(specs, mesh, mode)(sample, origins, plan, *extra)
     return out[:n] if pad and trim else out
 
 

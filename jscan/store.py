@@ -181,11 +181,18 @@ def create(
     dtype = np.dtype("uint32") if config.detector.dose > 0 else np.dtype("float32")
     odx = config.optics.camera_pixel_size
     coords = {
-        "x": ("position", positions[:, 0], {"units": "m", "long_name": "probe centre x"}),
-        "y": ("position", positions[:, 1], {"units": "m", "long_name": "probe centre y"}),
+        "x": ("position", positions[:, 0], {"units": "m", "long_name": "simulated probe centre x"}),
+        "y": ("position", positions[:, 1], {"units": "m", "long_name": "simulated probe centre y"}),
         "det_y": ("det_y", (np.arange(h) - h // 2) * odx, {"units": "m"}),
         "det_x": ("det_x", (np.arange(w) - w // 2) * odx, {"units": "m"}),
     }
+    if plan.nominal is not None:  # snap: the positions asked for, next to those simulated
+        for k, axis in enumerate("xy"):
+            coords[f"{axis}_nominal"] = (
+                "position",
+                plan.nominal[:, k],
+                {"units": "m", "long_name": f"requested probe centre {axis} (simulated at {axis})"},
+            )
     if raster is not None:
         coords["scan_row"] = ("position", raster[0].astype(np.int32))
         coords["scan_col"] = ("position", raster[1].astype(np.int32))

@@ -31,7 +31,7 @@ def partial_store(tmp_path, blocks, dose=0.0):
     )
     for b in blocks:
         start, stop = plan.block_range(b)
-        run_block(job, b, plan.block_origins(b), start, stop - start)
+        run_block(job, b, plan.block_origins(b), start, stop - start, plan.block_shifts(b))
     return store
 
 

@@ -163,6 +163,7 @@ BAD = [
     (_edit("scan", "shape", [60, 40]), ["scan leaves the sample", "top edge", "scan.shape"]),
     (_edit("scan", "start", [0.0, 0.0]), ["scan leaves the sample", "left edge"]),
     (_edit("sample", "dx", 1.1e-6), ["sample.dx", "probe.dx"]),
+    (_edit("scan", "placement", "floor"), ["scan.placement", '"exact" or "snap"']),
     (
         lambda d: d.update(sample={"kind": "file", "dx": 1e-6, "path": "nope.npy"}),
         ["sample.path", "not found", "nope.npy"],
@@ -208,7 +209,8 @@ def test_scan_fit_matches_brute_force():
             for c in range(n_cols):
                 y = rows * 1e-6 / 2 + (r - (n_rows - 1) / 2) * step
                 x = cols * 1e-6 / 2 + (c - (n_cols - 1) / 2) * step
-                top, left = math.floor(y / 1e-6 - 32), math.floor(x / 1e-6 - 32)
+                # the window rule: floor(u + tol), tol = 1e-3 px (jscan.scan.placement)
+                top, left = math.floor(y / 1e-6 - 32 + 1e-3), math.floor(x / 1e-6 - 32 + 1e-3)
                 fits &= top >= 0 and left >= 0 and top + 64 <= rows and left + 64 <= cols
         if fits:
             parse_config(_dump(data))
@@ -225,6 +227,14 @@ def test_file_sample_too_small_for_scan(tmp_path):
         parse_config(_dump(data), base_dir=tmp_path)
     data["scan"] = {"kind": "raster", "shape": [3, 3], "step": 5e-6}
     assert parse_config(_dump(data), base_dir=tmp_path).sample.path == str(tmp_path / "s.npy")
+
+
+def test_placement_defaults_to_exact():
+    data = _demo()
+    assert parse_config(_dump(data)).scan.placement == "exact"
+    data["scan"]["placement"] = "snap"
+    snap = parse_config(_dump(data))
+    assert snap.scan.placement == "snap" and snap.hash != parse_config(DEMO_CONFIG).hash
 
 
 def test_hash_ignores_run_but_tracks_physics():

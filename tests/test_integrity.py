@@ -143,7 +143,9 @@ def test_store_id_of_another_store_is_refused_by_the_worker(tmp_path, client, sc
     store = str(tmp_path / "s.zarr")
     real_id = create(store, cfg, plan, 1e-3)
     job = ScanJob(cfg, store, plan.region_shape, plan.sample_shape, store_id="0" * 32)
-    fut = client.submit(run_block, job, 0, plan.block_origins(0), 0, BLOCK, pure=False)
+    fut = client.submit(
+        run_block, job, 0, plan.block_origins(0), 0, BLOCK, plan.block_shifts(0), pure=False
+    )
     with pytest.raises(StoreError) as err:
         fut.result()
     message = str(err.value)
@@ -282,7 +284,8 @@ def test_a_block_of_zeros_is_stored_and_sound(tmp_path, capsys, scan_config):
     job = ScanJob(
         cfg, store, plan.region_shape, plan.sample_shape, store_id=create(store, cfg, plan, 1e-3)
     )
-    run_block(job, 0, plan.block_origins(0), 0, 72)  # in this process, as a worker would
+    # in this process, as a worker would
+    run_block(job, 0, plan.block_origins(0), 0, 72, plan.block_shifts(0))
     assert shard(tmp_path / "s.zarr", 0).stat().st_size > 0  # zeros are written, not skipped
     code, out, err = cli(capsys, "verify", store)
     assert code == 0 and "1/2 blocks done, all sound" in out, err

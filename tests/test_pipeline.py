@@ -19,6 +19,7 @@ from jscan.config import parse_config
 from jscan.pipeline import open_scan, simulate_scan
 from jscan.pipeline.plan import plan_scan
 from jscan.samples import make_probe, sample_region
+from jscan.scan import scan_positions
 
 distributed = pytest.importorskip("distributed")
 
@@ -72,7 +73,11 @@ def client():
 
 
 def reference(config_text):
-    """The same scan in-process with simple_microscope on the whole sample."""
+    """The same scan in-process with simple_microscope on the whole sample.
+
+    The plan's positions are those simulated: placed again, they give the same windows and
+    shifts, so the [scan] placement mode decides alone.
+    """
     cfg = parse_config(config_text)
     plan = plan_scan(cfg)
     sample = sample_region(cfg.sample, 0, 0, *plan.sample_shape)
@@ -87,7 +92,9 @@ def reference(config_text):
         o.travel_distance,
         o.camera_pixel_size,
         np.asarray(o.aperture_center),
+        placement=cfg.scan.placement,
     )
+    np.testing.assert_allclose(np.asarray(out.positions), plan.positions, rtol=1e-7)
     return np.asarray(out.image_data), plan
 
 
@@ -107,6 +114,35 @@ def test_store_round_trip_matches_in_process_microscope(tmp_path, client):
     assert ds.block_done.values.all() and ds.block_done.size == 6
     arr = zarr.open_array(tmp_path / "s.zarr", path="diffraction")
     assert arr.shards == (25, 32, 32)  # one shard per block: writes need no lock
+
+
+def test_exact_and_snap_placement_end_to_end(tmp_path, client):
+    """7.3 um steps at dx = 1 um: sub-pixel positions; the store holds what was simulated."""
+    text = small_config(block_size=25)
+    snap_text = text.replace("step = 7.3e-6", 'step = 7.3e-6\nplacement = "snap"')
+    exact = simulate_scan(parse_config(text), tmp_path / "e.zarr", client=client, progress=False)
+    snap = simulate_scan(
+        parse_config(snap_text), tmp_path / "s.zarr", client=client, progress=False
+    )
+    for ds, cfg_text in ((exact, text), (snap, snap_text)):
+        ref, plan = reference(cfg_text)
+        np.testing.assert_allclose(ds.diffraction.values, ref, rtol=1e-5, atol=1e-6 * ref.max())
+        np.testing.assert_array_equal(ds.x.values, plan.positions[:, 0])
+        np.testing.assert_array_equal(ds.y.values, plan.positions[:, 1])
+    requested = scan_positions(parse_config(text).scan, (160, 160), 1e-6)
+    np.testing.assert_array_equal(exact.x.values, requested[:, 0])  # none within tol of a pixel
+    assert "x_nominal" not in exact.coords
+    np.testing.assert_array_equal(snap.x_nominal.values, requested[:, 0])
+    np.testing.assert_array_equal(snap.y_nominal.values, requested[:, 1])
+    assert snap.y_nominal.attrs["units"] == "m" and "long_name" in snap.x_nominal.attrs
+    # snap: the simulated positions are the windows' axis pixels, up to 1/2 px from the request
+    np.testing.assert_allclose(snap.x.values / 1e-6 % 1, 0, atol=1e-9)
+    assert 0.3 < np.abs(snap.x.values - requested[:, 0]).max() / 1e-6 < 1
+    assert rel_diff(exact.diffraction.values, snap.diffraction.values) > 1e-2
+
+
+def rel_diff(a, b):
+    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 def test_lazy_open_without_jscan_and_partial_reads(tmp_path, client):

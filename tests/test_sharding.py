@@ -67,7 +67,35 @@ SCRIPT = textwrap.dedent(
     out2 = jscan.simple_microscope(sample2, pos2, *args)
     again = jscan.simple_microscope(sample2, pos2, *args, mesh=one_mesh)
 
+    second_compiles = len(compiles) - before
+    cache_after = compiled._cache_size()
+
+    # placement="exact": one shift per position, then two shared ones (the table path)
+    def rel(x, y):
+        x, y = np.asarray(x), np.asarray(y)
+        return float(np.max(np.abs(x - y)) / np.max(y))
+
+    each = jscan.simple_microscope(sample, pos, *args, placement="exact")
+    each_one = jscan.simple_microscope(sample, pos, *args, placement="exact", mesh=one_mesh)
+    half = np.where(np.arange(N)[:, None] % 2, 0.5, 0.25)
+    tab_pos = (np.floor(pos / DX) + half) * DX
+    tab = jscan.simple_microscope(sample, tab_pos, *args, placement="exact")
+    tab_one = jscan.simple_microscope(sample, tab_pos, *args, placement="exact", mesh=one_mesh)
+    # position by position (one device, one shift each) against the table on 4 devices
+    singles = [
+        jscan.simple_microscope(sample, tab_pos[i : i + 1], *args, placement="exact",
+                                mesh=one_mesh).image_data[0]
+        for i in range(N)
+    ]
+
     print(json.dumps({
+        "exact_each_rel": rel(each.image_data, each_one.image_data),
+        "exact_each_differs": rel(each.image_data, a) > 1e-3,
+        "exact_table_rel": rel(tab.image_data, tab_one.image_data),
+        "exact_table_vs_singles": rel(tab.image_data, np.stack(singles)),
+        "exact_devices": len(tab.image_data.sharding.device_set),
+        "each_cache": sharding.compiled_microscope(specs, mesh, "each")._cache_size(),
+        "table_cache": sharding.compiled_microscope(specs, mesh, "table")._cache_size(),
         "device_count": jax.device_count(),
         "mesh_size": mesh.size,
         "shape": list(a.shape),
@@ -79,9 +107,9 @@ SCRIPT = textwrap.dedent(
         "raw_shard_rows": sorted(s.data.shape[0] for s in raw.addressable_shards),
         "raw_devices": len({s.device for s in raw.addressable_shards}),
         "raw_matches": bool(np.array_equal(np.asarray(raw)[:N], a)),
-        "second_compiles": len(compiles) - before,
+        "second_compiles": second_compiles,
         "cache_before": cache,
-        "cache_after": compiled._cache_size(),
+        "cache_after": cache_after,
         "second_max_rel_diff": float(
             np.max(np.abs(np.asarray(out2.image_data) - np.asarray(again.image_data)))
             / np.max(np.asarray(again.image_data))
@@ -124,6 +152,12 @@ def test_microscope_on_four_devices(rng):
     assert got["second_compiles"] == 0
     assert got["cache_after"] == got["cache_before"] >= 1
     assert got["second_differs"] and got["second_max_rel_diff"] <= 1e-6
+    # Exact placement, 13 positions on 4 devices (3 padding rows): per-position shifts and a
+    # table of two shared ones both equal the single-device result.
+    assert got["each_cache"] >= 1 and got["table_cache"] >= 1
+    assert got["exact_each_rel"] <= 1e-6 and got["exact_each_differs"]
+    assert got["exact_table_rel"] <= 1e-6 and got["exact_devices"] == 4
+    assert got["exact_table_vs_singles"] <= 1e-5
 
 
 @pytest.mark.parametrize(

@@ -6,18 +6,20 @@ import numpy as np
 
 from jscan.config import Config
 from jscan.samples import probe_shape, sample_shape
-from jscan.scan import raster_indices, scan_positions, window_origins
+from jscan.scan import placed_positions, placement, raster_indices, scan_positions
 
 
 @dataclass(frozen=True)
 class ScanPlan:
-    positions: np.ndarray  # (n, 2) float64, x, y in m
+    positions: np.ndarray  # (n, 2) float64, x, y in m: the positions simulated
     origins: np.ndarray  # (n, 2) int64, window top-left row, col in sample pixels
     raster: tuple | None  # (scan_row, scan_col) int arrays for raster scans
     window: tuple[int, int]  # probe shape (H, W)
     sample_shape: tuple[int, int]  # (rows, cols) sample pixels
     block_size: int
     region_shape: tuple[int, int]  # sample pixels every block reads (the largest bounding box)
+    shifts: np.ndarray | None = None  # (n, 2) float64 sub-pixel shifts row, col [px]; snap: None
+    nominal: np.ndarray | None = None  # (n, 2) x, y [m] as requested, when they differ (snap)
 
     @property
     def n_positions(self) -> int:
@@ -39,13 +41,25 @@ class ScanPlan:
         pad = self.block_size - len(out)
         return np.concatenate([out, np.repeat(out[-1:], pad, axis=0)]) if pad else out
 
+    def block_shifts(self, block: int) -> np.ndarray | None:
+        """Sub-pixel shifts (block_size, 2) of a block, padded like `block_origins`; snap: None."""
+        if self.shifts is None:
+            return None
+        start, stop = self.block_range(block)
+        out = self.shifts[start:stop]
+        pad = self.block_size - len(out)
+        return np.concatenate([out, np.repeat(out[-1:], pad, axis=0)]) if pad else out
+
 
 def plan_scan(config: Config) -> ScanPlan:
-    """Positions, origins and the per-block region of a validated config."""
+    """Positions simulated, origins, shifts and the per-block region of a validated config."""
     shape = sample_shape(config.sample)
-    positions = scan_positions(config.scan, shape, config.sample.dx)
+    requested = scan_positions(config.scan, shape, config.sample.dx)
     window = probe_shape(config.probe)
-    origins = window_origins(positions, window, config.sample.dx)
+    where = placement(requested, window, config.sample.dx)
+    exact = config.scan.placement == "exact"
+    positions = placed_positions(requested, where, window, config.sample.dx, exact)
+    origins = where.origins
     block = config.run.block_size
     n_blocks = -(-len(origins) // block)  # ScanPlan.n_blocks, before the plan exists
     padded = np.concatenate(
@@ -54,4 +68,14 @@ def plan_scan(config: Config) -> ScanPlan:
     extent = padded.max(axis=1) - padded.min(axis=1) + np.asarray(window)
     # Every block reads a region of one shape, so the worker compiles once.
     region = tuple(int(v) for v in np.minimum(extent.max(axis=0), shape))
-    return ScanPlan(positions, origins, raster_indices(config.scan), window, shape, block, region)
+    return ScanPlan(
+        positions,
+        origins,
+        raster_indices(config.scan),
+        window,
+        shape,
+        block,
+        region,
+        shifts=where.shifts if exact else None,
+        nominal=None if exact else requested,
+    )

@@ -358,6 +358,7 @@ def _run_blocks(client, job, plan, todo, on_receipt):
             plan.block_origins(b),
             start,
             stop - start,
+            plan.block_shifts(b),
             key=f"{TASK_PREFIX}-{b}-{token}",
             retries=3,
             pure=False,

@@ -146,16 +146,22 @@ def region_origin(origins, region_shape, sample_shape):
     return np.minimum(low, np.asarray(sample_shape) - np.asarray(region_shape))
 
 
-def simulate_block(job: ScanJob, origins):
-    """Intensities (>= block_size, H, W) on the devices; rows past block_size are padding."""
+def simulate_block(job: ScanJob, origins, shifts=None):
+    """Intensities (>= block_size, H, W) on the devices; rows past block_size are padding.
+
+    shifts: the block's sub-pixel shifts (block_size, 2) row, col [px] (exact placement),
+    or None (snap).
+    """
     state = _state(job)
     r0, c0 = region_origin(origins, job.region_shape, job.sample_shape)
     region = sample_region(job.config.sample, int(r0), int(c0), *job.region_shape)
     local = (origins - np.array([r0, c0])).astype(np.int32)
-    return run_sharded(state.specs, state.mesh, region, local, state.plan, trim=False)
+    return run_sharded(
+        state.specs, state.mesh, region, local, state.plan, trim=False, shifts=shifts
+    )
 
 
-def run_block(job: ScanJob, block: int, origins, start: int, n_valid: int) -> dict:
+def run_block(job: ScanJob, block: int, origins, start: int, n_valid: int, shifts=None) -> dict:
     """Simulate one block, write its patterns and their checksum, then mark it done.
 
     Returns a small receipt. Raises StoreError before writing anything when the store at
@@ -163,7 +169,7 @@ def run_block(job: ScanJob, block: int, origins, start: int, n_valid: int) -> di
     """
     t0 = time.perf_counter()
     state = _state(job)
-    host = to_host(simulate_block(job, origins))[:n_valid]
+    host = to_host(simulate_block(job, origins, shifts))[:n_valid]
     if job.config.detector.dose > 0:
         indices = np.arange(start, start + n_valid)
         host = photon_counts(host, indices, job.config.detector.seed, state.factor)
