@@ -14,7 +14,7 @@ def random_field(rng, shape, dtype=np.complex64):
     return (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(dtype)
 
 
-def scan_config_text(dose=0.0, block_size=16, shape=(12, 12), phantom="cells", seed=3):
+def small_config(dose=0.0, block_size=16, shape=(12, 12), phantom="cells", seed=3):
     """A small raster scan's TOML (32x32 probe, 160x160 phantom): seconds per run."""
     return f"""
 [probe]
@@ -54,8 +54,8 @@ block_size = {block_size}
 
 @pytest.fixture(scope="session")
 def scan_config():
-    """`scan_config_text` as a fixture: scan_config(dose=..., block_size=...) -> TOML text."""
-    return scan_config_text
+    """`small_config` as a fixture: scan_config(dose=..., block_size=...) -> TOML text."""
+    return small_config
 
 
 @pytest.fixture(scope="module")

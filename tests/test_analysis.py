@@ -3,7 +3,7 @@
 import dask.array as da
 import numpy as np
 import pytest
-from test_pipeline import small_config
+from conftest import small_config
 
 from jscan import analysis
 from jscan.analysis import as_4d, center_of_mass, virtual_bright_field, virtual_dark_field

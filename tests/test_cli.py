@@ -1,7 +1,7 @@
 """The `jscan` command: bad input exits 2 with one line and writes nothing."""
 
 import pytest
-from test_pipeline import small_config
+from conftest import small_config
 
 from jscan.cli import main
 

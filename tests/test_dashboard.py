@@ -8,7 +8,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from test_pipeline import small_config
+from conftest import small_config
 
 from jscan.config import parse_config
 from jscan.dashboard import bright_field_grid, preview_pattern, screenshot

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from conftest import small_config
 
 import jscan
 from jscan.config import parse_config
@@ -22,54 +23,6 @@ from jscan.samples import make_probe, sample_region
 from jscan.scan import scan_positions
 
 distributed = pytest.importorskip("distributed")
-
-
-def small_config(dose=0.0, block_size=16, shape=(12, 12), phantom="cells", seed=3):
-    return f"""
-[probe]
-kind = "gaussian"
-size = 32
-dx = 1.0e-6
-wavelength = 500.0e-9
-waist = 6.0e-6
-
-[optics]
-zoom_factor = 1.0
-aperture_diameter = 24.0e-6
-aperture_center = [1.0e-6, -0.5e-6]
-travel_distance = 0.02
-camera_pixel_size = 200.0e-6
-
-[sample]
-kind = "phantom"
-phantom = "{phantom}"
-shape = [160, 160]
-dx = 1.0e-6
-seed = {seed}
-
-[scan]
-kind = "raster"
-shape = [{shape[0]}, {shape[1]}]
-step = 7.3e-6
-
-[detector]
-dose = {dose}
-seed = 11
-
-[run]
-block_size = {block_size}
-"""
-
-
-@pytest.fixture(scope="module")
-def client():
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c
 
 
 def reference(config_text):
