@@ -207,6 +207,7 @@ def info(store_path, stream=sys.stdout):
     done = store.blocks_done(store_path)
     w = stream.write
     w(f"store: {store_path}  ({attrs['format']}, made by jscan {attrs['jscan_version']})\n")
+    w(f"store_id: {attrs['store_id']}\n")
     w(
         f"blocks done: {int(done.sum())}/{len(done)}  (block size {attrs['block_size']}, "
         f"{attrs['n_positions']} positions)\n\narrays:\n"

@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import time
 import uuid
 import warnings
@@ -545,6 +546,14 @@ class RunLock:
             raise StoreError(
                 f"another jscan run is writing this store ({owner}); wait for it to finish"
             ) from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:  # a hard link to another file
+            os.close(fd)
+            raise StoreError(
+                f"{path} is not a plain file of its own (it has {st.st_nlink} names or is "
+                f"special); jscan will not write to it: remove it (rm {path})"
+            )
+        os.fchmod(fd, 0o600)  # also a lock file made by an older jscan
         os.ftruncate(fd, 0)  # only once the lock is ours
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
         self.fds[folder] = fd

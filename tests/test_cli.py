@@ -172,6 +172,7 @@ def test_a_failing_block_stops_the_run_with_one_line(tmp_path):
     last = out.stderr.strip().splitlines()[-1]
     # (distributed's workers log the failing task above it; jscan's own word is one line)
     assert last.startswith("jscan: error: the run stopped: ValueError") and "--resume" in last
+    assert "--overwrite" in last  # the way out when the fix changes the inputs
     assert "NaN or inf in rows" in last
 
 

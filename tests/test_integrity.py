@@ -325,3 +325,15 @@ def test_two_jscan_processes_racing_for_one_new_store(tmp_path, capsys, scan_con
     assert sorted(os.listdir(tmp_path)) == ["race.zarr", "scan.toml"]
     code, _, _ = cli(capsys, "verify", store)
     assert code == 0
+
+
+def test_hard_linked_lock_is_refused_and_truncates_nothing(tmp_path, scan_config):
+    cfg = parse_config(scan_config(block_size=72))
+    store = tmp_path / "s.zarr"
+    create(str(store), cfg, plan_scan(cfg), 1e-3)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's own file")
+    os.link(victim, store / LOCK_NAME)
+    with pytest.raises(StoreError, match="not a plain file of its own"), RunLock(str(store)):
+        pass
+    assert victim.read_text() == "the user's own file"
