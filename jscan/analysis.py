@@ -12,11 +12,24 @@ BRIGHT_FIELD_FRACTION = 0.9  # the bright-field disc holds this share of the pro
 
 
 def bright_field_radius(config) -> float:
-    """Radius [m] on the camera of the disc holding 90 % of the probe's own pattern.
+    """Radius [m] on the camera of the disc holding 90 % of the probe's own pattern
+    (`probe_pattern`)."""
+    image = probe_pattern(config)
+    r = camera_radius(image.shape, config.optics.camera_pixel_size).ravel()
+    order = np.argsort(r)
+    cumulative = np.cumsum(image.ravel()[order])
+    k = np.searchsorted(cumulative, BRIGHT_FIELD_FRACTION * cumulative[-1])
+    return float(r[order][min(k, r.size - 1)])
 
-    The probe-only pattern (transparent sample) is evaluated with a float64 matrix DFT at
-    the camera pixel centres, in numpy: the client never starts a JAX backend (on a GPU
-    node it would take the card's memory before the workers do).
+
+def probe_pattern(config) -> np.ndarray:
+    """The probe's own far-field pattern (transparent sample), float64 (H, W), in the units
+    of the float32 patterns: |DFT(probe x aperture)|^2 ((dx zoom)^2 / (lambda z))^2 with
+    sum |probe|^2 = 1.
+
+    Evaluated with a float64 matrix DFT at the camera pixel centres, in numpy: the client
+    never starts a JAX backend (on a GPU node it would take the card's memory before the
+    workers do).
     """
     from jscan.samples import make_probe
 
@@ -32,12 +45,8 @@ def bright_field_radius(config) -> float:
     # exp(-2 pi i x u) with u = (m - N//2) camera_pixel / (lambda z), the Fraunhofer frequency
     ay = np.exp(-2j * np.pi * np.outer((np.arange(h) - h // 2) * scale, y))
     ax = np.exp(-2j * np.pi * np.outer((np.arange(w) - w // 2) * scale, x))
-    image = np.abs(ay @ (probe * inside) @ ax.T) ** 2
-    r = camera_radius(image.shape, o.camera_pixel_size).ravel()
-    order = np.argsort(r)
-    cumulative = np.cumsum(image.ravel()[order])
-    k = np.searchsorted(cumulative, BRIGHT_FIELD_FRACTION * cumulative[-1])
-    return float(r[order][min(k, r.size - 1)])
+    field = ay @ (probe * inside) @ ax.T * (dxz**2 / (config.probe.wavelength * o.travel_distance))
+    return np.abs(field) ** 2
 
 
 def camera_radius(shape, pixel):

@@ -16,6 +16,7 @@ from jscan import store as zstore
 from jscan.analysis import bright_field_radius
 from jscan.config import Config, load_config, with_overrides
 from jscan.dashboard import bright_field_grid
+from jscan.pipeline import checks
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import ScanJob, private_dir, run_block
 
@@ -58,7 +59,7 @@ def connect(client=None, n_workers=None, scheduler_file=None, threads_per_worker
     if address or scheduler_file:
         try:
             c = Client(address, scheduler_file=scheduler_file)
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, ValueError) as err:
             raise ClusterError(
                 f"cannot reach the Dask scheduler {scheduler_file or address} ({err}); "
                 "start it or fix the address"
@@ -101,19 +102,22 @@ class Progress:
             print(("\r" if self.tty else "") + line, end=end, file=self.stream, flush=True)
 
 
-def prepare(config, store, resume=False, block_size=None):
+def prepare(config, store, resume=False, block_size=None, force=False):
     """Validate everything before anything is created.
 
-    Returns (config, plan, store, inputs): the config with overrides, the scan plan, the
-    normalised store location and the fingerprint of the input files. Raises ConfigError
-    (bad config) or StoreError (store exists without --resume, missing with it, or made
-    with another config, other input files or another block size).
+    Returns (config, plan, store, inputs): the config with overrides (block size capped at
+    the scan length), the scan plan, the normalised store location and the fingerprint of
+    the input files. Raises ConfigError (bad config, sample values, brightness) or
+    StoreError (store exists without --resume, missing with it, or made with another
+    config, other input files or another block size; no room for it unless force).
     """
     if not isinstance(config, Config):
         config = load_config(config)
-    config = with_overrides(config, block_size=block_size)
+    config = checks.cap_block_size(with_overrides(config, block_size=block_size))
+    checks.check_store_location(store)
     store = zstore.location(store)
-    inputs = zstore.inputs_hash(config)
+    sample = checks.check_inputs(config)  # one streamed pass: values checked, fingerprint
+    inputs = zstore.inputs_hash(config, sample)
     if zstore.exists(store):
         if not resume:
             raise zstore.StoreError(
@@ -138,7 +142,10 @@ def prepare(config, store, resume=False, block_size=None):
             )
     elif resume:
         raise zstore.StoreError(f"nothing to resume at {store}; drop --resume to start it")
-    return config, plan_scan(config), store, inputs
+    plan = plan_scan(config)
+    checks.check_disk(store, config, plan, resume, force)
+    checks.check_brightness(config, sample)
+    return config, plan, store, inputs
 
 
 def simulate_scan(
@@ -152,6 +159,7 @@ def simulate_scan(
     scheduler_file=None,
     threads_per_worker=2,
     compilation_cache=None,
+    force=False,
 ):
     """Simulate a scan into a Zarr store and return it opened lazily with xarray.
 
@@ -160,9 +168,10 @@ def simulate_scan(
     LocalCluster of n_workers processes with threads_per_worker threads); resume: finish a
     store's missing blocks; block_size: positions per block (overrides [run]);
     progress: bar and summary on stderr; compilation_cache: a private folder for JAX's
-    persistent compilation cache, so new workers load the compiled model from disk.
+    persistent compilation cache, so new workers load the compiled model from disk;
+    force: write even when the store's size estimate exceeds the free disk space.
     """
-    config, plan, store, inputs = prepare(config, store, resume, block_size)
+    config, plan, store, inputs = prepare(config, store, resume, block_size, force)
     if compilation_cache is not None:
         try:
             compilation_cache = private_dir(compilation_cache)
@@ -171,6 +180,7 @@ def simulate_scan(
     out = sys.stderr
     # The cluster first: a scheduler that cannot be reached leaves nothing on disk.
     with connect(client, n_workers, scheduler_file, threads_per_worker) as c:
+        checks.check_block_memory(c, config, plan)
         if resume:
             bf_radius = zstore.read_attrs(store)["bright_field_radius_m"]
         else:  # mode "w-": a store made by a concurrent run in the meantime is refused
@@ -189,7 +199,8 @@ def simulate_scan(
                     print(f"scan page: {page.link}", file=out, flush=True)
                 print(
                     f"{plan.n_positions} positions in {plan.n_blocks} blocks of "
-                    f"{plan.block_size}; {len(todo)} to do -> {store}",
+                    f"{plan.block_size}; {len(todo)} to do -> {store} (at most "
+                    f"{checks.human(checks.store_bytes(config, plan))} uncompressed)",
                     file=out,
                     flush=True,
                 )
@@ -318,7 +329,9 @@ def _run_blocks(client, job, plan, todo, on_receipt):
             start,
             stop - start,
             key=f"{TASK_PREFIX}-{b}-{token}",
-            retries=3,
+            # No retries: a task that raises would raise again (bad value, full disk, wrong
+            # store). A worker that dies is another matter: the scheduler reschedules its
+            # tasks by itself (distributed.scheduler.allowed-failures).
             pure=False,
         )
 
