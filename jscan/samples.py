@@ -76,7 +76,8 @@ def make_probe(cfg: ProbeConfig) -> np.ndarray:
         field = field.astype(np.complex128)
     else:
         raise ValueError(f'probe.kind must be "gaussian", "airy" or "file", got {cfg.kind!r}')
-    power = float(np.sum(np.abs(field) ** 2))
+    with np.errstate(over="ignore"):  # a power beyond float64 is refused just below
+        power = float(np.sum(np.abs(field) ** 2))
     if power == 0:
         raise ValueError("probe is zero everywhere; use a probe with non-zero amplitude")
     if not math.isfinite(power):  # |value|^2 beyond float64: normalising would give 0 or NaN

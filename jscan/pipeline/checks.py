@@ -184,16 +184,17 @@ def check_block_memory(client, config: Config, plan) -> None:
         if not limit:
             continue  # no limit set
         k = min(info.get("nthreads", 1) or 1, plan.n_blocks)
-        need = k * (fixed + plan.block_size * per_position) + PROCESS_BYTES
-        if need <= limit * fraction:
+        one = fixed + plan.block_size * per_position
+        if k * one + PROCESS_BYTES <= limit * fraction:
             continue
         fits = int((limit * fraction - PROCESS_BYTES) / k - fixed) // per_position
         fix = (
             f"use --block-size {fits} or less (run.block_size), or workers with more memory"
             if fits >= 1
-            else "one position does not fit: use workers with more memory"
+            else "even one position does not fit: use workers with more memory"
         )
+        at_once = f", {k} at once (one per thread)" if k > 1 else ""
         raise ConfigError(
-            f'"run.block_size" = {plan.block_size}: {k} blocks in flight need about '
-            f"{human(need)} on worker {address}, whose memory_limit is {human(limit)}; {fix}"
+            f'"run.block_size" = {plan.block_size}: a block needs about {human(one)}{at_once} '
+            f"on worker {address}, whose memory_limit is {human(limit)}; {fix}"
         )
