@@ -337,7 +337,8 @@ def parse_config(text: str, base_dir: str | os.PathLike | None = None) -> Config
     return config
 
 
-_F32 = np.finfo(np.float32)
+_F32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _check_float32(config: Config) -> None:
@@ -359,11 +360,11 @@ def _check_float32(config: Config) -> None:
         "optics.aperture_diameter": o.aperture_diameter,
     }
     for key, value in values.items():
-        if not _F32.tiny <= value <= _F32.max:
-            way = "overflows" if value > _F32.max else "underflows"
+        if not _F32_TINY <= value <= _F32_MAX:
+            way = "overflows" if value > _F32_MAX else "underflows"
             raise ConfigError(
-                f'"{key}" = {value!r} {way} float32 (normal range {_F32.tiny:.3g} to '
-                f"{_F32.max:.3g}), which the kernel computes in; give lengths in metres "
+                f'"{key}" = {value!r} {way} float32 (normal range {_F32_TINY:.3g} to '
+                f"{_F32_MAX:.3g}), which the kernel computes in; give lengths in metres "
                 "(e.g. wavelength = 500e-9)"
             )
     try:
@@ -386,12 +387,12 @@ def _check_float32(config: Config) -> None:
             ("the aperture radius^2", (diameter / 2) ** 2, "optics.aperture_diameter"),
         ]
     for name, value, keys in products:
-        low = not value >= _F32.tiny and name != "the largest chirp phase"
+        low = not value >= _F32_TINY and name != "the largest chirp phase"
         if low or not np.isfinite(value):
             way = "underflows" if low and np.isfinite(value) else "overflows"
             raise ConfigError(
-                f"{name} = {float(value):.3g} {way} float32 (normal range {_F32.tiny:.3g} to "
-                f"{_F32.max:.3g}), which the kernel computes in; check the units (metres) of "
+                f"{name} = {float(value):.3g} {way} float32 (normal range {_F32_TINY:.3g} to "
+                f"{_F32_MAX:.3g}), which the kernel computes in; check the units (metres) of "
                 f"{keys}"
             )
 
