@@ -364,3 +364,60 @@ def test_hostile_event_through_a_real_scheduler_is_never_served(cluster_client):
     assert list(data["workers"]) == ["tcp://127.0.0.1:40123"]
     assert "<img" not in text and "onerror" not in text
     assert "innerHTML" not in fetch(page_url(cluster_client))
+
+
+def dump_dom(url, profile_dir, wait_ms=3000):
+    """The page's DOM after its scripts ran, serialised by headless Chromium."""
+    import subprocess
+
+    out = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile_dir}",
+            f"--virtual-time-budget={wait_ms}",
+            "--dump-dom",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return out.stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt install chromium)")
+def test_markup_in_a_valid_event_is_shown_as_text_in_chromium(tmp_path, cluster_client):
+    """A store location is free text: markup in it reaches the page as text, not elements."""
+    from jscan.dashboard import TOPIC, ScanPage
+
+    if not cluster_client.run_on_scheduler(_page_registered):
+        cluster_client.register_plugin(ScanPage())
+    url = page_url(cluster_client)
+    hostile = "<img src=x onerror=\"document.body.dataset.owned='yes'\">.zarr"
+    cluster_client.log_event(TOPIC, {**_start(), "store": hostile})
+    cluster_client.log_event(TOPIC, _block())
+    deadline = time.time() + 30
+    while json.loads(fetch(url + "/data.json")).get("blocks") != 1 and time.time() < deadline:
+        time.sleep(0.05)
+    dom = dump_dom(url, tmp_path / "profile")
+    assert "&lt;img src=x onerror=" in dom  # the text, escaped by the serialiser
+    assert "<img" not in dom and "data-owned" not in dom
+    assert "<td>tcp://127.0.0.1:40123</td><td>1</td><td>2</td>" in dom  # the workers table
+    assert "<th>worker</th>" in dom
+    # Even a worker name that got past validation would be text in the table.
+    cluster_client.run_on_scheduler(_plant_worker, name=hostile)
+    dom = dump_dom(url, tmp_path / "profile")
+    assert "<td>&lt;img src=x onerror=" in dom and "<img" not in dom, dom
+
+
+def _plant_worker(dask_scheduler, name):
+    workers = dask_scheduler.plugins["jscan-scan-page"].run["workers"]
+    workers[name] = {"blocks": 1, "positions": 2, "busy_s": 1.0}
