@@ -30,12 +30,13 @@ PROCESS_BYTES = 512 << 20  # a worker's own baseline: Python, Dask, JAX runtime
 
 
 def human(n_bytes: float) -> str:
-    """Bytes in decimal units: 1.5 GB, 320 MB."""
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if abs(n_bytes) < 1000 or unit == "PB":
-            return f"{n_bytes:.3g} {unit}" if unit != "B" else f"{int(n_bytes)} B"
-        n_bytes /= 1000
-    raise AssertionError("unreachable")
+    """Bytes in decimal units, three digits: 135 B, 1.5 GB, 320 MB."""
+    value = float(n_bytes)
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB", "EB"):
+        if value < 999.5 or unit == "EB":
+            break
+        value /= 1000
+    return f"{value:.3g} {unit}"
 
 
 def cap_block_size(config: Config) -> Config:
@@ -69,6 +70,10 @@ def check_inputs(config: Config) -> SampleDigest | None:
         return sample_digest(config.sample)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    except OSError as err:
+        raise ConfigError(
+            f"sample.path: cannot read {config.sample.path} ({err}); check the file"
+        ) from None
 
 
 def check_brightness(config: Config, sample: SampleDigest | None) -> None:
