@@ -14,8 +14,13 @@ def mode(path):
 
 
 def test_created_private(tmp_path):
-    path = private_dir(tmp_path / "a" / "cache")
+    old = os.umask(0o002)  # folders made here stay private whatever the umask
+    try:
+        path = private_dir(tmp_path / "a" / "cache")
+    finally:
+        os.umask(old)
     assert path == str(tmp_path / "a" / "cache") and mode(path) == 0o700
+    assert mode(tmp_path / "a") == 0o700
     assert private_dir(path) == path  # and accepted again
 
 

@@ -26,14 +26,18 @@ def private_dir(path: str) -> str:
     """
     path = os.path.abspath(os.path.expanduser(str(path)))
     _check_parents(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    _check_parents(path)  # folders just made follow the umask
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    except OSError as err:
-        raise CacheDirError(f"compilation cache (--compile-cache) {path}: {err}") from None
+    missing = []
+    up = path
+    while not os.path.lexists(up):
+        missing.append(up)
+        up = os.path.dirname(up)
+    for folder in reversed(missing):  # private from the first missing folder down
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as err:
+            raise CacheDirError(f"compilation cache (--compile-cache) {path}: {err}") from None
     st = os.lstat(path)
     where = f"compilation cache (--compile-cache) {path}"
     if stat.S_ISLNK(st.st_mode):
