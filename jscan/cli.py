@@ -87,6 +87,11 @@ def _add_run_flags(p):
         metavar="DIR",
         help="private folder for JAX's persistent compilation cache",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write even when the store's size estimate exceeds the free disk space",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar or summary")
 
 
@@ -133,11 +138,50 @@ def build_parser():
     return parser
 
 
+def _scheduler_address(address: str, flag: str) -> None:
+    """ClusterError naming ``flag`` unless ``address`` parses as a Dask address."""
+    from distributed.comm import get_address_host_port, parse_address
+
+    try:
+        scheme, _ = parse_address(address)
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            get_address_host_port(address)
+    except (ValueError, TypeError) as err:
+        raise ClusterError(
+            f"{flag} {address!r} is not a Dask scheduler address ({err}); "
+            "write it as tcp://HOST:PORT"
+        ) from None
+
+
+def _check_cluster_flags(args) -> None:
+    """--scheduler and --scheduler-file are checked before anything starts."""
+    if args.scheduler is not None:
+        _scheduler_address(args.scheduler, "--scheduler")
+    path = args.scheduler_file
+    if path is None:
+        return
+    if not os.path.exists(path):
+        raise StoreError(f"--scheduler-file {path} does not exist; check the path")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            address = json.load(handle)["address"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+        raise ClusterError(
+            f"--scheduler-file {path} is not a Dask scheduler file ({type(err).__name__}: "
+            f"{err}); pass the file written by `dask scheduler --scheduler-file FILE`"
+        ) from None
+    if not isinstance(address, str):
+        raise ClusterError(
+            f"--scheduler-file {path} is not a Dask scheduler file (its address is "
+            f"{address!r}); pass the file written by `dask scheduler --scheduler-file FILE`"
+        )
+    _scheduler_address(address, f"--scheduler-file {path}: address")
+
+
 def _simulate(config, out, args, resume=False, overwrite=False):
     from jscan.pipeline import simulate_scan
 
-    if args.scheduler_file and not os.path.exists(args.scheduler_file):
-        raise StoreError(f"--scheduler-file {args.scheduler_file} does not exist; check the path")
+    _check_cluster_flags(args)
     if args.verify and not resume:
         raise StoreError("--verify checks a store before resuming it; pass it with --resume")
     ds = simulate_scan(
@@ -153,6 +197,7 @@ def _simulate(config, out, args, resume=False, overwrite=False):
         compilation_cache=args.compile_cache,
         overwrite=overwrite,
         verify=args.verify,
+        force=args.force,
     )
     ds.close()
 
@@ -161,7 +206,7 @@ def _demo(args):
     from jscan import store
 
     config = parse_config(DEMO_CONFIG)
-    out = args.out or DEMO_OUT
+    out = DEMO_OUT if args.out is None else args.out
     overwrite = args.overwrite
     if args.out is None and os.path.isdir(out) and not args.resume and not overwrite:
         # The default demo store is disposable; anything else at that path is kept.

@@ -12,6 +12,8 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from jscan.samples import probe_shape, sample_shape
 from jscan.scan import scan_positions, window_origins, windows_outside
 
@@ -332,8 +334,73 @@ def parse_config(text: str, base_dir: str | os.PathLike | None = None) -> Config
         run=RunConfig(**sections["run"]),
         text=text,
     )
+    _check_float32(config)
     _check_geometry(config)
     return config
+
+
+_F32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32(config: Config) -> None:
+    """Refuse lengths whose products the float32 kernel would overflow or flush to zero.
+
+    Each quantity is computed as the kernel computes it, in float32: the values themselves,
+    dx*zoom, lambda*z, the illumination scale (dx zoom)^2/(lambda z), the natural camera pixel
+    lambda z/(N dx zoom), the sampling ratio alpha = N dx zoom camera_pixel/(lambda z), the
+    chirp phase scale pi alpha/N and its largest phase pi alpha (N-1)^2/N, and the aperture
+    radius^2. Each must be finite and, except the largest phase, a normal float32 (>= 1.2e-38).
+    """
+    p, o = config.probe, config.optics
+    values = {
+        "probe.wavelength": p.wavelength,
+        "probe.dx": p.dx,
+        "optics.zoom_factor": o.zoom_factor,
+        "optics.travel_distance": o.travel_distance,
+        "optics.camera_pixel_size": o.camera_pixel_size,
+        "optics.aperture_diameter": o.aperture_diameter,
+    }
+    for key, value in values.items():
+        if not _F32_TINY <= value <= _F32_MAX:
+            way = "overflows" if value > _F32_MAX else "underflows"
+            raise ConfigError(
+                f'"{key}" = {value!r} {way} float32 (normal range {_F32_TINY:.3g} to '
+                f"{_F32_MAX:.3g}), which the kernel computes in; give lengths in metres "
+                "(e.g. wavelength = 500e-9)"
+            )
+    try:
+        n = np.float32(max(probe_shape(p)))
+    except ValueError:
+        return  # the geometry check reports an unreadable probe file
+    lam, dx, zoom, z, cam, diameter = (np.float32(v) for v in values.values())
+    with np.errstate(all="ignore"):
+        dxz, lz = dx * zoom, lam * z
+        alpha = n * dxz * cam / lz
+        half = np.float32(np.pi) * alpha / n
+        products = [
+            ("the zoomed pixel dx*zoom", dxz, "probe.dx, optics.zoom_factor"),
+            ("lambda*z", lz, "probe.wavelength, optics.travel_distance"),
+            ("the illumination scale (dx zoom)^2/(lambda z)", dxz * dxz / lz, _SCALE_KEYS),
+            ("the natural camera pixel lambda z/(N dx zoom)", lz / (n * dxz), _SCALE_KEYS),
+            ("the sampling ratio N dx zoom camera_pixel/(lambda z)", alpha, _RATIO_KEYS),
+            ("the chirp phase scale pi alpha/N", half, _RATIO_KEYS),
+            ("the largest chirp phase", half * (n - 1) ** 2, _RATIO_KEYS),
+            ("the aperture radius^2", (diameter / 2) ** 2, "optics.aperture_diameter"),
+        ]
+    for name, value, keys in products:
+        low = not value >= _F32_TINY and name != "the largest chirp phase"
+        if low or not np.isfinite(value):
+            way = "underflows" if low and np.isfinite(value) else "overflows"
+            raise ConfigError(
+                f"{name} = {float(value):.3g} {way} float32 (normal range {_F32_TINY:.3g} to "
+                f"{_F32_MAX:.3g}), which the kernel computes in; check the units (metres) of "
+                f"{keys}"
+            )
+
+
+_SCALE_KEYS = "probe.dx, optics.zoom_factor, probe.wavelength, optics.travel_distance"
+_RATIO_KEYS = _SCALE_KEYS + ", optics.camera_pixel_size"
 
 
 def _check_geometry(config: Config) -> None:

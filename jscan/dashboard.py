@@ -63,6 +63,7 @@ class ScanPage(SchedulerPlugin):
 
     def __init__(self):
         self.run = None
+        self.dropped = 0  # events refused by `valid_event`: counted, never shown
 
     async def start(self, scheduler):
         self.scheduler = scheduler
@@ -87,8 +88,15 @@ class ScanPage(SchedulerPlugin):
             pass
 
     def log_event(self, topic, msg):
-        if topic == TOPIC:
-            getattr(self, f"_on_{msg['event']}")(msg)
+        # Any client of the scheduler can post on the topic: only well-formed events count.
+        if topic != TOPIC:
+            return
+        if not valid_event(msg, self.run["grid"] if self.run else None):
+            self.dropped += 1
+            return
+        {"start": self._on_start, "block": self._on_block, "finish": self._on_finish}[msg["event"]](
+            msg
+        )
 
     def _on_start(self, msg):
         gh, gw = msg["grid"]
@@ -137,7 +145,7 @@ class ScanPage(SchedulerPlugin):
         """The page's data as plain JSON-able values."""
         run = self.run
         if run is None:
-            return {"state": "idle"}
+            return {"state": "idle", "dropped_events": self.dropped}
         elapsed = time.time() - run["t0"]
         new = run["positions"] - run["start_positions"]
         rate = new / elapsed if elapsed > 0 else 0.0
@@ -163,7 +171,103 @@ class ScanPage(SchedulerPlugin):
                 "values": [None if not np.isfinite(v) else float(v) for v in bf],
             },
             "pattern": run["pattern"],
+            "dropped_events": self.dropped,
         }
+
+
+MAX_TEXT = 4096  # characters of the store location shown
+MAX_CELLS = 1 << 20  # positions in one block event
+MAX_COUNT = 2**53  # blocks and positions: exact in a JSON number
+# a worker as Dask names it: tcp://10.0.0.5:40123, tls://[::1]:8786, inproc://..., a name
+_WORKER_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:/[]@%+-_"
+)
+
+
+def _count(x, high=MAX_COUNT) -> bool:
+    return type(x) is int and 0 <= x <= high
+
+
+def _number(x) -> bool:
+    return type(x) in (int, float) and math.isfinite(x)
+
+
+def _numbers(xs, length=None, high=MAX_CELLS) -> bool:
+    if not isinstance(xs, list | tuple) or len(xs) > high:
+        return False
+    return (length is None or len(xs) == length) and all(_number(x) for x in xs)
+
+
+def valid_event(msg, grid=None) -> bool:
+    """True when ``msg`` is a scan-page event of the right types, sizes and ranges.
+
+    start: store (text), total/done blocks and positions (counts), grid (two sides in
+    1..MAX_GRID); block: positions (count), cells (grid indices of the run's grid) and bf
+    (finite numbers) of equal length, pattern ({"shape": [h, w] in 1..64, "data": h*w finite
+    numbers}), worker (a Dask address or name), seconds (finite, >= 0); finish: nothing else.
+    grid: the current run's (rows, cols), without which a block event is refused.
+    """
+    if not isinstance(msg, dict):
+        return False
+    kind = msg.get("event")
+    fields = (
+        {
+            "start": {
+                "event",
+                "store",
+                "total_blocks",
+                "total_positions",
+                "done_blocks",
+                "done_positions",
+                "grid",
+            },
+            "block": {"event", "positions", "cells", "bf", "pattern", "worker", "seconds"},
+            "finish": {"event"},
+        }.get(kind)
+        if isinstance(kind, str)
+        else None
+    )
+    if fields is None or set(msg) != fields:
+        return False
+    if kind == "start":
+        store, g = msg["store"], msg["grid"]
+        return (
+            isinstance(store, str)
+            and len(store) <= MAX_TEXT
+            and store.isprintable()
+            and all(_count(msg[k]) for k in fields if k.startswith(("total", "done")))
+            and isinstance(g, list | tuple)
+            and len(g) == 2
+            and all(_count(v, MAX_GRID) and v >= 1 for v in g)
+        )
+    if kind == "block":
+        if grid is None:
+            return False
+        cells, bf, pattern, worker = msg["cells"], msg["bf"], msg["pattern"], msg["worker"]
+        n_cells = grid[0] * grid[1]
+        if not (
+            _count(msg["positions"], MAX_CELLS)
+            and isinstance(cells, list | tuple)
+            and len(cells) <= MAX_CELLS
+            and all(_count(c, n_cells - 1) for c in cells)
+            and _numbers(bf, len(cells))
+            and isinstance(worker, str)
+            and 0 < len(worker) <= 256
+            and set(worker) <= _WORKER_CHARS
+            and _number(msg["seconds"])
+            and msg["seconds"] >= 0
+            and isinstance(pattern, dict)
+            and set(pattern) == {"shape", "data"}
+        ):
+            return False
+        shape = pattern["shape"]
+        return (
+            isinstance(shape, list | tuple)
+            and len(shape) == 2
+            and all(_count(v, 64) and v >= 1 for v in shape)
+            and _numbers(pattern["data"], shape[0] * shape[1])
+        )
+    return True
 
 
 def screenshot(url, out, profile_dir, size=(1000, 760), wait_ms=3000):
@@ -296,11 +400,18 @@ async function tick() {
       const p = d.pattern;
       if (p) drawImage('pattern', p.shape[0], p.shape[1], p.data, true);
       drawRates(d.rates);
-      document.getElementById('workers').innerHTML =
-        '<tr><th>worker</th><th>blocks</th><th>positions</th><th>pos/s busy</th></tr>' +
-        Object.entries(d.workers).map(([k, w]) =>
-          `<tr><td>${k}</td><td>${w.blocks}</td><td>${w.positions}</td>` +
-          `<td>${Math.round(w.pos_per_s).toLocaleString()}</td></tr>`).join('');
+      const rows = [['worker', 'blocks', 'positions', 'pos/s busy']].concat(
+        Object.entries(d.workers).map(([k, w]) => [k, String(w.blocks), String(w.positions),
+          Math.round(w.pos_per_s).toLocaleString()]));
+      document.getElementById('workers').replaceChildren(...rows.map((cells, i) => {
+        const tr = document.createElement('tr');
+        cells.forEach(text => {
+          const td = document.createElement(i ? 'td' : 'th');
+          td.textContent = text;  // text, never markup: names come from scheduler clients
+          tr.appendChild(td);
+        });
+        return tr;
+      }));
     }
   } catch (e) { document.getElementById('summary').textContent = 'no data: ' + e; }
 }

@@ -76,9 +76,15 @@ def make_probe(cfg: ProbeConfig) -> np.ndarray:
         field = field.astype(np.complex128)
     else:
         raise ValueError(f'probe.kind must be "gaussian", "airy" or "file", got {cfg.kind!r}')
-    power = float(np.sum(np.abs(field) ** 2))
+    with np.errstate(over="ignore"):  # a power beyond float64 is refused just below
+        power = float(np.sum(np.abs(field) ** 2))
     if power == 0:
         raise ValueError("probe is zero everywhere; use a probe with non-zero amplitude")
+    if not math.isfinite(power):  # |value|^2 beyond float64: normalising would give 0 or NaN
+        raise ValueError(
+            f"probe.path: {cfg.path}: sum |probe|^2 overflows float64; save the probe "
+            "scaled down (it is normalised to sum |probe|^2 = 1 anyway)"
+        )
     return (field / math.sqrt(power)).astype(np.complex64)
 
 
@@ -100,9 +106,9 @@ def sample_shape(cfg: SampleConfig) -> tuple[int, int]:
         rows, cols = cfg.shape
         return int(rows), int(cols)
     if cfg.kind == "file":
-        return tuple(int(v) for v in _open_npy(cfg.path).shape)
+        return tuple(int(v) for v in open_npy(cfg.path).shape)
     if cfg.kind == "zarr":
-        return tuple(int(v) for v in _open_zarr(cfg).shape)
+        return tuple(int(v) for v in open_zarr(cfg).shape)
     raise ValueError(f'sample.kind must be "phantom", "file" or "zarr", got {cfg.kind!r}')
 
 
@@ -138,9 +144,9 @@ def sample_region(cfg: SampleConfig, row0: int, col0: int, rows: int, cols: int)
             return _cells(int(cfg.seed), row0, col0, rows, cols)
         raise ValueError(f'sample.phantom must be "siemens_star" or "cells", got {cfg.phantom!r}')
     if cfg.kind == "file":
-        region = _open_npy(cfg.path)[row0 : row0 + rows, col0 : col0 + cols]
+        region = open_npy(cfg.path)[row0 : row0 + rows, col0 : col0 + cols]
     else:
-        region = _open_zarr(cfg)[row0 : row0 + rows, col0 : col0 + cols]
+        region = open_zarr(cfg)[row0 : row0 + rows, col0 : col0 + cols]
     region = np.asarray(region).astype(np.complex64)
     if not np.isfinite(region).all():
         raise ValueError(
@@ -212,7 +218,8 @@ def _cells(seed: int, row0: int, col0: int, rows: int, cols: int) -> np.ndarray:
     return np.exp(-absorb + 1j * phase).astype(np.complex64)
 
 
-def _open_npy(path: str) -> np.ndarray:
+def open_npy(path: str) -> np.ndarray:
+    """The 2-D numeric array of a .npy file, memory-mapped (nothing read yet)."""
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -227,7 +234,8 @@ def _open_npy(path: str) -> np.ndarray:
     return array
 
 
-def _open_zarr(cfg: SampleConfig):
+def open_zarr(cfg: SampleConfig):
+    """The 2-D numeric Zarr array of a "zarr" sample, opened read-only (nothing read yet)."""
     import zarr  # deferred: zarr is only needed for zarr samples
 
     try:

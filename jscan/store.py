@@ -42,6 +42,7 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
 from jscan.config import Config
+from jscan.digest import SampleDigest, file_sha256, sample_digest
 
 FORMAT = "jscan-scan/2"  # 2: block checksums, CRC32C chunks, store_id, atomic creation
 LOCK_NAME = ".jscan-run.lock"
@@ -102,40 +103,21 @@ OPTICS_KEYS = (
 )
 
 
-def _file_digest(path: str, whole: bool) -> bytes:
-    """sha256 of a file; beyond 64 MiB (and whole=False) of its size, first and last MiB."""
-    h = hashlib.sha256()
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        if whole or size <= 64 << 20:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        else:
-            h.update(str(size).encode())
-            h.update(f.read(1 << 20))
-            f.seek(-(1 << 20), os.SEEK_END)
-            h.update(f.read())
-    return h.digest()
-
-
-def inputs_hash(config: Config) -> str:
+def inputs_hash(config: Config, sample: SampleDigest | None = None) -> str:
     """A fingerprint of the data files a config reads (the config hash covers only their
     paths): resuming with a changed probe, positions or sample file would mix two inputs.
 
-    Probe and positions files are hashed whole; a large sample, by its size and first and
-    last MiB (file) or its metadata and first and last rows (zarr).
+    Every file is hashed in full: the probe and positions files and a .npy sample byte for
+    byte, a Zarr sample by its metadata and every chunk's values (`jscan.digest`).
+    sample: the sample's `SampleDigest` when the caller has streamed it already (the same
+    pass checks its values); None streams it here.
     """
     h = hashlib.sha256()
     for path in (config.probe.path, config.scan.path):
         if path is not None:
-            h.update(_file_digest(path, whole=True))
-    sample = config.sample
-    if sample.kind == "file":
-        h.update(_file_digest(sample.path, whole=False))
-    elif sample.kind == "zarr":
-        arr = zarr.open_array(sample.path, path=sample.array, mode="r")
-        h.update(repr((arr.shape, str(arr.dtype), arr.chunks)).encode())
-        h.update(np.asarray(arr[:1]).tobytes() + np.asarray(arr[-1:]).tobytes())
+            h.update(file_sha256(path))
+    if config.sample.kind != "phantom":
+        h.update((sample or sample_digest(config.sample)).digest)
     return h.hexdigest()
 
 

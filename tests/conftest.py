@@ -69,3 +69,20 @@ def client():
         distributed.Client(cluster) as c,
     ):
         yield c
+
+
+@pytest.fixture
+def make_config():
+    """`small_config` as a function fixture: make_config(dose, block_size, shape) -> TOML."""
+    return small_config
+
+
+def listing(path):
+    """Every path under ``path``, relative and sorted (to show that nothing was written)."""
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+@pytest.fixture
+def tree():
+    """The `listing` function, for tests that check nothing was written."""
+    return listing

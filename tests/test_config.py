@@ -258,3 +258,33 @@ def test_with_overrides():
     for bad in (0, -3, True, 2.5):
         with pytest.raises(ConfigError, match="block_size"):
             with_overrides(config, block_size=bad)
+
+
+@pytest.mark.parametrize(
+    ("edits", "needles"),
+    [
+        ({"probe.wavelength": 1e-300}, ['"probe.wavelength" = 1e-300 underflows float32']),
+        ({"optics.travel_distance": 1e39}, ['"optics.travel_distance"', "overflows float32"]),
+        ({"optics.zoom_factor": 1e30}, ["illumination scale", "overflows", "zoom_factor"]),
+        ({"probe.wavelength": 1e-37}, ["lambda*z", "underflows", "probe.wavelength"]),
+        ({"optics.aperture_diameter": 1e-20}, ["aperture radius^2", "aperture_diameter"]),
+        (
+            {"optics.travel_distance": 1e30, "optics.camera_pixel_size": 1e-10},
+            ["chirp phase scale", "underflows", "camera_pixel_size"],
+        ),
+        ({"optics.camera_pixel_size": 1e38}, ["sampling ratio", "overflows"]),
+        ({"probe.dx": 1e-30, "sample.dx": 1e-30}, ["illumination scale", "probe.dx"]),
+    ],
+)
+def test_float32_products_are_refused_naming_the_keys(edits, needles):
+    """The kernel computes these in float32: 0 or inf there would give NaN patterns."""
+    data = _demo()
+    for full, value in edits.items():
+        section, key = full.split(".")
+        data[section][key] = value
+    with pytest.raises(ConfigError) as info:
+        parse_config(_dump(data))
+    message = str(info.value)
+    assert "\n" not in message and "metres" in message
+    for needle in needles:
+        assert needle in message, message

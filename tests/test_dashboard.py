@@ -253,3 +253,171 @@ def test_existing_cluster_by_scheduler_file_serves_the_page(tmp_path):
         for p in reversed(procs):
             p.terminate()
             p.wait(60)
+
+
+def test_page_builds_no_markup_from_data():
+    """Every string reaches the page through textContent: no HTML parsing of event data."""
+    from jscan.dashboard import PAGE
+
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in PAGE
+    assert "textContent = text" in PAGE
+
+
+def _start(grid=(4, 4)):
+    return {
+        "event": "start",
+        "store": "/data/scan.zarr",
+        "total_blocks": 2,
+        "total_positions": 16,
+        "done_blocks": 0,
+        "done_positions": 0,
+        "grid": list(grid),
+    }
+
+
+def _block(**changes):
+    msg = {
+        "event": "block",
+        "positions": 2,
+        "cells": [0, 1],
+        "bf": [1.5, 2.5],
+        "pattern": {"shape": [2, 2], "data": [0.0, 1.0, 2.0, 3.0]},
+        "worker": "tcp://127.0.0.1:40123",
+        "seconds": 0.25,
+    }
+    msg.update(changes)
+    return msg
+
+
+HOSTILE = {
+    "markup in worker": _block(worker="<img src=x onerror=alert(1)>"),
+    "quote in worker": _block(worker='tcp://a:1" onmouseover="x'),
+    "NaN in bf": _block(bf=[float("nan"), 1.0]),
+    "inf seconds": _block(seconds=float("inf")),
+    "bf shorter than cells": _block(bf=[1.0]),
+    "cell outside the grid": _block(cells=[0, 16]),
+    "negative cell": _block(cells=[-1, 0]),
+    "bool count": _block(positions=True),
+    "string count": _block(positions="2"),
+    "huge pattern": _block(pattern={"shape": [65, 1], "data": [0.0] * 65}),
+    "pattern data short": _block(pattern={"shape": [2, 2], "data": [0.0]}),
+    "extra key": _block(html="<b>"),
+    "missing key": {k: v for k, v in _block().items() if k != "seconds"},
+    "too many cells": _block(cells=[0] * (2**20 + 1), bf=[0.0] * (2**20 + 1)),
+    "unknown event": {"event": "__init__"},
+    "not a dict": ["start"],
+    "store not text": {**_start(), "store": ["<script>"]},
+    "control character in store": {**_start(), "store": "a\nb"},
+    "grid too large": _start(grid=(257, 4)),
+    "grid of zero": _start(grid=(0, 4)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_invalid_events_are_dropped_and_counted(name):
+    from jscan.dashboard import ScanPage, valid_event
+
+    page = ScanPage()
+    page.log_event("jscan-scan", _start())
+    assert valid_event(_block(), (4, 4)) and valid_event({"event": "finish"})
+    page.log_event("jscan-scan", HOSTILE[name])
+    page.log_event("jscan-scan", _block())  # a good event after it still counts
+    snap = page.snapshot()
+    assert snap["dropped_events"] == 1 and snap["blocks"] == 1
+    assert list(snap["workers"]) == ["tcp://127.0.0.1:40123"]
+    assert snap["store"] == "/data/scan.zarr"
+
+
+def test_a_block_before_any_start_is_dropped():
+    from jscan.dashboard import ScanPage
+
+    page = ScanPage()
+    page.log_event("jscan-scan", _block())
+    assert page.snapshot() == {"state": "idle", "dropped_events": 1}
+
+
+def _page_registered(dask_scheduler):
+    return "jscan-scan-page" in dask_scheduler.plugins
+
+
+def test_hostile_event_through_a_real_scheduler_is_never_served(cluster_client):
+    """Any scheduler client can post on the topic: markup in a worker name is dropped."""
+    from jscan.dashboard import TOPIC, ScanPage
+
+    if not cluster_client.run_on_scheduler(_page_registered):
+        cluster_client.register_plugin(ScanPage())
+    url = page_url(cluster_client) + "/data.json"
+    cluster_client.log_event(TOPIC, _start())
+    deadline = time.time() + 30
+    while json.loads(fetch(url)).get("store") != "/data/scan.zarr" and time.time() < deadline:
+        time.sleep(0.05)
+    dropped = json.loads(fetch(url))["dropped_events"]
+    cluster_client.log_event(TOPIC, _block(worker="<img src=x onerror=alert(document.cookie)>"))
+    cluster_client.log_event(TOPIC, _block(bf=[float("nan"), 0.0]))
+    cluster_client.log_event(TOPIC, _block())
+    while json.loads(fetch(url))["blocks"] < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    text = fetch(url)
+    data = json.loads(text)
+    assert data["blocks"] == 1 and data["dropped_events"] == dropped + 2
+    assert list(data["workers"]) == ["tcp://127.0.0.1:40123"]
+    assert "<img" not in text and "onerror" not in text
+    assert "innerHTML" not in fetch(page_url(cluster_client))
+
+
+def dump_dom(url, profile_dir, wait_ms=3000):
+    """The page's DOM after its scripts ran, serialised by headless Chromium."""
+    import subprocess
+
+    out = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile_dir}",
+            f"--virtual-time-budget={wait_ms}",
+            "--dump-dom",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return out.stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt install chromium)")
+def test_markup_in_a_valid_event_is_shown_as_text_in_chromium(tmp_path, cluster_client):
+    """A store location is free text: markup in it reaches the page as text, not elements."""
+    from jscan.dashboard import TOPIC, ScanPage
+
+    if not cluster_client.run_on_scheduler(_page_registered):
+        cluster_client.register_plugin(ScanPage())
+    url = page_url(cluster_client)
+    hostile = "<img src=x onerror=\"document.body.dataset.owned='yes'\">.zarr"
+    cluster_client.log_event(TOPIC, {**_start(), "store": hostile})
+    cluster_client.log_event(TOPIC, _block())
+    deadline = time.time() + 30
+    while json.loads(fetch(url + "/data.json")).get("blocks") != 1 and time.time() < deadline:
+        time.sleep(0.05)
+    dom = dump_dom(url, tmp_path / "profile")
+    assert "&lt;img src=x onerror=" in dom  # the text, escaped by the serialiser
+    assert "<img" not in dom and "data-owned" not in dom
+    assert "<td>tcp://127.0.0.1:40123</td><td>1</td><td>2</td>" in dom  # the workers table
+    assert "<th>worker</th>" in dom
+    # Even a worker name that got past validation would be text in the table.
+    cluster_client.run_on_scheduler(_plant_worker, name=hostile)
+    dom = dump_dom(url, tmp_path / "profile")
+    assert "<td>&lt;img src=x onerror=" in dom and "<img" not in dom, dom
+
+
+def _plant_worker(dask_scheduler, name):
+    workers = dask_scheduler.plugins["jscan-scan-page"].run["workers"]
+    workers[name] = {"blocks": 1, "positions": 2, "busy_s": 1.0}

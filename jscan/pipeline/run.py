@@ -17,6 +17,7 @@ from jscan.analysis import bright_field_radius
 from jscan.config import Config, load_config, with_overrides
 from jscan.dashboard import bright_field_grid
 from jscan.integrity import repair
+from jscan.pipeline import checks
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import ScanJob, private_dir, run_block
 
@@ -59,7 +60,7 @@ def connect(client=None, n_workers=None, scheduler_file=None, threads_per_worker
     if address or scheduler_file:
         try:
             c = Client(address, scheduler_file=scheduler_file)
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, ValueError) as err:
             raise ClusterError(
                 f"cannot reach the Dask scheduler {scheduler_file or address} ({err}); "
                 "start it or fix the address"
@@ -102,25 +103,28 @@ class Progress:
             print(("\r" if self.tty else "") + line, end=end, file=self.stream, flush=True)
 
 
-def prepare(config, store, resume=False, block_size=None, overwrite=False):
+def prepare(config, store, resume=False, block_size=None, overwrite=False, force=False):
     """Validate everything before anything is created.
 
-    Returns (config, plan, store, inputs): the config with overrides, the scan plan, the
-    normalised store location (a local path made absolute, so that workers with another
-    working folder write the same store) and the fingerprint of the input files. Raises
-    ConfigError (bad config) or StoreError (store exists without --resume or --overwrite,
-    missing or damaged with --resume, made with another config, other input files or
-    another block size, or not a jscan store with --overwrite).
+    Returns (config, plan, store, inputs): the config with overrides (block size capped at
+    the scan length), the scan plan, the normalised store location (a local path made
+    absolute, so that workers with another working folder write the same store) and the
+    fingerprint of the input files. Raises ConfigError (bad config, sample values,
+    brightness) or StoreError (store exists without --resume or --overwrite, missing or
+    damaged with --resume, made with another config, other input files or another block
+    size, not a jscan store with --overwrite; no room for it unless force).
     """
     if not isinstance(config, Config):
         config = load_config(config)
-    config = with_overrides(config, block_size=block_size)
+    config = checks.cap_block_size(with_overrides(config, block_size=block_size))
     if resume and overwrite:
         raise zstore.StoreError("--resume and --overwrite exclude each other; pass one")
+    checks.check_store_location(store)
     store = zstore.location(store)
     if "://" not in store:
         store = os.path.abspath(store)
-    inputs = zstore.inputs_hash(config)
+    sample = checks.check_inputs(config)  # one streamed pass: values checked, fingerprint
+    inputs = zstore.inputs_hash(config, sample)
     if zstore.exists(store) and overwrite:
         zstore.check_replaceable(store)
     elif zstore.exists(store):
@@ -147,7 +151,10 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False):
             )
     elif resume:
         raise zstore.StoreError(f"nothing to resume at {store}; drop --resume to start it")
-    return config, plan_scan(config), store, inputs
+    plan = plan_scan(config)
+    checks.check_disk(store, config, plan, resume, force)
+    checks.check_brightness(config, sample)
+    return config, plan, store, inputs
 
 
 def simulate_scan(
@@ -163,6 +170,7 @@ def simulate_scan(
     compilation_cache=None,
     overwrite=False,
     verify=False,
+    force=False,
 ):
     """Simulate a scan into a Zarr store and return it opened lazily with xarray.
 
@@ -174,9 +182,12 @@ def simulate_scan(
     persistent compilation cache, so new workers load the compiled model from disk;
     overwrite: replace the jscan store (or empty folder) at ``store``; verify: with resume,
     decode every done block and compare its checksum (default: check that its shard is
-    there, one listing); damaged blocks are simulated again.
+    there, one listing); damaged blocks are simulated again; force: write even when the
+    store's size estimate exceeds the free disk space.
     """
-    config, plan, store, inputs = prepare(config, store, resume, block_size, overwrite)
+    config, plan, store, inputs = prepare(
+        config, store, resume, block_size, overwrite=overwrite, force=force
+    )
     if compilation_cache is not None:
         try:
             compilation_cache = private_dir(compilation_cache)
@@ -185,6 +196,7 @@ def simulate_scan(
     out = sys.stderr
     # The cluster first: a scheduler that cannot be reached leaves nothing on disk.
     with connect(client, n_workers, scheduler_file, threads_per_worker) as c:
+        checks.check_block_memory(c, config, plan)
         with zstore.RunLock(store, hold=False) as lock:
             bf_radius, store_id, repaired = _open_store(
                 config, plan, store, inputs, lock, resume, overwrite, verify, progress and out
@@ -201,7 +213,8 @@ def simulate_scan(
                     print(f"scan page: {page.link}", file=out, flush=True)
                 print(
                     f"{plan.n_positions} positions in {plan.n_blocks} blocks of "
-                    f"{plan.block_size}; {len(todo)} to do -> {store}",
+                    f"{plan.block_size}; {len(todo)} to do -> {store} (at most "
+                    f"{checks.human(checks.store_bytes(config, plan))} uncompressed)",
                     file=out,
                     flush=True,
                 )
@@ -360,7 +373,9 @@ def _run_blocks(client, job, plan, todo, on_receipt):
             stop - start,
             plan.block_shifts(b),
             key=f"{TASK_PREFIX}-{b}-{token}",
-            retries=3,
+            # No retries: a task that raises would raise again (bad value, full disk, wrong
+            # store). A worker that dies is another matter: the scheduler reschedules its
+            # tasks by itself (distributed.scheduler.allowed-failures).
             pure=False,
         )
 

@@ -15,6 +15,7 @@ from jscan.analysis import camera_radius
 from jscan.config import Config
 from jscan.dashboard import preview_pattern
 from jscan.forward import microscope_plan
+from jscan.pipeline.cachedir import private_dir
 from jscan.samples import make_probe, sample_region
 from jscan.sharding import data_mesh, run_sharded, to_host
 from jscan.store import block_crc, check_id
@@ -33,23 +34,6 @@ class ScanJob:
     bright_field_radius: float = 0.0  # m on the camera: the live page's virtual detector
     compilation_cache: str | None = None  # JAX's persistent compilation cache (private dir)
     store_id: str = ""  # the store's UUID (attribute store_id): checked before the first write
-
-
-def private_dir(path: str) -> str:
-    """Create or check a directory that only this user can write; return its absolute path.
-
-    A compilation cache holds executables that workers load and run, so a folder that
-    others can write would let them run code as this user.
-    """
-    path = os.path.abspath(os.path.expanduser(path))
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    st = os.stat(path)
-    if st.st_uid != os.getuid() or st.st_mode & 0o022:
-        raise ValueError(
-            f"compilation cache {path} is owned by another user or writable by others; "
-            f"use a private folder (chmod 700 {path})"
-        )
-    return path
 
 
 def photon_counts(intensity, indices, seed: int, factor: float):

@@ -1,0 +1,205 @@
+"""Refusals before anything is written: what would only fail later on the workers.
+
+Each check raises ConfigError or StoreError with one line that names the key (or flag)
+and the fix; `jscan.pipeline.run.prepare` and `simulate_scan` call them before the store
+is created.
+"""
+
+import dataclasses
+import math
+import os
+import shutil
+
+import dask
+import numpy as np
+
+from jscan import store as zstore
+from jscan.analysis import probe_pattern
+from jscan.config import Config, ConfigError
+from jscan.digest import SampleDigest, sample_digest
+from jscan.pipeline.worker import noise_factor
+from jscan.propagation import axis_spec
+from jscan.samples import make_probe, sample_shape
+from jscan.scan import scan_positions
+
+COUNT_MAX = 2**32 - 1  # the uint32 photon counts of dose > 0
+SIGMA_MARGIN = 10.0  # a mean m may draw m + 10 sqrt(m): one pixel in ~1e23 goes beyond
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+PROCESS_BYTES = 512 << 20  # a worker's own baseline: Python, Dask, JAX runtime
+
+
+def human(n_bytes: float) -> str:
+    """Bytes in decimal units, three digits: 135 B, 1.5 GB, 320 MB."""
+    value = float(n_bytes)
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB", "EB"):
+        if value < 999.5 or unit == "EB":
+            break
+        value /= 1000
+    return f"{value:.3g} {unit}"
+
+
+def cap_block_size(config: Config) -> Config:
+    """The config with run.block_size at most the number of positions.
+
+    A larger block only pads: every block is simulated and laid out at full block size.
+    """
+    n = len(scan_positions(config.scan, sample_shape(config.sample), config.sample.dx))
+    if config.run.block_size <= n:
+        return config
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, block_size=n))
+
+
+def check_store_location(store: str) -> None:
+    """StoreError for a store location no worker can write: empty, or in-memory."""
+    if not str(store).strip():
+        raise zstore.StoreError(
+            "--out (the store) is empty; give a folder such as scan.zarr or a URL"
+        )
+    if str(store).lower().startswith("memory://"):
+        raise zstore.StoreError(
+            f"--out {store}: a memory:// store lives in one process, where the worker "
+            "processes cannot write; give a folder path or a shared URL (s3://, gs://, ...)"
+        )
+
+
+def check_inputs(config: Config) -> SampleDigest | None:
+    """Stream a file or Zarr sample once: its fingerprint, and ConfigError (naming
+    sample.path) when a value is NaN, inf or beyond float32's range."""
+    try:
+        return sample_digest(config.sample)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    except OSError as err:
+        raise ConfigError(
+            f"sample.path: cannot read {config.sample.path} ({err}); check the file"
+        ) from None
+
+
+def check_brightness(config: Config, sample: SampleDigest | None) -> None:
+    """ConfigError when the brightest expected pixel leaves float32 or, with a dose,
+    overflows the uint32 counts.
+
+    The brightest expected pixel is the peak of the probe's own pattern (`probe_pattern`,
+    transparent sample) times max |O|^2 of the sample (1 for the phantoms, whose |O| <= 1).
+    With dose > 0 its mean count m = peak x `noise_factor` must keep m + 10 sqrt(m) within
+    2**32 - 1: a Poisson draw beyond 10 standard deviations is practically impossible.
+    A sample that focuses the probe (a phase that undoes the probe's) can still exceed this;
+    the workers then stop the run with a message.
+    """
+    pattern = probe_pattern(config)
+    transparent = float(pattern.max())
+    if not FLOAT32_TINY <= transparent <= FLOAT32_MAX:
+        way = "overflows" if transparent > FLOAT32_MAX else "underflows"
+        raise ConfigError(
+            f"the brightest pixel of the probe's own pattern, {transparent:.3g} (|U'|^2), "
+            f"{way} float32; check the units (metres) of probe.wavelength, probe.dx, "
+            "optics.zoom_factor, optics.travel_distance and optics.camera_pixel_size"
+        )
+    max_abs2 = 1.0 if sample is None else sample.max_abs2
+    peak = transparent * max_abs2
+    if peak > FLOAT32_MAX:
+        raise ConfigError(
+            f"sample.path: the sample's largest |O|^2 = {max_abs2:.3g} makes the brightest "
+            f"pattern pixel {peak:.3g}, beyond float32; scale the transmission down "
+            "(a physical sample has |O| <= 1)"
+        )
+    dose = config.detector.dose
+    if dose <= 0:
+        return
+    mean = peak * noise_factor(config, make_probe(config.probe))
+    if mean + SIGMA_MARGIN * math.sqrt(mean) > COUNT_MAX:
+        # largest m with m + 10 sqrt(m) <= COUNT_MAX, and the dose that gives it
+        root = (-SIGMA_MARGIN + math.sqrt(SIGMA_MARGIN**2 + 4 * COUNT_MAX)) / 2
+        safe = dose * root**2 / mean
+        with_sample = f" (x the sample's largest |O|^2 = {max_abs2:.3g})" if sample else ""
+        raise ConfigError(
+            f'"detector.dose" = {dose:g}: the brightest pixel would count {mean:.3g} photons '
+            f"on average (the probe's own pattern{with_sample}), beyond uint32's "
+            f"{COUNT_MAX} with a 10-sigma margin; set detector.dose <= {safe:.3g}"
+        )
+
+
+def store_bytes(config: Config, plan) -> int:
+    """Upper bound [bytes] of a finished store: uncompressed patterns, plus the codec's
+    and the shard index's overhead per inner chunk, coordinates and metadata."""
+    itemsize = 4  # float32 intensities or uint32 counts
+    h, w = plan.window
+    chunk = zstore.inner_chunk(plan.block_size, h * w * itemsize)
+    n_chunks = plan.n_blocks * -(-plan.block_size // chunk)
+    patterns = plan.n_positions * h * w * itemsize
+    return patterns + 64 * n_chunks + 32 * plan.n_positions + 4096 * (plan.n_blocks + 16)
+
+
+def check_disk(store: str, config: Config, plan, resume: bool, force: bool) -> None:
+    """StoreError when a local store would not fit in its file system's free space."""
+    if force or "://" in store:
+        return
+    need = store_bytes(config, plan)
+    if resume:
+        done = int(zstore.blocks_done(store).sum())
+        need = need * (plan.n_blocks - done) // plan.n_blocks
+    folder = os.path.abspath(store)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise zstore.StoreError(
+            f"--out {store}: the store needs up to {human(need)} (uncompressed patterns) but "
+            f"{folder} has {human(free)} free; free some space, choose another --out, or "
+            "pass --force (force=True) when compression will make it fit"
+        )
+
+
+def block_bytes(config: Config, plan) -> tuple[int, int]:
+    """(fixed, per_position) bytes of one block's working set on a worker.
+
+    fixed: the sample region (source values, complex64 on host and device, float64
+    temporaries of the phantoms: 32 B/px). per_position: on the device the float32 pattern,
+    the complex64 window x illumination and two complex64 buffers of each axis' FFT length;
+    on the host the float32 copy, the uint32 counts, float64 for the bright-field sum, and
+    the encoded shard with its assembly buffer. Counted together: on CPU workers the device
+    is the host.
+    """
+    h, w = plan.window
+    p, o = config.probe, config.optics
+    lengths = []
+    for n in (h, w):  # the axis' FFT length, as the kernel's plan chooses it
+        alpha = n * p.dx * o.zoom_factor * o.camera_pixel_size / (p.wavelength * o.travel_distance)
+        lengths.append(axis_spec(n, alpha).m)
+    my, mx = lengths
+    device = 4 * h * w + 8 * (h * w + 2 * h * mx + 2 * my * w)
+    host = 4 * h * w + 8 * h * w + 2 * 4 * h * w + (4 * h * w if config.detector.dose else 0)
+    rows, cols = plan.region_shape
+    return 32 * rows * cols, device + host
+
+
+def check_block_memory(client, config: Config, plan) -> None:
+    """ConfigError naming run.block_size when a worker cannot hold its threads' blocks.
+
+    Each thread of a worker runs one block at a time; the estimate (`block_bytes`) for
+    min(threads, blocks) blocks plus the process itself must stay below the worker's
+    memory_limit times distributed's terminate fraction (the point where the nanny kills it).
+    """
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    fraction = dask.config.get("distributed.worker.memory.terminate", 0.95) or 1.0
+    fixed, per_position = block_bytes(config, plan)
+    for address, info in sorted(workers.items()):
+        limit = info.get("memory_limit") or 0
+        if not limit:
+            continue  # no limit set
+        k = min(info.get("nthreads", 1) or 1, plan.n_blocks)
+        one = fixed + plan.block_size * per_position
+        if k * one + PROCESS_BYTES <= limit * fraction:
+            continue
+        fits = int((limit * fraction - PROCESS_BYTES) / k - fixed) // per_position
+        fix = (
+            f"use --block-size {fits} or less (run.block_size), or workers with more memory"
+            if fits >= 1
+            else "even one position does not fit: use workers with more memory"
+        )
+        at_once = f", {k} at once (one per thread)" if k > 1 else ""
+        raise ConfigError(
+            f'"run.block_size" = {plan.block_size}: a block needs about {human(one)}{at_once} '
+            f"on worker {address}, whose memory_limit is {human(limit)}; {fix}"
+        )

@@ -1,0 +1,433 @@
+"""What can only fail later is refused up front: exit 2, one line naming the key, nothing
+written. And what is accepted but fails on a worker fails once, with one line."""
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import zarr
+
+from jscan.analysis import probe_pattern
+from jscan.cli import main
+from jscan.config import ConfigError, load_config, parse_config
+from jscan.pipeline import simulate_scan
+from jscan.pipeline.checks import COUNT_MAX, SIGMA_MARGIN
+from jscan.pipeline.plan import plan_scan
+from jscan.pipeline.worker import noise_factor
+from jscan.samples import make_probe
+
+distributed = pytest.importorskip("distributed")
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def run_process(*argv, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "jscan.cli", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_refused(code, err, key):
+    assert code == 2, err
+    assert err.startswith("jscan: error:") and err.count("\n") == 1, err
+    assert key in err and "Traceback" not in err, err
+
+
+def file_sample_config(make_config, **kw):
+    return (
+        make_config(**kw)
+        .replace(
+            'kind = "phantom"\nphantom = "cells"\nshape = [160, 160]',
+            'kind = "file"\npath = "sample.npy"',
+        )
+        .replace("seed = 3\n", "")
+    )
+
+
+def zarr_sample_config(make_config, **kw):
+    return file_sample_config(make_config, **kw).replace(
+        'kind = "file"\npath = "sample.npy"', 'kind = "zarr"\npath = "sample.zarr"'
+    )
+
+
+def _nan_zarr(path):
+    data = np.ones((160, 160), np.complex64)
+    data[85, 90] = np.nan + 0j  # inside a middle chunk
+    arr = zarr.create_array(path, name="sample", shape=data.shape, chunks=(40, 40), dtype="c8")
+    arr[:] = data
+
+
+def _sample(value, dtype=np.complex64, at=(125, 80)):
+    def write(folder):
+        sample = np.ones((160, 160), dtype)
+        sample[at] = value
+        np.save(folder / "sample.npy", sample)
+
+    return write
+
+
+def _huge_probe(folder):
+    np.save(folder / "probe.npy", np.full((32, 32), 1e200, np.complex128))
+
+
+def _probe_file(text):
+    return text.replace(
+        'kind = "gaussian"\nsize = 32\ndx = 1.0e-6\nwavelength = 500.0e-9\nwaist = 6.0e-6',
+        'kind = "file"\npath = "probe.npy"\ndx = 1.0e-6\nwavelength = 500.0e-9',
+    )
+
+
+REFUSED = {
+    # name: (config maker, input writer, key in the message)
+    "nan_in_sample_file": (file_sample_config, _sample(np.nan), "sample.path"),
+    "inf_in_sample_file": (file_sample_config, _sample(np.inf), "sample.path"),
+    "sample_beyond_float32": (
+        file_sample_config,
+        _sample(1e39, np.complex128),
+        "beyond float32's range",
+    ),
+    "nan_in_zarr_chunk": (zarr_sample_config, lambda d: _nan_zarr(d / "sample.zarr"), "row 85"),
+    "probe_overflows_float64": (
+        lambda mc: _probe_file(mc()),
+        _huge_probe,
+        "probe.path",
+    ),
+    "wavelength_1e-300": (
+        lambda mc: mc().replace("wavelength = 500.0e-9", "wavelength = 1e-300"),
+        None,
+        '"probe.wavelength" = 1e-300 underflows float32',
+    ),
+    "zoom_product_overflows": (
+        lambda mc: mc().replace("zoom_factor = 1.0", "zoom_factor = 1e30"),
+        None,
+        "probe.dx, optics.zoom_factor",
+    ),
+    "dose_overflows_uint32": (lambda mc: mc(dose=1e15), None, '"detector.dose" = 1e+15'),
+    "bright_sample_overflows_uint32": (
+        lambda mc: file_sample_config(mc, dose=1e8),
+        _sample(1e4),  # |O| = 1e4 at one pixel: 1e8 times the probe's own peak
+        "the sample's largest |O|^2 = 1e+08",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_refused_up_front_with_nothing_written(tmp_path, capsys, make_config, tree, case):
+    make, write_inputs, key = REFUSED[case]
+    if write_inputs is not None:
+        write_inputs(tmp_path)
+    (tmp_path / "scan.toml").write_text(make(make_config))
+    before = tree(tmp_path)
+    code, out, err = run_cli(
+        capsys, "simulate", tmp_path / "scan.toml", "--out", tmp_path / "s.zarr"
+    )
+    assert_refused(code, err, key)
+    assert out == "" and tree(tmp_path) == before
+
+
+def test_dose_limit_is_the_probe_pattern_with_a_margin(tmp_path, capsys, make_config, tree):
+    """The refused dose and the largest accepted one bracket 2**32 - 1 with 10 sigma."""
+    cfg = parse_config(make_config(dose=1.0))
+    per_photon = probe_pattern(cfg).max() * noise_factor(cfg, make_probe(cfg.probe))
+    root = (-SIGMA_MARGIN + math.sqrt(SIGMA_MARGIN**2 + 4 * COUNT_MAX)) / 2
+    limit = root**2 / per_photon
+    for dose, refused in ((limit * 1.001, True), (limit * 0.999, False)):
+        (tmp_path / "scan.toml").write_text(make_config(dose=f"{dose:.17g}", shape=(2, 2)))
+        before = tree(tmp_path)
+        code, _, err = run_cli(
+            capsys,
+            "simulate",
+            tmp_path / "scan.toml",
+            "--out",
+            tmp_path / f"{refused}.zarr",
+            "--no-progress",
+        )
+        if refused:
+            assert_refused(code, err, "detector.dose")
+            assert tree(tmp_path) == before
+        else:
+            assert code == 0, err
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def test_probe_pattern_is_the_transparent_pipeline_pattern(tmp_path, client, make_config):
+    """The dose check's basis: the pipeline's pattern of a transparent sample (dose 0)."""
+    np.save(tmp_path / "sample.npy", np.ones((160, 160), np.complex64))
+    text = file_sample_config(make_config, shape=(2, 2))
+    # whole-pixel positions: a sub-pixel shift of the probe moves its aperture-cut edge
+    (tmp_path / "scan.toml").write_text(text.replace("step = 7.3e-6", "step = 8.0e-6"))
+    cfg = load_config(tmp_path / "scan.toml")
+    ds = simulate_scan(cfg, tmp_path / "s.zarr", client=client, progress=False)
+    expected = probe_pattern(cfg)
+    for pattern in ds.diffraction.values:
+        np.testing.assert_allclose(pattern, expected, rtol=2e-4, atol=1e-6 * expected.max())
+
+
+def test_block_larger_than_worker_memory(tmp_path, tree):
+    """A 1 GiB worker cannot hold two blocks of 1024 patterns of 256 x 256."""
+    text = (
+        SMALL_TEXT.replace("size = 32", "size = 256")
+        .replace("shape = [160, 160]", "shape = [400, 400]")
+        .replace("shape = [12, 12]", "shape = [32, 32]")
+        .replace("step = 7.3e-6", "step = 2.0e-6")
+        .replace("aperture_diameter = 24.0e-6", "aperture_diameter = 200.0e-6")
+        .replace("block_size = 16", "block_size = 1024")
+    )
+    cfg = parse_config(text)
+    before = tree(tmp_path)
+    with (
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=True,
+            dashboard_address=":0",
+            memory_limit="1GiB",
+        ) as cluster,
+        distributed.Client(cluster) as c,
+        pytest.raises(ConfigError, match=r'"run.block_size" = 1024: a block needs about') as info,
+    ):
+        simulate_scan(cfg, tmp_path / "s.zarr", client=c, progress=False)
+    message = str(info.value)
+    assert "memory_limit is 1.07 GB" in message and "use --block-size" in message
+    fits = int(message.split("use --block-size ")[1].split()[0])
+    assert 1 <= fits < 1024
+    assert tree(tmp_path) == before
+
+
+SMALL_TEXT = """
+[probe]
+kind = "gaussian"
+size = 32
+dx = 1.0e-6
+wavelength = 500.0e-9
+waist = 6.0e-6
+
+[optics]
+zoom_factor = 1.0
+aperture_diameter = 24.0e-6
+travel_distance = 0.02
+camera_pixel_size = 200.0e-6
+
+[sample]
+kind = "phantom"
+phantom = "cells"
+shape = [160, 160]
+dx = 1.0e-6
+seed = 3
+
+[scan]
+kind = "raster"
+shape = [12, 12]
+step = 7.3e-6
+
+[run]
+block_size = 16
+"""
+
+
+def test_store_larger_than_free_disk_is_refused_unless_forced(tmp_path, tree):
+    """1024 x 1024 patterns (4 MiB each), twice as many as the free space holds."""
+    free = shutil.disk_usage(tmp_path).free
+    side = math.ceil(math.sqrt(2 * free / (4 << 20)))
+    text = (
+        SMALL_TEXT.replace("size = 32", "size = 1024")
+        .replace("waist = 6.0e-6", "waist = 100.0e-6")
+        .replace("aperture_diameter = 24.0e-6", "aperture_diameter = 2.0e-3")
+        .replace("shape = [160, 160]", f"shape = [{side + 1040}, {side + 1040}]")
+        .replace("shape = [12, 12]", f"shape = [{side}, {side}]")
+        .replace("step = 7.3e-6", "step = 1.0e-6")
+        .replace("block_size = 16", f"block_size = {side * side}")
+    )
+    (tmp_path / "big.toml").write_text(text)
+    before = tree(tmp_path)
+    out = run_process("simulate", tmp_path / "big.toml", "--out", tmp_path / "big.zarr")
+    assert_refused(out.returncode, out.stderr, "--out")
+    assert "free; free some space, choose another --out, or pass --force" in out.stderr
+    assert tree(tmp_path) == before
+    # --force passes the disk check; the blocks then cannot fit in a worker's memory
+    forced = run_process(
+        "simulate", tmp_path / "big.toml", "--out", tmp_path / "big.zarr", "--force"
+    )
+    assert_refused(forced.returncode, forced.stderr, '"run.block_size"')
+    assert tree(tmp_path) == before
+
+
+def test_huge_block_size_is_capped_at_the_scan_length(tmp_path, make_config):
+    (tmp_path / "scan.toml").write_text(make_config(shape=(4, 4)))
+    t0 = time.perf_counter()
+    out = run_process(
+        "simulate",
+        tmp_path / "scan.toml",
+        "--out",
+        tmp_path / "s.zarr",
+        "--block-size",
+        10**7,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert time.perf_counter() - t0 < 90
+    start = next(line for line in out.stderr.splitlines() if " to do -> " in line)
+    assert start.startswith("16 positions in 1 blocks of 16; 1 to do")
+    assert start.endswith("kB uncompressed)") and "(at most " in start
+    attrs = zarr.open_group(tmp_path / "s.zarr", mode="r").attrs
+    assert attrs["block_size"] == 16
+
+
+def _edit_middle(path, value=0.5 + 0.25j):
+    """Overwrite one complex64 value half-way through the file, far from both ends."""
+    size = path.stat().st_size
+    offset = size // 2 // 8 * 8  # .npy data start at a multiple of 64 bytes
+    assert (1 << 20) < offset < size - (1 << 20)
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(np.asarray(value, np.complex64).tobytes())
+
+
+@pytest.mark.parametrize("kind", ["npy", "zarr"])
+def test_resume_refuses_a_sample_edited_in_the_middle(tmp_path, capsys, make_config, tree, kind):
+    if kind == "npy":  # 72 MiB: beyond the 64 MiB that were once hashed whole
+        data = np.ones((3072, 3072), np.complex64)
+        np.save(tmp_path / "sample.npy", data)
+        text = file_sample_config(make_config, shape=(4, 4))
+    else:
+        data = np.ones((1024, 1024), np.complex64)
+        arr = zarr.create_array(
+            tmp_path / "sample.zarr", name="sample", shape=data.shape, chunks=(128, 128), dtype="c8"
+        )
+        arr[:] = data
+        text = zarr_sample_config(make_config, shape=(4, 4))
+    (tmp_path / "scan.toml").write_text(text)
+    store = tmp_path / "s.zarr"
+    code, _, err = run_cli(capsys, "simulate", tmp_path / "scan.toml", "--out", store)
+    assert code == 0, err
+    if kind == "npy":
+        _edit_middle(tmp_path / "sample.npy")
+    else:
+        zarr.open_array(tmp_path / "sample.zarr", path="sample", mode="r+")[600, 700] = 0.5
+    before = tree(store)
+    code, _, err = run_cli(capsys, "simulate", tmp_path / "scan.toml", "--out", store, "--resume")
+    assert_refused(code, err, "changed since it was made")
+    assert tree(store) == before
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "key"),
+    [
+        ("--scheduler", "garbage", "--scheduler 'garbage' is not a Dask scheduler address"),
+        ("--scheduler-file", "hello.json", "is not a Dask scheduler file"),
+        ("--scheduler-file", "noaddress.json", "is not a Dask scheduler file (KeyError"),
+        ("--scheduler-file", "badaddress.json", "is not a Dask scheduler address"),
+        ("--out", "", "--out (the store) is empty"),
+        ("--out", "memory://scan", "--out memory://scan: a memory:// store"),
+        ("--compile-cache", "plain-file", "compilation cache (--compile-cache)"),
+    ],
+)
+def test_bad_flags_exit_2_naming_the_flag(tmp_path, capsys, make_config, tree, flag, value, key):
+    (tmp_path / "ok.toml").write_text(make_config())
+    (tmp_path / "hello.json").write_text("hello")
+    (tmp_path / "noaddress.json").write_text(json.dumps({"id": "x"}))
+    (tmp_path / "badaddress.json").write_text(json.dumps({"address": "nowhere"}))
+    (tmp_path / "plain-file").write_text("not a folder")
+    argv = ["simulate", tmp_path / "ok.toml", "--out", tmp_path / "s.zarr"]
+    if flag == "--out":
+        argv = argv[:-2]
+    value = value if flag == "--out" or flag == "--scheduler" else tmp_path / value
+    before = tree(tmp_path)
+    code, _, err = run_cli(capsys, *argv, flag, value)
+    assert_refused(code, err, key)
+    assert tree(tmp_path) == before
+
+
+def test_demo_with_empty_out_is_refused(tmp_path, capsys, tree, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "demo", "--out", "")
+    assert_refused(code, err, "--out")
+    assert tree(tmp_path) == []
+
+
+def _focusing_inputs(folder, make_config, rng):
+    """A speckle probe (random phase) and a flat sample with one patch that undoes the
+    probe's phase at the last position: there the pattern focuses into one pixel, far
+    brighter than the probe's own pattern, which is all the up-front dose check sees."""
+    n = 32
+    r2 = ((np.arange(n) - n // 2)[:, None] ** 2 + (np.arange(n) - n // 2)[None, :] ** 2) * 1.0
+    probe = np.exp(-r2 / 8.0**2) * np.exp(2j * np.pi * rng.uniform(size=(n, n)))
+    np.save(folder / "probe.npy", probe.astype(np.complex64))
+    np.save(folder / "sample.npy", np.ones((160, 160), np.complex64))
+    text = _probe_file(file_sample_config(make_config, dose=1.0, block_size=8, shape=(4, 4)))
+    text = text.replace("aperture_diameter = 24.0e-6", "aperture_diameter = 100.0e-6")
+    (folder / "scan.toml").write_text(text)
+    cfg = load_config(folder / "scan.toml")
+    unit = make_probe(cfg.probe)
+    r0, c0 = plan_scan(cfg).origins[-1]
+    sample = np.ones((160, 160), np.complex64)
+    sample[r0 : r0 + n, c0 : c0 + n] = np.conj(unit / np.abs(unit))
+    np.save(folder / "sample.npy", sample)
+    transparent = probe_pattern(cfg).max()
+    scale = (1e-6**2 / (500e-9 * 0.02)) ** 2  # ((dx zoom)^2 / (lambda z))^2
+    focused = np.abs(unit).sum() ** 2 * scale  # the centre pixel once the phase is undone
+    root = (-SIGMA_MARGIN + math.sqrt(SIGMA_MARGIN**2 + 4 * COUNT_MAX)) / 2
+    dose = 0.9 * root**2 / (transparent * noise_factor(cfg, unit))  # accepted, by 10 %
+    assert 0.9 * focused / transparent > 2  # the focused pixel overflows uint32
+    (folder / "scan.toml").write_text(text.replace("dose = 1.0", f"dose = {dose:.17g}"))
+    return folder / "scan.toml"
+
+
+class AttemptCounter(distributed.diagnostics.plugin.SchedulerPlugin):
+    """Counts, per task key, how often the scheduler sends a jscan block to a worker."""
+
+    name = "jscan-test-attempts"
+
+    def __init__(self):
+        self.counts = {}
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        if finish == "processing" and str(key).startswith("jscan-block"):
+            self.counts[str(key)] = self.counts.get(str(key), 0) + 1
+
+
+def _attempts(dask_scheduler):
+    return dict(dask_scheduler.plugins[AttemptCounter.name].counts)
+
+
+def test_a_worker_error_fails_once(tmp_path, client, make_config, rng):
+    config = _focusing_inputs(tmp_path, make_config, rng)
+    client.register_plugin(AttemptCounter())
+    with pytest.raises(ValueError, match="more than uint32 holds"):
+        simulate_scan(config, tmp_path / "s.zarr", client=client, progress=False)
+    counts = client.run_on_scheduler(_attempts)
+    last = [k for k in counts if k.startswith("jscan-block-1-")]
+    assert len(last) == 1 and counts[last[0]] == 1, counts  # tried once, not 4 times
+
+
+def test_a_worker_error_stops_the_cli_with_one_line(tmp_path, make_config, rng):
+    config = _focusing_inputs(tmp_path, make_config, rng)
+    out = run_process("simulate", config, "--out", tmp_path / "s.zarr", "--no-progress")
+    assert out.returncode == 1, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    # (distributed's worker logs the failing task above it; jscan's own word is one line)
+    assert last.startswith("jscan: error: the run stopped: ValueError") and "--resume" in last
+    assert "more than uint32 holds" in last
+    assert out.stderr.count("more than uint32 holds") <= 3  # no retried tracebacks
