@@ -40,7 +40,7 @@ step forward-128 60 python3 benchmarks/forward.py $f128
 step transfer 70 python3 benchmarks/transfer.py $tr
 step pipeline 150 python3 benchmarks/pipeline.py $pl --threads 4 --forward-chunk 2048 --no-rss --gpu-memory
 extra=""
-python3 -c "import xdist" 2>/dev/null && extra="$extra -n 8"
+python3 -c "import xdist" 2>/dev/null && extra="$extra -n 4"
 python3 -c "import pytest_timeout" 2>/dev/null && extra="$extra --timeout 120"
 # the tests get what is left of BUDGET seconds (default 450) for the whole script
 step tests "$(( ${BUDGET:-450} - SECONDS > 30 ? ${BUDGET:-450} - SECONDS : 30 ))" python3 -m pytest -q -m "not slow" -p no:cacheprovider --maxfail=10 \

@@ -34,7 +34,7 @@ from jscan import store as zstore
 from jscan.analysis import bright_field_radius
 from jscan.config import DEMO_CONFIG, parse_config
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.worker import ScanJob, simulate_block
+from jscan.pipeline.worker import ScanJob, run_block, simulate_block
 from jscan.samples import make_probe, sample_region
 from jscan.sharding import to_host
 
@@ -130,6 +130,27 @@ def raw_write(cfg, block_data, workers, tmp):
     seconds = time.perf_counter() - t0
     shutil.rmtree(path)
     return seconds
+
+
+def block_stages(cfg, tmp, blocks=4):
+    """(h) seconds per block of the workers' run_block, in-process on a real store: simulate
+    and copy, write, and the rest (bright-field sums and the preview for the live page)."""
+    plan = plan_scan(cfg)
+    path = os.path.join(tmp, "stages.zarr")
+    radius = bright_field_radius(cfg)
+    zstore.create(path, cfg, plan, radius)
+    job = ScanJob(cfg, path, plan.region_shape, plan.sample_shape, bright_field_radius=radius)
+    sums, n = np.zeros(3), 0
+    for b in range(min(blocks + 1, plan.n_blocks)):  # block 0 compiles and opens the arrays
+        start, stop = plan.block_range(b)
+        t0 = time.perf_counter()
+        r = run_block(job, b, plan.block_origins(b), start, stop - start)
+        wall = time.perf_counter() - t0
+        if b:
+            sums += (r["compute_s"], r["write_s"], wall - r["compute_s"] - r["write_s"])
+            n += 1
+    shutil.rmtree(path)
+    return sums / max(n, 1)
 
 
 class TreeMemory:
@@ -249,6 +270,16 @@ def main():
                 n / raw,
                 n * pattern_bytes / raw / 1e9,
                 f"{raw:.2f} s",
+            )
+        )
+        compute, write, rest = block_stages(cfg, tmp)
+        rows.append(
+            (
+                "(h) run_block in-process, 1 thread, per block",
+                a.block_size / (compute + write + rest),
+                a.block_size * pattern_bytes / (compute + write + rest) / 1e9,
+                f"simulate+copy {compute:.3f} s, write {write:.3f} s, "
+                f"bright field + preview {rest:.3f} s",
             )
         )
         wall, _, stored = end_to_end(text, tmp, "e2e", a.workers, a.threads)
