@@ -3,13 +3,15 @@
 # tests, each step under its own time limit, full logs in $OUT (default ./gpu-out), a
 # summary last. Wheels the GPU image lacks (dask, distributed, zarr, numcodecs, bokeh and
 # their small dependencies) are installed with --no-deps from $WHEELS (default .wheelhouse).
-#   usage: bash benchmarks/gpu_check.sh            (SMALL=1: tiny sizes, a dry run on CPU)
+#   usage: bash benchmarks/gpu_check.sh   (SMALL=1: tiny sizes, a dry run on CPU;
+#          SKIP="transfer tests": leave steps out; BUDGET=450: seconds for the whole script)
 set -u
 steps=""
 out="${OUT:-gpu-out}"; mkdir -p "$out"
 wheels="${WHEELS:-.wheelhouse}"
-step() {  # step NAME SECONDS COMMAND...
+step() {  # step NAME SECONDS COMMAND...   (skipped when NAME is in $SKIP)
   local name=$1 secs=$2; shift 2
+  case " ${SKIP:-} " in *" $name "*) return ;; esac
   local t0=$SECONDS
   echo "== $name (limit ${secs}s)"
   timeout -k 5 "$secs" "$@" >"$out/$name.log" 2>&1; local rc=$?
@@ -17,7 +19,8 @@ step() {  # step NAME SECONDS COMMAND...
   steps="$steps$name rc=$rc $((SECONDS - t0))s"$'\n'
 }
 if ls "$wheels"/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-deps --no-compile --target /tmp/pk "$wheels"/*.whl >"$out/install.log" 2>&1
+  python3 -m pip install -q --no-deps --no-compile --target /tmp/pk "$wheels"/*.whl >/tmp/install.log 2>&1 \
+    || { echo "wheel install failed:"; tail -n 20 /tmp/install.log; }
   export PYTHONPATH=/tmp/pk:$PWD
 else
   export PYTHONPATH=$PWD
@@ -25,12 +28,12 @@ fi
 export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 if [ "${SMALL:-0}" = 1 ]; then
   f256="--size 64 --positions 64 --repeats 2"; f128="--size 32 --positions 128 --repeats 2"
-  tr="--size 32 --block-size 64 --repeats 2"
+  tr="--size 32 --block-size 64 --repeats 2"; mem="--size 32 --block-size 64 --repeats 2"
   pl="--size 32 --positions 900 --block-size 128 --steady 400"
   tests="tests/test_sharding.py"
 else
   f256="--size 256 --positions 8192 --repeats 5"; f128="--size 128 --positions 32768 --repeats 5"
-  tr="--size 256 --block-size 2048 --repeats 5"
+  tr="--size 256 --block-size 2048 --repeats 5"; mem="--size 256 --block-size 2048 --repeats 5"
   pl="--size 256 --positions 40000 --block-size 2048 --steady 10000"
   tests="tests"
 fi
@@ -38,9 +41,11 @@ step machine 40 bash -c 'date -u; nvidia-smi; nproc; free -g; python3 -c "import
 step forward-256 70 python3 benchmarks/forward.py $f256
 step forward-128 60 python3 benchmarks/forward.py $f128
 step transfer 70 python3 benchmarks/transfer.py $tr
+step memory 60 bash -c "python3 benchmarks/transfer.py $mem --chunk 256 && python3 benchmarks/transfer.py $mem --natural --memory-only && python3 benchmarks/transfer.py $mem --natural --chunk 256"
 step pipeline 150 python3 benchmarks/pipeline.py $pl --threads 4 --forward-chunk 2048 --no-rss --gpu-memory
 extra=""
 python3 -c "import xdist" 2>/dev/null && extra="$extra -n 4"
+python3 -c "import pytest_benchmark" 2>/dev/null && extra="$extra -p no:benchmark"
 python3 -c "import pytest_timeout" 2>/dev/null && extra="$extra --timeout 120"
 # the tests get what is left of BUDGET seconds (default 450) for the whole script
 step tests "$(( ${BUDGET:-450} - SECONDS > 30 ? ${BUDGET:-450} - SECONDS : 30 ))" python3 -m pytest -q -m "not slow" -p no:cacheprovider --maxfail=10 \
@@ -50,10 +55,12 @@ step tests "$(( ${BUDGET:-450} - SECONDS > 30 ? ${BUDGET:-450} - SECONDS : 30 ))
   printf "%s" "$steps"
   grep -E "^(jax|cupy|ModuleNotFound)|H200|H100" "$out/machine.log" | head -5
   for f in forward-256 forward-128; do echo "-- $f"; grep -E "^(machine|size|\||\(janssen)" "$out/$f.log"; done
-  echo "-- transfer"; grep -E "^(\(|\||    )" "$out/transfer.log"
+  for f in transfer memory; do
+    [ -f "$out/$f.log" ] && { echo "-- $f"; grep -E "^(\(|\||    )" "$out/$f.log"; }
+  done
   echo "-- pipeline"; grep -E "^(\(|\||end to end|device->host|steady|[0-9]+ positions)" "$out/pipeline.log"
   echo "-- tests"; grep -E "passed|failed|error|FAILED|ERROR" "$out/tests.log" | tail -15
-  for f in forward-256 forward-128 transfer pipeline; do
-    grep -q Traceback "$out/$f.log" && { echo "-- $f traceback"; tail -n 8 "$out/$f.log"; }
+  for f in forward-256 forward-128 transfer memory pipeline; do
+    [ -f "$out/$f.log" ] && grep -q Traceback "$out/$f.log" && { echo "-- $f traceback"; tail -n 8 "$out/$f.log"; }
   done
 } | tee "$out/summary.txt"

@@ -237,13 +237,30 @@ def main():
     ap.add_argument("--block-size", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--dose", type=float, default=1e5, help="for the Poisson rows")
+    ap.add_argument("--natural", action="store_true", help="camera at the natural pixel")
+    ap.add_argument(
+        "--chunk",
+        type=int,
+        default=0,
+        help="(f) only, with the kernel mapped over chunks of N positions (an experiment)",
+    )
+    ap.add_argument("--memory-only", action="store_true", help="(f) only")
     a = ap.parse_args()
-    cfg = parse_config(bench_config(4 * a.block_size, a.size, block=a.block_size))
+    text = bench_config(4 * a.block_size, a.size, block=a.block_size)
+    if a.natural:  # bench_config's camera pixel is half the natural one
+        old = f"camera_pixel_size = {195.3125e-6 * 64 / a.size}"
+        assert old in text, old
+        text = text.replace(old, f"camera_pixel_size = {390.625e-6 * 64 / a.size}")
+    cfg = parse_config(text)
     dev = jax.devices()[0]
     print(f"jax {jax.__version__} on {dev.platform} ({dev.device_kind}), {os.cpu_count()} CPUs")
+    if a.chunk:
+        _chunked_kernel(a.chunk)
     mem = block_memory(cfg)
     ws, peak = mem.pop("working_set"), mem.get("peak_bytes_in_use")
-    print(f"\n(f) one block of {a.block_size} patterns {a.size}x{a.size}:")
+    pixel = "natural" if a.natural else "0.5x natural"
+    how = f", kernel in chunks of {a.chunk}" if a.chunk else ""
+    print(f"\n(f) one block of {a.block_size} patterns {a.size}x{a.size}, {pixel} pixel{how}:")
     print(f"    working set {ws / 2**20:,.0f} MiB (complex64 field + float32 intensity + region)")
     if peak is not None:
         print(f"    peak_bytes_in_use {peak / 2**20:,.0f} MiB = {peak / ws:.2f}x the working set")
@@ -252,8 +269,14 @@ def main():
             print(f"    {k} {mem[k] / 2**20:,.0f} MiB")
     if "nvidia_smi_this_process" in mem:
         print(f"    nvidia-smi, this process (pid, used): {mem['nvidia_smi_this_process']}")
-    x = simulate_block(ScanJob(cfg, "", *_shapes(cfg)), plan_scan(cfg).block_origins(0))
-    x.block_until_ready()
+    job, origins = ScanJob(cfg, "", *_shapes(cfg)), plan_scan(cfg).block_origins(0)
+    x = simulate_block(job, origins).block_until_ready()
+    t = min(
+        _timed(lambda: simulate_block(job, origins).block_until_ready()) for _ in range(a.repeats)
+    )
+    print(f"    simulate_block {t * 1e3:.1f} ms per block, {a.block_size / t:,.0f} patterns/s")
+    if a.chunk or a.memory_only:
+        return
     nbytes = x.size * x.dtype.itemsize
     print(f"\n(b) device->host of one block, {nbytes / 1e9:.3f} GB, {a.repeats} copies each")
     print(f"| {'copy':<52} | {'best GB/s':>9} | {'median GB/s':>11} |")
@@ -269,6 +292,22 @@ def main():
     print(f"|{'-' * 54}|{'-' * 11}|{'-' * 13}|")
     for label, s in rows.items():
         print(f"| {label:<52} | {s:9.4f} | {b / s:11,.0f} |")
+
+
+def _chunked_kernel(chunk):
+    """Make the workers' kernel map `intensities` over chunks of positions (lax.map with
+    batch_size): intermediates of `chunk` patterns at a time instead of a whole block."""
+    import jscan.sharding as sharding
+    from jscan.forward import intensities
+
+    def chunked(sample, origins, plan, specs):
+        def one(origin):
+            return intensities(sample, origin[None], plan, specs)[0]
+
+        return jax.lax.map(one, origins, batch_size=chunk)
+
+    sharding.intensities = chunked
+    sharding.compiled_microscope.cache_clear()
 
 
 def _shapes(cfg):

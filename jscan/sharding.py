@@ -56,47 +56,14 @@ def run_sharded(specs, mesh: Mesh, sample, origins, plan, trim: bool = True):
 def to_host(x) -> np.ndarray:
     """Copy a device array to host memory by the fastest path found.
 
-    One CUDA device, CuPy installed: the bytes go straight into page-locked memory from
-    CuPy's pinned pool (one DMA copy; freed buffers return to the pool, so no page is
-    locked twice). Other accelerators: through the "pinned_host" memory kind. On the CPU,
-    or where neither is available, plain np.asarray (which shares the buffer on the CPU).
+    On accelerators the copy goes through the "pinned_host" memory kind (page-locked
+    buffers: the DMA engine needs no staging copy); where that memory kind is missing,
+    or on the CPU (where np.asarray shares the buffer), plain np.asarray.
     """
-    devices = x.devices()
-    if all(d.platform == "cpu" for d in devices):
+    if all(d.platform == "cpu" for d in x.devices()):
         return np.asarray(x)
-    if len(devices) == 1 and next(iter(devices)).platform == "gpu":
-        host = _cupy_to_host(x)
-        if host is not None:
-            return host
     try:
         pinned = jax.device_put(x, x.sharding.with_memory_kind("pinned_host"))
     except (ValueError, NotImplementedError, jax.errors.JaxRuntimeError):
         return np.asarray(x)
     return np.asarray(pinned)
-
-
-@functools.cache
-def _cupy():
-    """CuPy if it is installed and sees a CUDA device, else None (an optional speed-up)."""
-    try:
-        import cupy
-
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception:  # not installed, or no usable CUDA runtime: use JAX's own copy
-        return None
-    return cupy
-
-
-def _cupy_to_host(x):
-    """x copied by CuPy into a buffer of its pinned-memory pool, or None without CuPy."""
-    cupy = _cupy()
-    if cupy is None:
-        return None
-    device = next(iter(x.devices())).local_hardware_id
-    with cupy.cuda.Device(device):
-        src = cupy.from_dlpack(x)  # a view of x's device buffer, no copy
-        mem = cupy.cuda.alloc_pinned_memory(src.nbytes)
-        out = np.frombuffer(mem, src.dtype, src.size).reshape(src.shape)  # keeps mem alive
-        src.get(out=out)
-        cupy.cuda.get_current_stream().synchronize()
-    return out

@@ -141,7 +141,7 @@ def test_padded_length(n, size, expected):
 @pytest.mark.parametrize("dtype", [np.float32, np.uint32, np.complex64])
 def test_to_host_copies_every_byte(rng, dtype):
     """to_host returns a host ndarray equal to the device array, whatever path it takes
-    (np.asarray on the CPU; CuPy's pinned pool or the pinned_host memory kind on a GPU)."""
+    (np.asarray on the CPU, the pinned_host memory kind on a GPU)."""
     values = (rng.normal(size=(7, 5, 3)) * 1000).astype(dtype)
     if np.issubdtype(dtype, np.complexfloating):
         values = values + 1j * rng.normal(size=values.shape).astype(np.float32)
