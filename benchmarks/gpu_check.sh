@@ -37,6 +37,7 @@ else
   pl="--size 256 --positions 40000 --block-size 2048 --steady 10000"
   tests="tests"
 fi
+pl="${PL:-$pl}"  # e.g. PL="--size 256 --positions 20000 --block-size 2048 --steady 5000"
 step machine 40 bash -c 'date -u; nvidia-smi; nproc; free -g; python3 -c "import jax, numpy, zarr, numcodecs, dask, distributed, xarray; print(\"jax\", jax.__version__, jax.devices(), \"numpy\", numpy.__version__, \"zarr\", zarr.__version__, \"numcodecs\", numcodecs.__version__, \"dask\", dask.__version__, \"distributed\", distributed.__version__, \"xarray\", xarray.__version__)"; python3 -c "import janssen" 2>&1 | tail -1; python3 -c "import cupy, torch; print(\"cupy\", cupy.__version__, \"torch\", torch.__version__)"'
 step forward-256 70 python3 benchmarks/forward.py $f256
 step forward-128 60 python3 benchmarks/forward.py $f128
@@ -44,7 +45,7 @@ step transfer 70 python3 benchmarks/transfer.py $tr
 step memory 60 bash -c "python3 benchmarks/transfer.py $mem --chunk 256 && python3 benchmarks/transfer.py $mem --natural --memory-only && python3 benchmarks/transfer.py $mem --natural --chunk 256"
 step pipeline 150 python3 benchmarks/pipeline.py $pl --threads 4 --forward-chunk 2048 --no-rss --gpu-memory
 extra=""
-python3 -c "import xdist" 2>/dev/null && extra="$extra -n 4"
+python3 -c "import xdist" 2>/dev/null && extra="$extra -n ${XDIST:-4}"
 python3 -c "import pytest_benchmark" 2>/dev/null && extra="$extra -p no:benchmark"
 python3 -c "import pytest_timeout" 2>/dev/null && extra="$extra --timeout 120"
 # the tests get what is left of BUDGET seconds (default 450) for the whole script
@@ -54,11 +55,11 @@ step tests "$(( ${BUDGET:-450} - SECONDS > 30 ? ${BUDGET:-450} - SECONDS : 30 ))
   echo "================ SUMMARY"
   printf "%s" "$steps"
   grep -E "^(jax|cupy|ModuleNotFound)|H200|H100" "$out/machine.log" | head -5
-  for f in forward-256 forward-128; do echo "-- $f"; grep -E "^(machine|size|\||\(janssen)" "$out/$f.log"; done
+  for f in forward-256 forward-128; do [ -f "$out/$f.log" ] || continue; echo "-- $f"; grep -E "^(machine|size|\||\(janssen)" "$out/$f.log"; done
   for f in transfer memory; do
     [ -f "$out/$f.log" ] && { echo "-- $f"; grep -E "^(\(|\||    )" "$out/$f.log"; }
   done
-  echo "-- pipeline"; grep -E "^(\(|\||end to end|device->host|steady|[0-9]+ positions)" "$out/pipeline.log"
+  echo "-- pipeline"; grep -E "^(\(|\||end to end|device->host|steady|raw Zarr|[0-9]+ positions)" "$out/pipeline.log"
   echo "-- tests"; grep -E "passed|failed|error|FAILED|ERROR" "$out/tests.log" | tail -15
   for f in forward-256 forward-128 transfer memory pipeline; do
     [ -f "$out/$f.log" ] && grep -q Traceback "$out/$f.log" && { echo "-- $f traceback"; tail -n 8 "$out/$f.log"; }

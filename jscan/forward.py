@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jscan.optics import aperture_mask, field_intensity, optical_zoom
-from jscan.propagation import AxisPlan, apply_axes, far_field_axes
+from jscan.propagation import AxisPlan, apply_axis, far_field_axes
 from jscan.scan import window_origins
 from jscan.types import OpticalWavefront, check_positive
 
@@ -59,11 +59,13 @@ def intensities(sample, origins, plan, specs):
     Pure and unjitted: `sharding.compiled_microscope` applies jit and sharding.
     """
     illumination, py, px = plan
+    spec_y, spec_x = specs
     shape = illumination.shape
 
     def one(origin):
         cut = jax.lax.dynamic_slice(sample, (origin[0], origin[1]), shape)
-        f = apply_axes(cut * illumination, specs, (py, px), phases=False)
+        f = apply_axis(cut * illumination, -1, spec_x, px, phases=False)
+        f = apply_axis(f, -2, spec_y, py, phases=False)
         return field_intensity(f)
 
     return jax.vmap(one)(origins)

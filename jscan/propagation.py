@@ -7,8 +7,7 @@ Convention: pixel index N//2 is the optical axis, so pixel i sits at (i - N//2) 
 
 with x' = (m - N//2) output_dx. Along each axis the DFT is sampled at
 alpha = N dx output_dx / (lambda z) times the natural frequency step 1/(N dx).
-`apply_axis` evaluates exactly that sum by one of four methods (`apply_axes` does both axes,
-as one 2-D FFT at the natural pixel):
+`apply_axis` evaluates exactly that sum by one of four methods:
 
 - "fft": alpha == 1, a plain FFT;
 - "pad": alpha == 1/k for an integer k, an FFT of the zero-padded length k N, cropped;
@@ -140,27 +139,6 @@ def apply_axis(x, axis: int, spec: AxisSpec, plan: AxisPlan, phases: bool = True
     return jnp.moveaxis(y, -1, axis)
 
 
-def apply_axes(x, specs, plans, phases: bool = True):
-    """Scaled centred DFT of ``x`` over its last two axes: `apply_axis` along x, then y.
-
-    specs, plans: (y, x) from `far_field_axes`. When both axes use the natural pixel
-    ("fft") this is one 2-D FFT, which skips the transposed copy between two 1-D passes.
-    """
-    (spec_y, spec_x), (plan_y, plan_x) = specs, plans
-    if spec_y.method == spec_x.method == "fft":
-        if phases:
-            x = x * plan_y.in_phase[:, None] * plan_x.in_phase
-        y = jnp.fft.fft2(x, axes=(-2, -1))
-        odd = tuple(a for a, s in ((-2, spec_y), (-1, spec_x)) if s.m % 2)
-        if odd:
-            y = jnp.fft.fftshift(y, axes=odd)
-        if phases:
-            y = y * plan_y.out_phase[:, None] * plan_x.out_phase
-        return y
-    x = apply_axis(x, -1, spec_x, plan_x, phases)
-    return apply_axis(x, -2, spec_y, plan_y, phases)
-
-
 def far_field_axes(shape, dx, wavelength, z, output_dx, method="auto", real_dtype=jnp.float32):
     """Specs and plans (y, x) of the scaled DFT from a plane of pixel dx to output_dx at z.
 
@@ -232,7 +210,9 @@ def fraunhofer_prop_scaled(
     rdt = jnp.finfo(incoming.field.dtype).dtype
     lam, dx = incoming.wavelength, incoming.dx
     specs, plans = far_field_axes(shape, dx, lam, z_move, output_dx, method, rdt)
-    ft = apply_axes(incoming.field, specs, plans)
+    ft = incoming.field
+    for axis, spec, plan in ((-1, specs[1], plans[1]), (-2, specs[0], plans[0])):
+        ft = apply_axis(ft, axis, spec, plan)
     field = ft * _far_field_phase(lam, z_move, output_dx, shape, rdt) * dx**2
     return make_optical_wavefront(
         field, lam, jnp.asarray(output_dx, rdt), incoming.z_position + z_move
