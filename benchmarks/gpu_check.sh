@@ -37,13 +37,14 @@ else
   pl="--size 256 --positions 40000 --block-size 2048 --steady 10000"
   tests="tests"
 fi
+tests="${TESTS:-$tests}"
 pl="${PL:-$pl}"  # e.g. PL="--size 256 --positions 20000 --block-size 2048 --steady 5000"
 step machine 40 bash -c 'date -u; nvidia-smi; nproc; free -g; python3 -c "import jax, numpy, zarr, numcodecs, dask, distributed, xarray; print(\"jax\", jax.__version__, jax.devices(), \"numpy\", numpy.__version__, \"zarr\", zarr.__version__, \"numcodecs\", numcodecs.__version__, \"dask\", dask.__version__, \"distributed\", distributed.__version__, \"xarray\", xarray.__version__)"; python3 -c "import janssen" 2>&1 | tail -1; python3 -c "import cupy, torch; print(\"cupy\", cupy.__version__, \"torch\", torch.__version__)"'
 step forward-256 70 python3 benchmarks/forward.py $f256
 step forward-128 60 python3 benchmarks/forward.py $f128
 step transfer 70 python3 benchmarks/transfer.py $tr
 step memory 60 bash -c "python3 benchmarks/transfer.py $mem --chunk 256 && python3 benchmarks/transfer.py $mem --natural --memory-only && python3 benchmarks/transfer.py $mem --natural --chunk 256"
-step pipeline 150 python3 benchmarks/pipeline.py $pl --threads 4 --forward-chunk 2048 --no-rss --gpu-memory
+step pipeline 150 python3 benchmarks/pipeline.py $pl --threads ${THREADS:-4} --forward-chunk 2048 --no-rss --gpu-memory
 extra=""
 python3 -c "import xdist" 2>/dev/null && extra="$extra -n ${XDIST:-4}"
 python3 -c "import pytest_benchmark" 2>/dev/null && extra="$extra -p no:benchmark"
