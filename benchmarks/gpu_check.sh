@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One prepared GPU run from the repository root: every benchmark in GPU mode and the fast
 # tests, each step under its own time limit, full logs in $OUT (default ./gpu-out), a
-# summary last. Wheels the GPU image lacks (dask, distributed, zarr, numcodecs, bokeh and
-# their small dependencies) are installed with --no-deps from $WHEELS (default .wheelhouse).
+# summary last. On a GPU machine that cannot reach a package index, wheels of what it lacks
+# (dask, distributed, zarr, numcodecs, bokeh and their small dependencies, Python 3.12,
+# manylinux x86_64, made elsewhere with `pip download`) are installed with --no-deps from
+# $WHEELS (default .wheelhouse).
 #   usage: bash benchmarks/gpu_check.sh   (SMALL=1: tiny sizes, a dry run on CPU;
 #          SKIP="transfer tests": leave steps out; BUDGET=450: seconds for the whole script)
 set -u
