@@ -6,7 +6,8 @@
 # manylinux x86_64, made elsewhere with `pip download`) are installed with --no-deps from
 # $WHEELS (default .wheelhouse).
 #   usage: bash benchmarks/gpu_check.sh   (SMALL=1: tiny sizes, a dry run on CPU;
-#          SKIP="transfer tests": leave steps out; BUDGET=450: seconds for the whole script)
+#          SKIP="transfer tests": leave steps out; BUDGET=450: seconds for the whole script;
+#          PL="...": pipeline.py arguments; THREADS=4; TESTS="tests"; XDIST=4: pytest -n)
 set -u
 steps=""
 out="${OUT:-gpu-out}"; mkdir -p "$out"
