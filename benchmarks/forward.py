@@ -56,7 +56,8 @@ def jscan_rows(size, n, repeats):
     sm = jscan.make_sample_function(sample, DX)
     rows = {}
 
-    windows = jnp.asarray(np.stack([sample[:size, :size]] * n))
+    # built on the device: a host array of n windows would be gigabytes at GPU sizes
+    windows = jnp.array(jnp.broadcast_to(jnp.asarray(sample[:size, :size]), (n, size, size)))
     p = jnp.asarray(probe)
     ceiling = jax.jit(lambda w, p: jnp.abs(jnp.fft.fft2(w * p)) ** 2)
     rows["ceiling: bare multiply-FFT-|.|^2"] = best_rate(

@@ -6,8 +6,11 @@
 (b) device -> host copy of a block by the pipeline's path, next to the best copy found;
 (c) raw Zarr write of the same bytes, same layout, codec and parallelism, no simulation;
 (d) `jscan simulate` end to end on the embedded LocalCluster, cluster start included;
-(e) peak memory (RSS summed over the whole process tree) for 10^4 and 10^5 positions.
-Ratios: (d) over min(a, b, c). --quick finishes in about two minutes on 2 cores.
+(e) peak memory (RSS summed over the whole process tree) for 10^4 and 10^5 positions;
+(f) with --gpu-memory: device memory of one block (benchmarks/transfer.py), measured first.
+Ratios: (d) over min(a, b, c), and over (c) alone. --steady N adds a second end-to-end run of
+N positions: the difference of the two runs is the steady state, without the cluster start.
+--quick finishes in about two minutes on 2 cores.
 """
 
 import argparse
@@ -24,13 +27,14 @@ import time
 import jax
 import numpy as np
 import psutil
+import transfer
 
 import jscan
 from jscan import store as zstore
 from jscan.analysis import bright_field_radius
 from jscan.config import DEMO_CONFIG, parse_config
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.worker import ScanJob, simulate_block
+from jscan.pipeline.worker import ScanJob, run_block, simulate_block
 from jscan.samples import make_probe, sample_region
 from jscan.sharding import to_host
 
@@ -56,8 +60,11 @@ def bench_config(n_positions, size=64, dose=0.0, block=1024):
     return text
 
 
-def forward_only(cfg, repeats=2):
-    """(a) seconds of in-process simple_microscope over all positions (compiled, best of)."""
+def forward_only(cfg, repeats=2, chunk=0):
+    """(a) seconds of in-process simple_microscope over all positions (compiled, best of).
+
+    chunk > 0: in calls of that many positions (the last call's shape differs and compiles
+    once more), as a device whose memory cannot hold every pattern at once needs."""
     plan = plan_scan(cfg)
     sample = jscan.make_sample_function(
         sample_region(cfg.sample, 0, 0, *plan.sample_shape), cfg.sample.dx
@@ -65,17 +72,21 @@ def forward_only(cfg, repeats=2):
     light = jscan.make_optical_wavefront(make_probe(cfg.probe), cfg.probe.wavelength, cfg.probe.dx)
     o = cfg.optics
 
+    n = len(plan.positions)
+    step = chunk or n
+
     def run():
-        out = jscan.simple_microscope(
-            sample,
-            plan.positions,
-            light,
-            o.zoom_factor,
-            o.aperture_diameter,
-            o.travel_distance,
-            o.camera_pixel_size,
-        )
-        out.image_data.block_until_ready()
+        for i in range(0, n, step):
+            out = jscan.simple_microscope(
+                sample,
+                plan.positions[i : i + step],
+                light,
+                o.zoom_factor,
+                o.aperture_diameter,
+                o.travel_distance,
+                o.camera_pixel_size,
+            )
+            out.image_data.block_until_ready()
 
     t0 = time.perf_counter()
     run()
@@ -90,24 +101,14 @@ def _timed(fn):
     return time.perf_counter() - t0
 
 
-def copies(cfg):
-    """(b) GB/s of device -> host: the pipeline's `to_host`, plain np.asarray, and the best
-    host-side copy (memcpy between host buffers: the bound of any copy into host memory)."""
+def copies(cfg, repeats=5):
+    """(b) GB/s of device -> host of one block: the pipeline's `to_host`, plain np.asarray
+    and the other paths of benchmarks/transfer.py (best of `repeats`, fresh buffers)."""
     plan = plan_scan(cfg)
     job = ScanJob(cfg, "", plan.region_shape, plan.sample_shape)
     x = simulate_block(job, plan.block_origins(0)).block_until_ready()
-    nbytes = x.size * x.dtype.itemsize
-
-    def rate(fn):
-        return nbytes / min(_timed(fn) for _ in range(5)) / 1e9
-
-    host = to_host(x)
-    dst = np.empty(host.shape, host.dtype)
-    return {
-        "pipeline path (jscan.sharding.to_host)": rate(lambda: to_host(x).copy()),
-        "np.asarray (JAX default)": rate(lambda: np.asarray(x).copy()),
-        "host memcpy (np.copyto), upper bound": rate(lambda: np.copyto(dst, host)),
-    }, host
+    rates = {label: best for label, (best, _) in transfer.d2h_rates(x, repeats).items()}
+    return rates, to_host(x)
 
 
 def raw_write(cfg, block_data, workers, tmp):
@@ -129,6 +130,27 @@ def raw_write(cfg, block_data, workers, tmp):
     seconds = time.perf_counter() - t0
     shutil.rmtree(path)
     return seconds
+
+
+def block_stages(cfg, tmp, blocks=4):
+    """(h) seconds per block of the workers' run_block, in-process on a real store: simulate
+    and copy, write, and the rest (bright-field sums and the preview for the live page)."""
+    plan = plan_scan(cfg)
+    path = os.path.join(tmp, "stages.zarr")
+    radius = bright_field_radius(cfg)
+    zstore.create(path, cfg, plan, radius)
+    job = ScanJob(cfg, path, plan.region_shape, plan.sample_shape, bright_field_radius=radius)
+    sums, n = np.zeros(3), 0
+    for b in range(min(blocks + 1, plan.n_blocks)):  # block 0 compiles and opens the arrays
+        start, stop = plan.block_range(b)
+        t0 = time.perf_counter()
+        r = run_block(job, b, plan.block_origins(b), start, stop - start)
+        wall = time.perf_counter() - t0
+        if b:
+            sums += (r["compute_s"], r["write_s"], wall - r["compute_s"] - r["write_s"])
+            n += 1
+    shutil.rmtree(path)
+    return sums / max(n, 1)
 
 
 class TreeMemory:
@@ -193,6 +215,10 @@ def main():
     ap.add_argument("--workers", type=int, default=None, help="as jscan simulate --workers")
     ap.add_argument("--threads", type=int, default=2, help="as jscan simulate --threads")
     ap.add_argument("--block-size", type=int, default=1024)
+    ap.add_argument("--forward-chunk", type=int, default=0, help="(a) in calls of N positions")
+    ap.add_argument("--steady", type=int, default=0, help="second end-to-end run of N positions")
+    ap.add_argument("--no-rss", action="store_true", help="skip (e)")
+    ap.add_argument("--gpu-memory", action="store_true", help="(f): one block's device memory")
     a = ap.parse_args()
     n = 3600 if a.quick else a.positions
     dev = jax.devices()[0]
@@ -210,8 +236,18 @@ def main():
         f"{n} positions, {a.size}x{a.size} float32, block {a.block_size}, "
         f"{n * pattern_bytes / 1e9:.2f} GB of patterns\n"
     )
+    if a.gpu_memory:  # first: the peak must be the block's alone
+        mem = transfer.block_memory(cfg)
+        ws, peak = mem["working_set"], mem.get("peak_bytes_in_use")
+        ratio = f"{peak / ws:.2f}x" if peak else "n/a"
+        print(
+            f"(f) device memory: peak_bytes_in_use {(peak or 0) / 2**20:,.0f} MiB after 3 blocks"
+            f" = {ratio} one block's working set ({ws / 2**20:,.0f} MiB; target <= 2x); "
+            f"bytes_limit {mem.get('bytes_limit', 0) / 2**20:,.0f} MiB; nvidia-smi (pid, used) "
+            f"{mem.get('nvidia_smi_this_process', 'n/a')}\n"
+        )
     rows = []
-    first, fwd = forward_only(cfg)
+    first, fwd = forward_only(cfg, chunk=a.forward_chunk)
     rows.append(
         (
             "(a) forward only, in-process simple_microscope",
@@ -221,11 +257,15 @@ def main():
         )
     )
     copy_rates, block = copies(cfg)
-    for label, gbs in copy_rates.items():
-        rows.append((f"(b) device->host, {label}", gbs * 1e9 / pattern_bytes, gbs, ""))
     d2h = copy_rates["pipeline path (jscan.sharding.to_host)"]
+    best = max(  # copies into host memory (not host memcpy, not the zero-copy view)
+        v for k, v in copy_rates.items() if not k.startswith("host") and "ready" not in k
+    )
+    for label, gbs in copy_rates.items():
+        rows.append((f"(b) d->h, {label}"[:58], gbs * 1e9 / pattern_bytes, gbs, ""))
     workers = (a.workers or 1) * a.threads
     with tempfile.TemporaryDirectory() as tmp:
+        os.sync()  # each write phase starts with no dirty pages of the last
         raw = raw_write(cfg, block, workers, tmp)
         rows.append(
             (
@@ -235,6 +275,18 @@ def main():
                 f"{raw:.2f} s",
             )
         )
+        os.sync()  # each write phase starts with no dirty pages of the last
+        compute, write, rest = block_stages(cfg, tmp)
+        rows.append(
+            (
+                "(h) run_block in-process, 1 thread, per block",
+                a.block_size / (compute + write + rest),
+                a.block_size * pattern_bytes / (compute + write + rest) / 1e9,
+                f"simulate+copy {compute:.3f} s, write {write:.3f} s, "
+                f"bright field + preview {rest:.3f} s",
+            )
+        )
+        os.sync()  # each write phase starts with no dirty pages of the last
         wall, _, stored = end_to_end(text, tmp, "e2e", a.workers, a.threads)
         rows.append(
             (
@@ -250,6 +302,35 @@ def main():
         for label, rate, gbs, note in rows:
             print(f"| {label:<58} | {rate:11,.0f} | {gbs:6.2f} | {note}")
         print(f"\nend to end / min(a, b, c) = {n / wall / limit:.2f}")
+        print(
+            f"device->host: pipeline path {d2h:.2f} GB/s = {d2h / best:.2f}x the best device "
+            f"copy ({best:.2f} GB/s); target >= 25 GB/s -> {'met' if d2h >= 25 else 'NOT met'}"
+        )
+        print(
+            f"end to end / raw Zarr write = {raw / wall:.2f} (cluster start included); "
+            "target >= 0.7"
+        )
+        if a.steady:
+            t = bench_config(a.steady, a.size, block=a.block_size)
+            m = plan_scan(parse_config(t)).n_positions
+            os.sync()  # each write phase starts with no dirty pages of the last
+            wall_m, _, _ = end_to_end(t, tmp, "steady", a.workers, a.threads)
+            rate = (n - m) / (wall - wall_m)
+            print(
+                f"steady state ({n:,} - {m:,} positions in {wall - wall_m:.2f} s): "
+                f"{rate:,.0f} positions/s, {rate * pattern_bytes / 1e9:.2f} GB/s = "
+                f"{rate / (n / raw):.2f}x the raw Zarr write; target >= 0.7"
+            )
+        if a.steady:  # the disk and page cache drift: the same raw write once more, last
+            os.sync()
+            again = raw_write(cfg, block, workers, tmp)
+            print(
+                f"raw Zarr write again after the end-to-end runs: {n / again:,.0f} positions/s "
+                f"({again:.2f} s); end to end / this = {again / wall:.2f}, "
+                f"steady state / this = {rate / (n / again):.2f}"
+            )
+        if a.no_rss:
+            return
         print(
             f"end to end / forward only (wall-time ratio) = {fwd / wall:.2f}; "
             f"target: wall <= forward / 0.6 + 10 s = {fwd / 0.6 + 10:.1f} s "

@@ -132,7 +132,8 @@ def apply_axis(x, axis: int, spec: AxisSpec, plan: AxisPlan, phases: bool = True
     elif spec.method == "czt":
         y = jnp.fft.ifft(jnp.fft.fft(x, n=m, axis=-1) * plan.kernel, axis=-1)[..., :n]
     else:
-        y = x @ plan.kernel.T
+        # HIGHEST: on GPUs the default float32 matmul runs in TF32 (~3e-4 relative error)
+        y = jnp.matmul(x, plan.kernel.T, precision=jax.lax.Precision.HIGHEST)
     if phases:
         y = y * plan.out_phase
     return jnp.moveaxis(y, -1, axis)

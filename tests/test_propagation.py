@@ -52,8 +52,9 @@ def test_natural_pixel_is_the_plain_fft(rng):
     assert axis_spec(64, 1.0).method == "fft"
     ft = jnp.fft.fftshift(jnp.fft.fft2(jnp.fft.ifftshift(wf.field)))
     via_scaled = fraunhofer_prop_scaled(wf, Z, LAM * Z / (64 * DX))
-    ratio = out.field / (ft * DX**2)
-    np.testing.assert_allclose(np.abs(ratio), 1 / (LAM * Z), rtol=1e-5)
+    # |out| = |FFT| dx^2 / (lambda z), compared norm-wise: the FFTs of the CPU and the GPU
+    # round differently, and an elementwise ratio magnifies that where |FFT| is small
+    assert rel_l2(np.abs(out.field) * (LAM * Z), np.abs(ft) * DX**2) < 1e-6
     np.testing.assert_array_equal(np.asarray(out.field), np.asarray(via_scaled.field))
     assert float(out.dx) == pytest.approx(LAM * Z / (64 * DX), rel=1e-6)
 

@@ -8,9 +8,14 @@ import sys
 import textwrap
 from types import SimpleNamespace
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from jscan.sharding import padded_length
+from jscan.sharding import data_mesh, padded_length, to_host
 
 SCRIPT = textwrap.dedent(
     """
@@ -165,3 +170,24 @@ def test_microscope_on_four_devices(rng):
 )
 def test_padded_length(n, size, expected):
     assert padded_length(n, SimpleNamespace(size=size)) == expected
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint32, np.complex64])
+def test_to_host_copies_every_byte(rng, dtype):
+    """to_host returns a host ndarray equal to the device array, whatever path it takes
+    (np.asarray on the CPU, the pinned_host memory kind on a GPU)."""
+    values = (rng.normal(size=(7, 5, 3)) * 1000).astype(dtype)
+    if np.issubdtype(dtype, np.complexfloating):
+        values = values + 1j * rng.normal(size=values.shape).astype(np.float32)
+    host = to_host(jnp.asarray(values))
+    assert isinstance(host, np.ndarray)
+    assert host.dtype == dtype and host.shape == values.shape
+    np.testing.assert_array_equal(host, values)
+
+
+def test_to_host_of_an_array_sharded_over_the_local_devices(rng):
+    """The pipeline's own case: a block of patterns sharded over the "data" mesh axis."""
+    mesh = data_mesh()
+    values = rng.normal(size=(3 * mesh.size, 6, 4)).astype(np.float32)
+    x = jax.device_put(values, NamedSharding(mesh, P("data")))
+    np.testing.assert_array_equal(to_host(x), values)

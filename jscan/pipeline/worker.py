@@ -67,6 +67,23 @@ def noise_factor(config: Config, probe) -> float:
     return config.detector.dose * config.optics.camera_pixel_size**2 / energy
 
 
+def masked_sums(patterns, mask) -> np.ndarray:
+    """Sums (n,) float64 of patterns (n, H, W) over the pixels where ``mask`` (H, W) is true.
+
+    Row by row over the mask's runs of pixels, accumulating in float64 without a float64
+    copy of the block (a tensordot with a float64 mask makes one: half a block's bytes
+    again, and most of the time on a GPU worker).
+    """
+    out = np.zeros(len(patterns))
+    for r in np.flatnonzero(mask.any(axis=1)):
+        cols = np.flatnonzero(mask[r])
+        if cols[-1] - cols[0] + 1 == cols.size:  # one run, as in a disk: a view, no copy
+            out += patterns[:, r, cols[0] : cols[-1] + 1].sum(axis=1, dtype=np.float64)
+        else:
+            out += patterns[:, r, cols].sum(axis=1, dtype=np.float64)
+    return out
+
+
 class _WorkerState:
     def __init__(self, job: ScanJob):
         # GPU workers share the card with other processes: let XLA allocate on demand
@@ -177,6 +194,6 @@ def run_block(job: ScanJob, block: int, origins, start: int, n_valid: int, shift
         "compute_s": t1 - t0,
         "write_s": t2 - t1,
         # for the live scan page: a virtual bright field per position and the last pattern
-        "bf": np.tensordot(host, state.bright_field, axes=2).tolist(),
+        "bf": masked_sums(host, state.bright_field > 0).tolist(),
         "pattern": preview_pattern(host[-1]),
     }
