@@ -13,10 +13,10 @@ import jax
 import numpy as np
 from numcodecs import Blosc
 
-from jscan.config import DEMO_CONFIG, parse_config
+from jscan.inputs.config import DEMO_CONFIG, parse_config
+from jscan.inputs.samples import make_probe
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import ScanJob, noise_factor, photon_counts, simulate_block
-from jscan.samples import make_probe
 
 CODECS = {
     "lz4 + shuffle": Blosc("lz4", 5, Blosc.SHUFFLE),

@@ -115,7 +115,7 @@ def janssen_rows(size, n, repeats):
 def placement_rows(size, n, repeats):
     """positions/s of placement="snap" and "exact" on rasters and a spiral (natural pixel)."""
     import jscan
-    from jscan.scan import GOLDEN_ANGLE
+    from jscan.inputs.scan import GOLDEN_ANGLE
 
     rng = np.random.default_rng(0)
     probe = (rng.normal(size=(size, size)) + 1j * rng.normal(size=(size, size))).astype(

@@ -30,13 +30,13 @@ import psutil
 import transfer
 
 import jscan
-from jscan import store as zstore
-from jscan.analysis import bright_field_radius
-from jscan.config import DEMO_CONFIG, parse_config
+from jscan.core.sharding import to_host
+from jscan.inputs.config import DEMO_CONFIG, parse_config
+from jscan.inputs.farfield import bright_field_radius
+from jscan.inputs.samples import make_probe, sample_region
+from jscan.pipeline import store as zstore
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import ScanJob, run_block, simulate_block
-from jscan.samples import make_probe, sample_region
-from jscan.sharding import to_host
 
 
 def bench_config(n_positions, size=64, dose=0.0, block=1024):

@@ -6,7 +6,7 @@
     JAX's peak_bytes_in_use after simulating and copying a few blocks, next to one block's
     working set (one complex64 field and one float32 intensity per pattern pixel, plus the
     sample region); with XLA_PYTHON_CLIENT_PREALLOCATE=false also the process's total use;
-(b) device->host copies of one block: the pipeline's `jscan.sharding.to_host`, plain
+(b) device->host copies of one block: the pipeline's `jscan.core.sharding.to_host`, plain
     np.asarray, the pieces of the pinned-host path, and the best copy found (a copy into a
     reused page-locked buffer through PyTorch or CuPy, when either is installed);
 (g) Poisson noise for one block: numpy Philox per position on the host (the pipeline's
@@ -26,10 +26,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jscan.core.sharding import to_host
+from jscan.inputs.samples import make_probe
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import ScanJob, noise_factor, photon_counts, simulate_block
-from jscan.samples import make_probe
-from jscan.sharding import to_host
 
 
 def _timed(fn):
@@ -230,7 +230,7 @@ def poisson(cfg, repeats=3) -> dict:
 def main():
     from pipeline import bench_config
 
-    from jscan.config import parse_config
+    from jscan.inputs.config import parse_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=64)
@@ -297,8 +297,8 @@ def main():
 def _chunked_kernel(chunk):
     """Make the workers' kernel map `intensities` over chunks of positions (lax.map with
     batch_size): intermediates of `chunk` patterns at a time instead of a whole block."""
-    import jscan.sharding as sharding
-    from jscan.forward import intensities
+    import jscan.core.sharding as sharding
+    from jscan.core.kernel import intensities
 
     def chunked(sample, origins, plan, specs):
         def one(origin):

@@ -15,9 +15,9 @@ from pathlib import Path
 import distributed
 import zarr
 
-from jscan.config import DEMO_CONFIG, parse_config
-from jscan.dashboard import screenshot
+from jscan.inputs.config import DEMO_CONFIG, parse_config
 from jscan.pipeline import simulate_scan
+from jscan.pipeline.page import screenshot
 from jscan.preview import preview
 
 HERE = Path(__file__).parent

@@ -33,7 +33,7 @@ import zarr
 from distributed import Client, LocalCluster
 
 from jscan.pipeline import simulate_scan
-from jscan.store import blocks_done
+from jscan.pipeline.store import blocks_done
 
 CONFIG = """\
 [probe]

@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 import xarray as xr
 
 from jscan.analysis import virtual_bright_field
-from jscan.config import DEMO_CONFIG, parse_config
+from jscan.inputs.config import DEMO_CONFIG, parse_config
 from jscan.pipeline import simulate_scan
 from jscan.preview import preview
 

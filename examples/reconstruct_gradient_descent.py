@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jscan
-from jscan.scan import window_origins
+from jscan.core.placement import window_origins
 
 DX, WAVELENGTH, DISTANCE = 1e-6, 500e-9, 0.05  # m
 SAMPLE, WINDOW, STEP = 64, 16, 5  # pixels: sample side, probe side, raster step

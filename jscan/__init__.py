@@ -1,14 +1,14 @@
 """jscan: ptychography scan simulation at any scale."""
 
-from jscan.optics import circular_aperture, field_intensity, optical_zoom
-from jscan.propagation import fraunhofer_prop, fraunhofer_prop_scaled
-from jscan.scopes import (
+from jscan.core.optics import circular_aperture, field_intensity, optical_zoom
+from jscan.core.propagation import fraunhofer_prop, fraunhofer_prop_scaled
+from jscan.core.scopes import (
     diffractogram_noscale,
     linear_interaction,
     simple_diffractogram,
     simple_microscope,
 )
-from jscan.types import (
+from jscan.core.types import (
     Diffractogram,
     MicroscopeData,
     OpticalWavefront,
@@ -20,6 +20,22 @@ from jscan.types import (
 )
 
 __version__ = "0.1.0"
+
+# The pipeline pulls in Dask, distributed, Zarr and xarray: import it on first use, so that
+# `import jscan` for the forward models alone stays light (PEP 562).
+_PIPELINE = {
+    "simulate_scan": "jscan.pipeline.run",
+    "open_scan": "jscan.pipeline.store",
+}
+
+
+def __getattr__(name):
+    if name in _PIPELINE:
+        import importlib
+
+        return getattr(importlib.import_module(_PIPELINE[name]), name)
+    raise AttributeError(f"module 'jscan' has no attribute {name!r}")
+
 
 __all__ = [
     "Diffractogram",
@@ -36,7 +52,9 @@ __all__ = [
     "make_microscope_data",
     "make_optical_wavefront",
     "make_sample_function",
+    "open_scan",
     "optical_zoom",
     "simple_diffractogram",
     "simple_microscope",
+    "simulate_scan",
 ]

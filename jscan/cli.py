@@ -6,9 +6,8 @@ import os
 import signal
 import sys
 
-from jscan.config import DEMO_CONFIG, ConfigError, parse_config
-from jscan.pipeline.run import ClusterError
-from jscan.store import StoreError
+from jscan.errors import ClusterError, ConfigError, StoreError
+from jscan.inputs.config import DEMO_CONFIG, parse_config
 
 DEMO_OUT = "jscan-demo.zarr"
 
@@ -203,7 +202,7 @@ def _simulate(config, out, args, resume=False, overwrite=False):
 
 
 def _demo(args):
-    from jscan import store
+    from jscan.pipeline import store
 
     config = parse_config(DEMO_CONFIG)
     out = DEMO_OUT if args.out is None else args.out
@@ -234,7 +233,7 @@ def _preview(args):
         import matplotlib  # noqa: F401
     except ImportError:
         raise StoreError("jscan preview needs matplotlib: pip install 'jscan[plot]'") from None
-    from jscan import store
+    from jscan.pipeline import store
     from jscan.preview import preview
 
     store.check_store(args.store)  # one line for something that is not a whole jscan store
@@ -245,7 +244,7 @@ def info(store_path, stream=sys.stdout):
     """Print a store's layout, optics, progress, config and run history."""
     import zarr
 
-    from jscan import store
+    from jscan.pipeline import store
 
     attrs = store.check_store(store_path)
     group = zarr.open_group(store_path, mode="r")
@@ -282,7 +281,7 @@ def verify(store_path, quick=False, stream=None) -> int:
     """
     import time
 
-    from jscan.integrity import verify as check
+    from jscan.pipeline.integrity import verify as check
 
     stream = stream or sys.stderr
     last = [time.monotonic()]

@@ -3,7 +3,7 @@
 import numpy as np
 
 from jscan.analysis import position_done, virtual_bright_field
-from jscan.store import open_scan
+from jscan.pipeline.store import open_scan
 
 MAX_MARKERS = 5000  # beyond this many positions the scan is drawn as an image only
 

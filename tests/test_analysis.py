@@ -8,10 +8,11 @@ from conftest import small_config
 from jscan import analysis
 from jscan.analysis import as_4d, center_of_mass, virtual_bright_field, virtual_dark_field
 from jscan.cli import main
-from jscan.config import parse_config
+from jscan.inputs import farfield
+from jscan.inputs.config import parse_config
 from jscan.pipeline.plan import plan_scan
+from jscan.pipeline.store import create, open_scan
 from jscan.pipeline.worker import ScanJob, run_block
-from jscan.store import create, open_scan
 
 
 def partial_store(tmp_path, blocks, dose=0.0):
@@ -19,7 +20,7 @@ def partial_store(tmp_path, blocks, dose=0.0):
     cfg = parse_config(small_config(dose=dose, block_size=16))
     plan = plan_scan(cfg)
     store = str(tmp_path / "partial.zarr")
-    radius = analysis.bright_field_radius(cfg)
+    radius = farfield.bright_field_radius(cfg)
     store_id = create(store, cfg, plan, radius)
     job = ScanJob(
         cfg,

@@ -6,7 +6,8 @@ import stat
 
 import pytest
 
-from jscan.pipeline.cachedir import CacheDirError, private_dir
+from jscan.errors import UsageError
+from jscan.pipeline.cachedir import private_dir
 
 
 def mode(path):
@@ -32,7 +33,7 @@ def test_group_readable_is_accepted(tmp_path):
 def test_symlink_is_refused(tmp_path):
     (tmp_path / "real").mkdir(mode=0o700)
     (tmp_path / "link").symlink_to(tmp_path / "real")
-    with pytest.raises(CacheDirError, match="is a symbolic link"):
+    with pytest.raises(UsageError, match="is a symbolic link"):
         private_dir(tmp_path / "link")
 
 
@@ -40,14 +41,14 @@ def test_symlink_is_refused(tmp_path):
 def test_writable_by_others_is_refused(tmp_path, bits):
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache").chmod(bits)
-    with pytest.raises(CacheDirError, match=r"writable by others \(mode 7") as info:
+    with pytest.raises(UsageError, match=r"writable by others \(mode 7") as info:
         private_dir(tmp_path / "cache")
     assert f"chmod go-w {tmp_path / 'cache'}" in str(info.value)
 
 
 def test_file_is_refused(tmp_path):
     (tmp_path / "cache").write_text("")
-    with pytest.raises(CacheDirError, match="is not a folder"):
+    with pytest.raises(UsageError, match="is not a folder"):
         private_dir(tmp_path / "cache")
 
 
@@ -55,7 +56,7 @@ def test_world_writable_parent_without_sticky_bit_is_refused(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
-    with pytest.raises(CacheDirError, match=r"shared above it is writable by others") as info:
+    with pytest.raises(UsageError, match=r"shared above it is writable by others") as info:
         private_dir(shared / "cache")
     assert "chmod" not in str(info.value) and "~/.cache/jscan-xla" in str(info.value)
     assert not (shared / "cache").exists()  # nothing made inside it
@@ -67,7 +68,7 @@ def test_group_writable_parent_is_refused(tmp_path):
     shared = tmp_path / "project"
     shared.mkdir()
     shared.chmod(0o775)
-    with pytest.raises(CacheDirError, match="writable by others without the sticky bit"):
+    with pytest.raises(UsageError, match="writable by others without the sticky bit"):
         private_dir(shared / "deep" / "cache")
     assert not (shared / "deep").exists()
 
@@ -77,7 +78,7 @@ def test_a_sticky_shared_folder_itself_is_never_told_to_change(tmp_path):
     shared = tmp_path / "tmp"
     shared.mkdir()
     shared.chmod(0o1777)
-    with pytest.raises(CacheDirError) as info:
+    with pytest.raises(UsageError) as info:
         private_dir(shared)
     message = str(info.value)
     assert "chmod" not in message and os.path.join(shared, "jscan-xla") in message
@@ -86,6 +87,6 @@ def test_a_sticky_shared_folder_itself_is_never_told_to_change(tmp_path):
 def test_tmp_itself_is_never_told_to_change():
     if not os.path.isdir("/tmp") or not stat.S_IMODE(os.stat("/tmp").st_mode) & 0o002:
         pytest.skip("no world-writable /tmp here")
-    with pytest.raises(CacheDirError) as info:
+    with pytest.raises(UsageError) as info:
         private_dir("/tmp")
     assert "chmod" not in str(info.value)

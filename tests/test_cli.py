@@ -114,9 +114,9 @@ def test_demo_then_info(tmp_path):
 def test_resume_refuses_changed_input_files(tmp_path, capsys):
     import numpy as np
 
-    from jscan.config import load_config
+    from jscan.inputs.config import load_config
     from jscan.pipeline.plan import plan_scan
-    from jscan.store import create
+    from jscan.pipeline.store import create
 
     positions = np.stack([np.linspace(40e-6, 120e-6, 30)] * 2, axis=1)
     np.save(tmp_path / "pos.npy", positions)

@@ -8,14 +8,8 @@ import numpy as np
 import pytest
 import zarr
 
-from jscan.config import (
-    DEMO_CONFIG,
-    Config,
-    ConfigError,
-    load_config,
-    parse_config,
-    with_overrides,
-)
+from jscan.errors import ConfigError
+from jscan.inputs.config import DEMO_CONFIG, Config, load_config, parse_config, with_overrides
 
 
 def _toml_value(value) -> str:

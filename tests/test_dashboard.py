@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from conftest import small_config
 
-from jscan.config import parse_config
-from jscan.dashboard import bright_field_grid, preview_pattern, screenshot
+from jscan.inputs.config import parse_config
 from jscan.pipeline import simulate_scan
+from jscan.pipeline.page import bright_field_grid, preview_pattern, screenshot
 
 distributed = pytest.importorskip("distributed")
 
@@ -257,7 +257,7 @@ def test_existing_cluster_by_scheduler_file_serves_the_page(tmp_path):
 
 def test_page_builds_no_markup_from_data():
     """Every string reaches the page through textContent: no HTML parsing of event data."""
-    from jscan.dashboard import PAGE
+    from jscan.pipeline.page import PAGE
 
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in PAGE
@@ -316,7 +316,7 @@ HOSTILE = {
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_invalid_events_are_dropped_and_counted(name):
-    from jscan.dashboard import ScanPage, valid_event
+    from jscan.pipeline.page import ScanPage, valid_event
 
     page = ScanPage()
     page.log_event("jscan-scan", _start())
@@ -330,7 +330,7 @@ def test_invalid_events_are_dropped_and_counted(name):
 
 
 def test_a_block_before_any_start_is_dropped():
-    from jscan.dashboard import ScanPage
+    from jscan.pipeline.page import ScanPage
 
     page = ScanPage()
     page.log_event("jscan-scan", _block())
@@ -343,7 +343,7 @@ def _page_registered(dask_scheduler):
 
 def test_hostile_event_through_a_real_scheduler_is_never_served(cluster_client):
     """Any scheduler client can post on the topic: markup in a worker name is dropped."""
-    from jscan.dashboard import TOPIC, ScanPage
+    from jscan.pipeline.page import TOPIC, ScanPage
 
     if not cluster_client.run_on_scheduler(_page_registered):
         cluster_client.register_plugin(ScanPage())
@@ -396,7 +396,7 @@ def dump_dom(url, profile_dir, wait_ms=3000):
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt install chromium)")
 def test_markup_in_a_valid_event_is_shown_as_text_in_chromium(tmp_path, cluster_client):
     """A store location is free text: markup in it reaches the page as text, not elements."""
-    from jscan.dashboard import TOPIC, ScanPage
+    from jscan.pipeline.page import TOPIC, ScanPage
 
     if not cluster_client.run_on_scheduler(_page_registered):
         cluster_client.register_plugin(ScanPage())

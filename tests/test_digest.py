@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import zarr
 
-from jscan.config import SampleConfig
-from jscan.digest import READ_BYTES, sample_digest
+from jscan.inputs.config import SampleConfig
+from jscan.inputs.digest import READ_BYTES, sample_digest
 
 
 def npy(tmp_path, array, name="s.npy"):

@@ -13,12 +13,13 @@ import pytest
 import zarr
 
 from jscan.cli import main
-from jscan.config import load_config, parse_config
+from jscan.errors import StoreError
+from jscan.inputs.config import load_config, parse_config
 from jscan.pipeline import simulate_scan
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.run import prepare
+from jscan.pipeline.store import LOCK_NAME, RunLock, create, open_scan
 from jscan.pipeline.worker import ScanJob, run_block
-from jscan.store import LOCK_NAME, RunLock, StoreError, create, open_scan
 
 BLOCK = 16  # 144 positions: 9 blocks
 
@@ -166,9 +167,9 @@ def test_crash_between_build_and_rename_leaves_no_store(tmp_path, capsys, client
     # A real process killed at the rename that would publish the store.
     script = (
         "import os, signal\n"
-        "from jscan.config import load_config\n"
+        "from jscan.inputs.config import load_config\n"
         "from jscan.pipeline.plan import plan_scan\n"
-        "from jscan.store import RunLock, create\n"
+        "from jscan.pipeline.store import RunLock, create\n"
         "os.rename = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
         f"cfg = load_config({str(tmp_path / 'scan.toml')!r})\n"
         f"create({str(store)!r}, cfg, plan_scan(cfg), 1e-3, lock=RunLock(None))\n"

@@ -16,11 +16,11 @@ import zarr
 from conftest import small_config
 
 import jscan
-from jscan.config import parse_config
+from jscan.inputs.config import parse_config
+from jscan.inputs.samples import make_probe, sample_region
+from jscan.inputs.scan import scan_positions
 from jscan.pipeline import open_scan, simulate_scan
 from jscan.pipeline.plan import plan_scan
-from jscan.samples import make_probe, sample_region
-from jscan.scan import scan_positions
 
 distributed = pytest.importorskip("distributed")
 
@@ -240,7 +240,7 @@ def test_killed_run_resumes_bit_identical(tmp_path):
 
 
 def test_second_run_on_a_busy_store_is_refused(tmp_path):
-    from jscan.store import RunLock
+    from jscan.pipeline.store import RunLock
 
     cfg = tmp_path / "scan.toml"
     cfg.write_text(small_config(block_size=50))

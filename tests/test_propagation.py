@@ -7,8 +7,8 @@ import pytest
 from conftest import random_field
 
 from jscan import fraunhofer_prop, fraunhofer_prop_scaled, make_optical_wavefront
-from jscan.optics import field_intensity
-from jscan.propagation import axis_spec
+from jscan.core.optics import field_intensity
+from jscan.core.propagation import axis_spec
 
 LAM, DX, Z = float(np.float32(633e-9)), float(np.float32(2e-6)), 0.1
 

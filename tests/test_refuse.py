@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 import zarr
 
-from jscan.analysis import probe_pattern
 from jscan.cli import main
-from jscan.config import ConfigError, load_config, parse_config
+from jscan.errors import ConfigError
+from jscan.inputs.config import load_config, parse_config
+from jscan.inputs.farfield import probe_pattern
+from jscan.inputs.samples import make_probe
 from jscan.pipeline import simulate_scan
 from jscan.pipeline.checks import COUNT_MAX, SIGMA_MARGIN
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import noise_factor
-from jscan.samples import make_probe
 
 distributed = pytest.importorskip("distributed")
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import zarr
 
-from jscan.config import ProbeConfig, SampleConfig
-from jscan.samples import (
+from jscan.inputs.config import ProbeConfig, SampleConfig
+from jscan.inputs.samples import (
     J1_FIRST_ZERO,
     bessel_j1,
     make_probe,

@@ -6,16 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jscan.config import ScanConfig
-from jscan.scan import (
-    GOLDEN_ANGLE,
-    PLACEMENT_TOL,
-    placed_positions,
-    placement,
-    raster_indices,
-    scan_positions,
-    window_origins,
-)
+from jscan.core.placement import PLACEMENT_TOL, placed_positions, placement, window_origins
+from jscan.inputs.config import ScanConfig
+from jscan.inputs.scan import GOLDEN_ANGLE, raster_indices, scan_positions
 
 
 def test_raster_is_row_major_and_centred():

@@ -18,7 +18,7 @@ from jscan import (
     simple_diffractogram,
     simple_microscope,
 )
-from jscan.forward import microscope_plan, shift_table
+from jscan.core.kernel import microscope_plan, shift_table
 
 LAM, DX, Z = float(np.float32(633e-9)), float(np.float32(2e-6)), 0.1
 H, W = 32, 48  # non-square probe window

@@ -15,7 +15,7 @@ import pytest
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jscan.sharding import data_mesh, padded_length, to_host
+from jscan.core.sharding import data_mesh, padded_length, to_host
 
 SCRIPT = textwrap.dedent(
     """
@@ -26,8 +26,8 @@ SCRIPT = textwrap.dedent(
     from jax.sharding import PartitionSpec as P
 
     import jscan
-    from jscan import sharding
-    from jscan.forward import checked_origins, microscope_plan
+    from jscan.core import sharding
+    from jscan.core.kernel import checked_origins, microscope_plan
 
     rng = np.random.default_rng(int(__import__("sys").argv[1]))
     LAM, DX, Z = 633e-9, 2e-6, 0.1

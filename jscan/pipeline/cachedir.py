@@ -11,10 +11,7 @@ cannot rename or delete what is not theirs).
 import os
 import stat
 
-
-class CacheDirError(ValueError):
-    """The compilation cache folder is unsafe or unusable; the message says what to use."""
-
+from jscan.errors import UsageError
 
 _ELSEWHERE = "use a folder of your own, e.g. --compile-cache ~/.cache/jscan-xla"
 
@@ -22,7 +19,7 @@ _ELSEWHERE = "use a folder of your own, e.g. --compile-cache ~/.cache/jscan-xla"
 def private_dir(path: str) -> str:
     """Create (mode 0700) or check the compilation cache folder; return its absolute path.
 
-    Raises CacheDirError naming the folder (or the parent) that makes it unsafe.
+    Raises UsageError naming the folder (or the parent) that makes it unsafe.
     """
     path = os.path.abspath(os.path.expanduser(str(path)))
     _check_parents(path)
@@ -37,30 +34,30 @@ def private_dir(path: str) -> str:
         except FileExistsError:
             pass
         except OSError as err:
-            raise CacheDirError(f"compilation cache (--compile-cache) {path}: {err}") from None
+            raise UsageError(f"compilation cache (--compile-cache) {path}: {err}") from None
     st = os.lstat(path)
     where = f"compilation cache (--compile-cache) {path}"
     if stat.S_ISLNK(st.st_mode):
-        raise CacheDirError(
+        raise UsageError(
             f"{where} is a symbolic link (it can be re-pointed); give the real folder, or "
             + _ELSEWHERE.removeprefix("use ")
         )
     if not stat.S_ISDIR(st.st_mode):
-        raise CacheDirError(f"{where} is not a folder; {_ELSEWHERE}")
+        raise UsageError(f"{where} is not a folder; {_ELSEWHERE}")
     if st.st_uid != os.getuid():
-        raise CacheDirError(f"{where} is owned by uid {st.st_uid}, not you; {_ELSEWHERE}")
+        raise UsageError(f"{where} is owned by uid {st.st_uid}, not you; {_ELSEWHERE}")
     if st.st_mode & 0o022:
         mode = f"mode {stat.S_IMODE(st.st_mode):o}"
         if st.st_mode & stat.S_ISVTX:  # a shared folder by design (like /tmp): leave it so
             fix = f"use a private folder inside it, e.g. {os.path.join(path, 'jscan-xla')}"
         else:
             fix = f"chmod go-w {path}, or {_ELSEWHERE}"
-        raise CacheDirError(f"{where} is writable by others ({mode}); {fix}")
+        raise UsageError(f"{where} is writable by others ({mode}); {fix}")
     return path
 
 
 def _check_parents(path: str) -> None:
-    """CacheDirError when a folder above ``path`` lets another user replace it."""
+    """UsageError when a folder above ``path`` lets another user replace it."""
     parent = os.path.realpath(os.path.dirname(path))
     while True:
         if os.path.exists(parent):
@@ -68,13 +65,13 @@ def _check_parents(path: str) -> None:
             sticky = st.st_mode & stat.S_ISVTX
             mode = f"mode {stat.S_IMODE(st.st_mode):o}"
             if st.st_mode & 0o022 and not sticky:
-                raise CacheDirError(
+                raise UsageError(
                     f"compilation cache (--compile-cache) {path}: the folder {parent} above it "
                     f"is writable by others without the sticky bit ({mode}), so they could "
                     f"replace the cache; {_ELSEWHERE}"
                 )
             if st.st_uid not in (0, os.getuid()):
-                raise CacheDirError(
+                raise UsageError(
                     f"compilation cache (--compile-cache) {path}: the folder {parent} above it "
                     f"belongs to uid {st.st_uid}, who could replace the cache; {_ELSEWHERE}"
                 )

@@ -13,14 +13,15 @@ import shutil
 import dask
 import numpy as np
 
-from jscan import store as zstore
-from jscan.analysis import probe_pattern
-from jscan.config import Config, ConfigError
-from jscan.digest import SampleDigest, sample_digest
+from jscan.core.propagation import axis_spec
+from jscan.errors import ConfigError, StoreError
+from jscan.inputs.config import Config
+from jscan.inputs.digest import SampleDigest, sample_digest
+from jscan.inputs.farfield import probe_pattern
+from jscan.inputs.samples import make_probe, sample_shape
+from jscan.inputs.scan import scan_positions
+from jscan.pipeline import store as zstore
 from jscan.pipeline.worker import noise_factor
-from jscan.propagation import axis_spec
-from jscan.samples import make_probe, sample_shape
-from jscan.scan import scan_positions
 
 COUNT_MAX = 2**32 - 1  # the uint32 photon counts of dose > 0
 SIGMA_MARGIN = 10.0  # a mean m may draw m + 10 sqrt(m): one pixel in ~1e23 goes beyond
@@ -53,11 +54,9 @@ def cap_block_size(config: Config) -> Config:
 def check_store_location(store: str) -> None:
     """StoreError for a store location no worker can write: empty, or in-memory."""
     if not str(store).strip():
-        raise zstore.StoreError(
-            "--out (the store) is empty; give a folder such as scan.zarr or a URL"
-        )
+        raise StoreError("--out (the store) is empty; give a folder such as scan.zarr or a URL")
     if str(store).lower().startswith("memory://"):
-        raise zstore.StoreError(
+        raise StoreError(
             f"--out {store}: a memory:// store lives in one process, where the worker "
             "processes cannot write; give a folder path or a shared URL (s3://, gs://, ...)"
         )
@@ -144,7 +143,7 @@ def check_disk(store: str, config: Config, plan, resume: bool, force: bool) -> N
         folder = os.path.dirname(folder)
     free = shutil.disk_usage(folder).free
     if need > free:
-        raise zstore.StoreError(
+        raise StoreError(
             f"--out {store}: the store needs up to {human(need)} (uncompressed patterns) but "
             f"{folder} has {human(free)} free; free some space, choose another --out, or "
             "pass --force (force=True) when compression will make it fit"

@@ -4,9 +4,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jscan.config import Config
-from jscan.samples import probe_shape, sample_shape
-from jscan.scan import placed_positions, placement, raster_indices, scan_positions
+from jscan.core.placement import placed_positions, placement, windows_leaving
+from jscan.errors import ConfigError
+from jscan.inputs.config import Config, check_float32_products
+from jscan.inputs.samples import probe_shape, sample_shape
+from jscan.inputs.scan import raster_indices, scan_positions
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,22 @@ class ScanPlan:
 
 
 def plan_scan(config: Config) -> ScanPlan:
-    """Positions simulated, origins, shifts and the per-block region of a validated config."""
-    shape = sample_shape(config.sample)
-    requested = scan_positions(config.scan, shape, config.sample.dx)
-    window = probe_shape(config.probe)
+    """Positions simulated, origins, shifts and the per-block region of a validated config.
+
+    Reads the probe and sample shapes (and a positions file); ConfigError, naming the keys to
+    change, when one cannot be read or a probe window leaves the sample.
+    """
+    try:
+        shape = sample_shape(config.sample)
+        requested = scan_positions(config.scan, shape, config.sample.dx)
+        window = probe_shape(config.probe)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    check_float32_products(config, window)
     where = placement(requested, window, config.sample.dx)
+    leaving = windows_leaving(where.origins, window, shape)
+    if leaving:
+        raise ConfigError(f"scan leaves the sample: {leaving}; {_inward(config)}")
     exact = config.scan.placement == "exact"
     positions = placed_positions(requested, where, window, config.sample.dx, exact)
     origins = where.origins
@@ -79,3 +92,13 @@ def plan_scan(config: Config) -> ScanPlan:
         shifts=where.shifts if exact else None,
         nominal=None if exact else requested,
     )
+
+
+def _inward(config: Config) -> str:
+    fix = {
+        "raster": "reduce scan.shape or scan.step, or move scan.start",
+        "spiral": "reduce scan.n or scan.step",
+        "file": "move the positions in scan.path",
+    }[config.scan.kind]
+    grow = "enlarge sample.shape" if config.sample.kind == "phantom" else "use a larger sample"
+    return f"{fix}, or {grow}"

@@ -11,13 +11,14 @@ import cloudpickle
 import numpy as np
 from distributed import as_completed
 
-from jscan import dashboard
-from jscan import store as zstore
-from jscan.analysis import bright_field_radius
-from jscan.config import Config, load_config, with_overrides
-from jscan.dashboard import bright_field_grid
-from jscan.integrity import repair
+from jscan.errors import ClusterError, StoreError
+from jscan.inputs.config import Config, load_config, with_overrides
+from jscan.inputs.farfield import bright_field_radius
 from jscan.pipeline import checks
+from jscan.pipeline import page as dashboard
+from jscan.pipeline import store as zstore
+from jscan.pipeline.integrity import repair
+from jscan.pipeline.page import bright_field_grid
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import ScanJob, private_dir, run_block
 
@@ -41,10 +42,6 @@ def _local_cluster(n_workers: int | None, threads_per_worker: int = 2):
             # A worker process drives all its devices; it must not take all GPU memory.
             env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
         )
-
-
-class ClusterError(ValueError):
-    """The Dask cluster cannot be reached; nothing was written."""
 
 
 @contextlib.contextmanager
@@ -118,7 +115,7 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
         config = load_config(config)
     config = checks.cap_block_size(with_overrides(config, block_size=block_size))
     if resume and overwrite:
-        raise zstore.StoreError("--resume and --overwrite exclude each other; pass one")
+        raise StoreError("--resume and --overwrite exclude each other; pass one")
     checks.check_store_location(store)
     store = zstore.location(store)
     if "://" not in store:
@@ -129,28 +126,28 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
         zstore.check_replaceable(store)
     elif zstore.exists(store):
         if not resume:
-            raise zstore.StoreError(
+            raise StoreError(
                 f"{store} already exists; pass --resume to finish it or --overwrite to "
                 "replace it, or choose another --out"
             )
         attrs = zstore.check_store(store)
         if attrs["config_hash"] != config.hash:
-            raise zstore.StoreError(
+            raise StoreError(
                 f"{store} was made with another config (hash {attrs['config_hash'][:12]}, "
                 f"this one {config.hash[:12]}); resume with the config it was made with"
             )
         if attrs["inputs_hash"] != inputs:
-            raise zstore.StoreError(
+            raise StoreError(
                 f"the probe, positions or sample file of {store} changed since it was made; "
                 "restore the files it was made with, or replace the store with --overwrite"
             )
         if attrs["block_size"] != config.run.block_size:
-            raise zstore.StoreError(
+            raise StoreError(
                 f"{store} is laid out in blocks of {attrs['block_size']} positions; resume "
                 f"with --block-size {attrs['block_size']}"
             )
     elif resume:
-        raise zstore.StoreError(f"nothing to resume at {store}; drop --resume to start it")
+        raise StoreError(f"nothing to resume at {store}; drop --resume to start it")
     plan = plan_scan(config)
     checks.check_disk(store, config, plan, resume, force)
     checks.check_brightness(config, sample)
@@ -192,7 +189,7 @@ def simulate_scan(
         try:
             compilation_cache = private_dir(compilation_cache)
         except (OSError, ValueError) as err:
-            raise zstore.StoreError(str(err)) from None
+            raise StoreError(str(err)) from None
     out = sys.stderr
     # The cluster first: a scheduler that cannot be reached leaves nothing on disk.
     with connect(client, n_workers, scheduler_file, threads_per_worker) as c:

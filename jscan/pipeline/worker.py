@@ -11,15 +11,15 @@ import zarr
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jscan.analysis import camera_radius
-from jscan.config import Config
-from jscan.dashboard import preview_pattern
-from jscan.forward import microscope_plan
+from jscan.core.kernel import microscope_plan
+from jscan.core.sharding import data_mesh, run_sharded, to_host
+from jscan.core.types import make_optical_wavefront
+from jscan.inputs.config import Config
+from jscan.inputs.farfield import camera_radius
+from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline.cachedir import private_dir
-from jscan.samples import make_probe, sample_region
-from jscan.sharding import data_mesh, run_sharded, to_host
-from jscan.store import block_crc, check_id
-from jscan.types import make_optical_wavefront
+from jscan.pipeline.page import preview_pattern
+from jscan.pipeline.store import block_crc, check_id
 
 
 @dataclass(frozen=True)

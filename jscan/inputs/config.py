@@ -14,12 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from jscan.samples import probe_shape, sample_shape
-from jscan.scan import scan_positions, window_origins, windows_outside
-
-
-class ConfigError(ValueError):
-    """A config key is missing, unknown or invalid; the message names the key and the fix."""
+from jscan.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -335,7 +330,7 @@ def parse_config(text: str, base_dir: str | os.PathLike | None = None) -> Config
         text=text,
     )
     _check_float32(config)
-    _check_geometry(config)
+    _check_grids(config)
     return config
 
 
@@ -343,17 +338,9 @@ _F32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
-def _check_float32(config: Config) -> None:
-    """Refuse lengths whose products the float32 kernel would overflow or flush to zero.
-
-    Each quantity is computed as the kernel computes it, in float32: the values themselves,
-    dx*zoom, lambda*z, the illumination scale (dx zoom)^2/(lambda z), the natural camera pixel
-    lambda z/(N dx zoom), the sampling ratio alpha = N dx zoom camera_pixel/(lambda z), the
-    chirp phase scale pi alpha/N and its largest phase pi alpha (N-1)^2/N, and the aperture
-    radius^2. Each must be finite and, except the largest phase, a normal float32 (>= 1.2e-38).
-    """
+def _lengths(config: Config) -> dict[str, float]:
     p, o = config.probe, config.optics
-    values = {
+    return {
         "probe.wavelength": p.wavelength,
         "probe.dx": p.dx,
         "optics.zoom_factor": o.zoom_factor,
@@ -361,7 +348,11 @@ def _check_float32(config: Config) -> None:
         "optics.camera_pixel_size": o.camera_pixel_size,
         "optics.aperture_diameter": o.aperture_diameter,
     }
-    for key, value in values.items():
+
+
+def _check_float32(config: Config) -> None:
+    """Refuse optical values outside float32's normal range, which the kernel computes in."""
+    for key, value in _lengths(config).items():
         if not _F32_TINY <= value <= _F32_MAX:
             way = "overflows" if value > _F32_MAX else "underflows"
             raise ConfigError(
@@ -369,11 +360,20 @@ def _check_float32(config: Config) -> None:
                 f"{_F32_MAX:.3g}), which the kernel computes in; give lengths in metres "
                 "(e.g. wavelength = 500e-9)"
             )
-    try:
-        n = np.float32(max(probe_shape(p)))
-    except ValueError:
-        return  # the geometry check reports an unreadable probe file
-    lam, dx, zoom, z, cam, diameter = (np.float32(v) for v in values.values())
+
+
+def check_float32_products(config: Config, window: tuple[int, int]) -> None:
+    """Refuse lengths whose products the float32 kernel would overflow or flush to zero.
+
+    window: the probe's (H, W) in pixels (N = the larger). Each quantity is computed as the
+    kernel computes it, in float32: dx*zoom, lambda*z, the illumination scale
+    (dx zoom)^2/(lambda z), the natural camera pixel lambda z/(N dx zoom), the sampling ratio
+    alpha = N dx zoom camera_pixel/(lambda z), the chirp phase scale pi alpha/N and its
+    largest phase pi alpha (N-1)^2/N, and the aperture radius^2. Each must be finite and,
+    except the largest phase, a normal float32 (>= 1.2e-38).
+    """
+    n = np.float32(max(window))
+    lam, dx, zoom, z, cam, diameter = (np.float32(v) for v in _lengths(config).values())
     with np.errstate(all="ignore"):
         dxz, lz = dx * zoom, lam * z
         alpha = n * dxz * cam / lz
@@ -403,37 +403,12 @@ _SCALE_KEYS = "probe.dx, optics.zoom_factor, probe.wavelength, optics.travel_dis
 _RATIO_KEYS = _SCALE_KEYS + ", optics.camera_pixel_size"
 
 
-def _check_geometry(config: Config) -> None:
-    probe, sample, scan = config.probe, config.sample, config.scan
+def _check_grids(config: Config) -> None:
+    probe, sample = config.probe, config.sample
     if not math.isclose(sample.dx, probe.dx, rel_tol=1e-9, abs_tol=0.0):
         raise ConfigError(
             f'"sample.dx" ({sample.dx!r} m) must equal probe.dx ({probe.dx!r} m); '
             "set sample.dx = probe.dx"
-        )
-    try:
-        window = probe_shape(probe)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
-    try:
-        rows, cols = sample_shape(sample)
-        positions = scan_positions(scan, (rows, cols), sample.dx)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
-    origins = window_origins(positions, window, sample.dx)
-    beyond = {
-        edge: int(px.max()) for edge, px in windows_outside(origins, window, (rows, cols)).items()
-    }
-    out = [f"{px} px beyond the {edge} edge" for edge, px in beyond.items() if px > 0]
-    if out:
-        fix = {
-            "raster": "reduce scan.shape or scan.step, or move scan.start",
-            "spiral": "reduce scan.n or scan.step",
-            "file": "move the positions in scan.path",
-        }[scan.kind]
-        grow = "enlarge sample.shape" if sample.kind == "phantom" else "use a larger sample"
-        raise ConfigError(
-            f"scan leaves the sample: {window[0]}x{window[1]} probe windows reach "
-            f"{', '.join(out)} of the {rows}x{cols} px sample; {fix}, or {grow}"
         )
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from jscan.config import ProbeConfig, SampleConfig
+    from jscan.inputs.config import ProbeConfig, SampleConfig
 
 J1_FIRST_ZERO = 3.8317059702075125
 STAR_SPOKES = 36

@@ -8,7 +8,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jscan.forward import intensities, shift_table
+from jscan.core.kernel import intensities, shift_table
 
 
 def data_mesh(devices=None) -> Mesh:

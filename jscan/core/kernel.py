@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jscan.optics import aperture_mask, field_intensity, optical_zoom
-from jscan.propagation import AxisPlan, apply_axis, far_field_axes
-from jscan.scan import Placement, placement, windows_outside
-from jscan.types import OpticalWavefront, check_positive
+from jscan.core.optics import aperture_mask, field_intensity, optical_zoom
+from jscan.core.placement import Placement, placement, windows_leaving
+from jscan.core.propagation import AxisPlan, apply_axis, far_field_axes
+from jscan.core.types import OpticalWavefront, check_positive
 
 SHIFT_DECIMALS = 6  # shifts equal to 1e-6 px are one shift (float noise must not split them)
 
@@ -137,15 +137,9 @@ def checked_placement(positions, sample_shape, window_shape, dx) -> Placement:
     if pos.ndim != 2 or pos.shape[1] != 2 or not np.all(np.isfinite(pos)):
         raise ValueError(f"`positions` must be finite (n, 2) x, y in metres, got shape {pos.shape}")
     where = placement(pos, window_shape, dx)
-    rows, cols = sample_shape
-    outside = windows_outside(where.origins, window_shape, sample_shape)
-    bad = np.flatnonzero(np.any([px > 0 for px in outside.values()], axis=0))
-    if bad.size:
-        shown = ", ".join(str(i) for i in bad[:20]) + (" ..." if bad.size > 20 else "")
-        raise ValueError(
-            f"{bad.size} probe windows leave the sample ({rows}x{cols} px at dx={dx:.6g} m): "
-            f"position indices [{shown}]; move these positions inward or pad the sample"
-        )
+    leaving = windows_leaving(where.origins, window_shape, sample_shape)
+    if leaving:
+        raise ValueError(f"{leaving}; move these positions inward or pad the sample")
     return Placement(where.origins.astype(np.int32), where.shifts)
 
 

@@ -41,17 +41,14 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
-from jscan.config import Config
-from jscan.digest import SampleDigest, file_sha256, sample_digest
+from jscan.errors import StoreError
+from jscan.inputs.config import Config
+from jscan.inputs.digest import SampleDigest, file_sha256, sample_digest
 
 FORMAT = "jscan-scan/2"  # 2: block checksums, CRC32C chunks, store_id, atomic creation
 LOCK_NAME = ".jscan-run.lock"
 ARRAYS = ("diffraction", "block_done", "block_checksum", "x", "y", "det_y", "det_x")
 _INNER_CHUNK_BYTES = 4 << 20  # inner chunks near 4 MiB: cheap partial reads, few objects
-
-
-class StoreError(ValueError):
-    """A store cannot be used as asked; the message says why and what to do."""
 
 
 def codec_for(dtype):
@@ -108,7 +105,7 @@ def inputs_hash(config: Config, sample: SampleDigest | None = None) -> str:
     paths): resuming with a changed probe, positions or sample file would mix two inputs.
 
     Every file is hashed in full: the probe and positions files and a .npy sample byte for
-    byte, a Zarr sample by its metadata and every chunk's values (`jscan.digest`).
+    byte, a Zarr sample by its metadata and every chunk's values (`jscan.inputs.digest`).
     sample: the sample's `SampleDigest` when the caller has streamed it already (the same
     pass checks its values); None streams it here.
     """

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from jscan.samples import open_npy, open_zarr
+from jscan.inputs.samples import open_npy, open_zarr
 
 if TYPE_CHECKING:
-    from jscan.config import SampleConfig
+    from jscan.inputs.config import SampleConfig
 
 READ_BYTES = 1 << 20  # one read of a streamed file
 FLOAT32_MAX = float(np.finfo(np.float32).max)

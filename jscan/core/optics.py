@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from jscan.types import OpticalWavefront, check_positive
+from jscan.core.types import OpticalWavefront, check_positive
 
 
 def centred_coords(n: int, dx):

@@ -19,7 +19,7 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync
 
-from jscan.store import block_crc, blocks_done, check_store, location
+from jscan.pipeline.store import block_crc, blocks_done, check_store, location
 
 MAX_NAMED = 20  # bad blocks named in the one-line summary; the rest are counted
 

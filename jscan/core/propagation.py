@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jscan.types import OpticalWavefront, check_positive, concrete, make_optical_wavefront
+from jscan.core.types import OpticalWavefront, check_positive, concrete, make_optical_wavefront
 
 METHODS = ("auto", "fft", "pad", "czt", "matrix")
 _MAX_PAD = 4  # beyond k N = 4 N a padded FFT costs more than the chirp-z transform

@@ -1,0 +1,1 @@
+"""Core: the JAX forward models (types, optics, propagation, kernel, sharding, scopes). No I/O."""
