@@ -13,11 +13,13 @@ from distributed import as_completed
 
 from jscan.errors import ClusterError, StoreError
 from jscan.inputs.config import Config, load_config, with_overrides
+from jscan.inputs.digest import inputs_hash
 from jscan.inputs.farfield import bright_field_radius
 from jscan.pipeline import checks
 from jscan.pipeline import page as dashboard
 from jscan.pipeline import store as zstore
 from jscan.pipeline.integrity import repair
+from jscan.pipeline.lock import RunLock
 from jscan.pipeline.page import bright_field_grid
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import ScanJob, private_dir, run_block
@@ -121,7 +123,7 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
     if "://" not in store:
         store = os.path.abspath(store)
     sample = checks.check_inputs(config)  # one streamed pass: values checked, fingerprint
-    inputs = zstore.inputs_hash(config, sample)
+    inputs = inputs_hash(config, sample)
     if zstore.exists(store) and overwrite:
         zstore.check_replaceable(store)
     elif zstore.exists(store):
@@ -194,7 +196,7 @@ def simulate_scan(
     # The cluster first: a scheduler that cannot be reached leaves nothing on disk.
     with connect(client, n_workers, scheduler_file, threads_per_worker) as c:
         checks.check_block_memory(c, config, plan)
-        with zstore.RunLock(store, hold=False) as lock:
+        with RunLock(store, hold=False) as lock:
             bf_radius, store_id, repaired = _open_store(
                 config, plan, store, inputs, lock, resume, overwrite, verify, progress and out
             )
