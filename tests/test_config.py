@@ -10,6 +10,7 @@ import zarr
 
 from jscan.errors import ConfigError
 from jscan.inputs.config import DEMO_CONFIG, Config, load_config, parse_config, with_overrides
+from jscan.pipeline.plan import plan_scan
 
 
 def _toml_value(value) -> str:
@@ -154,8 +155,6 @@ BAD = [
     (_edit("scan", "shape", [40]), ["scan.shape", "two values"]),
     (_edit("optics", "aperture_center", [0.0, "x"]), ["optics.aperture_center[1]"]),
     (_edit("sample", "seed", -1), ["sample.seed", ">= 0"]),
-    (_edit("scan", "shape", [60, 40]), ["scan leaves the sample", "top edge", "scan.shape"]),
-    (_edit("scan", "start", [0.0, 0.0]), ["scan leaves the sample", "left edge"]),
     (_edit("sample", "dx", 1.1e-6), ["sample.dx", "probe.dx"]),
     (_edit("scan", "placement", "floor"), ["scan.placement", '"exact" or "snap"']),
     (
@@ -171,6 +170,26 @@ def test_bad_input_names_the_key(edit, needles):
     edit(data)
     with pytest.raises(ConfigError) as info:
         parse_config(_dump(data))
+    message = str(info.value)
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message
+
+
+LEAVES = [
+    (_edit("scan", "shape", [60, 40]), ["scan leaves the sample", "top edge", "scan.shape"]),
+    (_edit("scan", "start", [0.0, 0.0]), ["scan leaves the sample", "left edge"]),
+]
+
+
+@pytest.mark.parametrize(("edit", "needles"), LEAVES)
+def test_scan_leaving_the_sample_is_refused_by_the_plan_naming_the_key(edit, needles):
+    """Parsing is a pure schema: the window rule needs the sample, so the plan checks it."""
+    data = _demo()
+    edit(data)
+    config = parse_config(_dump(data))
+    with pytest.raises(ConfigError) as info:
+        plan_scan(config)
     message = str(info.value)
     assert "\n" not in message
     for needle in needles:
@@ -206,21 +225,25 @@ def test_scan_fit_matches_brute_force():
                 # the window rule: floor(u + tol), tol = 1e-3 px (jscan.scan.placement)
                 top, left = math.floor(y / 1e-6 - 32 + 1e-3), math.floor(x / 1e-6 - 32 + 1e-3)
                 fits &= top >= 0 and left >= 0 and top + 64 <= rows and left + 64 <= cols
+        config = parse_config(_dump(data))
         if fits:
-            parse_config(_dump(data))
+            plan_scan(config)
         else:
             with pytest.raises(ConfigError, match="scan leaves the sample"):
-                parse_config(_dump(data))
+                plan_scan(config)
 
 
 def test_file_sample_too_small_for_scan(tmp_path):
     np.save(tmp_path / "s.npy", np.ones((100, 100), np.complex64))
     data = _demo()
     data["sample"] = {"kind": "file", "dx": 1e-6, "path": "s.npy"}
+    config = parse_config(_dump(data), base_dir=tmp_path)
     with pytest.raises(ConfigError, match="use a larger sample"):
-        parse_config(_dump(data), base_dir=tmp_path)
+        plan_scan(config)
     data["scan"] = {"kind": "raster", "shape": [3, 3], "step": 5e-6}
-    assert parse_config(_dump(data), base_dir=tmp_path).sample.path == str(tmp_path / "s.npy")
+    config = parse_config(_dump(data), base_dir=tmp_path)
+    assert plan_scan(config).sample_shape == (100, 100)
+    assert config.sample.path == str(tmp_path / "s.npy")
 
 
 def test_placement_defaults_to_exact():
@@ -271,13 +294,16 @@ def test_with_overrides():
     ],
 )
 def test_float32_products_are_refused_naming_the_keys(edits, needles):
-    """The kernel computes these in float32: 0 or inf there would give NaN patterns."""
+    """The kernel computes these in float32: 0 or inf there would give NaN patterns.
+
+    Single values are refused by parsing; products need the probe's window, so the plan.
+    """
     data = _demo()
     for full, value in edits.items():
         section, key = full.split(".")
         data[section][key] = value
     with pytest.raises(ConfigError) as info:
-        parse_config(_dump(data))
+        plan_scan(parse_config(_dump(data)))
     message = str(info.value)
     assert "\n" not in message and "metres" in message
     for needle in needles:
