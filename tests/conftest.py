@@ -181,6 +181,41 @@ def client(cluster):
         yield c
 
 
+# --- stores -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def partial_store(tmp_path):
+    """partial_store(blocks, dose=0.0) -> path of a real store of the small scan (9 blocks of
+    16 positions) with only ``blocks`` simulated, in this process as a worker would."""
+    from jscan.inputs import farfield
+    from jscan.inputs.config import parse_config
+    from jscan.pipeline.plan import plan_scan
+    from jscan.pipeline.store import create
+    from jscan.pipeline.worker import ScanJob, run_block
+
+    def make(blocks, dose=0.0):
+        cfg = parse_config(_to_toml(_small_scan(dose=dose, block_size=16)))
+        plan = plan_scan(cfg)
+        store = str(tmp_path / "partial.zarr")
+        radius = farfield.bright_field_radius(cfg)
+        store_id = create(store, cfg, plan, radius)
+        job = ScanJob(
+            cfg,
+            store,
+            plan.region_shape,
+            plan.sample_shape,
+            bright_field_radius=radius,
+            store_id=store_id,
+        )
+        for b in blocks:
+            start, stop = plan.block_range(b)
+            run_block(job, b, plan.block_origins(b), start, stop - start, plan.block_shifts(b))
+        return store
+
+    return make
+
+
 # --- files --------------------------------------------------------------------------------
 
 
