@@ -71,8 +71,12 @@ def _toml_value(value) -> str:
         return json.dumps(value)  # a TOML basic string: JSON's escapes are TOML's
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, int | float):
-        return repr(value)  # repr round-trips a float; nan and inf are TOML's nan and inf
+    if isinstance(value, np.generic):  # numpy's repr is np.float64(...): take the value
+        value = value.item()
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(float(value))  # round-trips; nan and inf are TOML's nan and inf
     raise TypeError(f"no TOML for {type(value).__name__} {value!r}")
 
 
