@@ -1,4 +1,16 @@
+"""Fixtures shared by every test folder: seeded generators, config dicts and their TOML, the
+`jscan` command, and one real LocalCluster per test module.
+
+Test folders have no __init__.py (pytest's default import mode): test file names are unique
+across folders. Tests never import each other or this file: what they share is a fixture.
+"""
+
+import json
+import subprocess
+import sys
+import tomllib
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -10,79 +22,212 @@ def rng(request):
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
-def random_field(rng, shape, dtype=np.complex64):
-    return (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(dtype)
+@pytest.fixture
+def random_field(rng):
+    """random_field(shape, dtype=complex64): complex normal values from the test's `rng`."""
+
+    def make(shape, dtype=np.complex64):
+        return (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(dtype)
+
+    return make
 
 
-def small_config(dose=0.0, block_size=16, shape=(12, 12), phantom="cells", seed=3):
-    """A small raster scan's TOML (32x32 probe, 160x160 phantom): seconds per run."""
-    return f"""
-[probe]
-kind = "gaussian"
-size = 32
-dx = 1.0e-6
-wavelength = 500.0e-9
-waist = 6.0e-6
+# --- configs: plain dicts, written as TOML only at the end --------------------------------
 
-[optics]
-zoom_factor = 1.0
-aperture_diameter = 24.0e-6
-aperture_center = [1.0e-6, -0.5e-6]
-travel_distance = 0.02
-camera_pixel_size = 200.0e-6
 
-[sample]
-kind = "phantom"
-phantom = "{phantom}"
-shape = [160, 160]
-dx = 1.0e-6
-seed = {seed}
+def _small_scan(dose=0.0, block_size=16, shape=(12, 12), phantom="cells", seed=3):
+    return {
+        "probe": {
+            "kind": "gaussian",
+            "size": 32,
+            "dx": 1.0e-6,
+            "wavelength": 500.0e-9,
+            "waist": 6.0e-6,
+        },
+        "optics": {
+            "zoom_factor": 1.0,
+            "aperture_diameter": 24.0e-6,
+            "aperture_center": [1.0e-6, -0.5e-6],
+            "travel_distance": 0.02,
+            "camera_pixel_size": 200.0e-6,
+        },
+        "sample": {
+            "kind": "phantom",
+            "phantom": phantom,
+            "shape": [160, 160],
+            "dx": 1.0e-6,
+            "seed": seed,
+        },
+        "scan": {"kind": "raster", "shape": list(shape), "step": 7.3e-6},
+        "detector": {"dose": dose, "seed": 11},
+        "run": {"block_size": block_size},
+    }
 
-[scan]
-kind = "raster"
-shape = [{shape[0]}, {shape[1]}]
-step = 7.3e-6
 
-[detector]
-dose = {dose}
-seed = 11
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string: JSON's escapes are TOML's
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, np.generic):  # numpy's repr is np.float64(...): take the value
+        value = value.item()
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(float(value))  # round-trips; nan and inf are TOML's nan and inf
+    raise TypeError(f"no TOML for {type(value).__name__} {value!r}")
 
-[run]
-block_size = {block_size}
-"""
+
+def _to_toml(data: dict) -> str:
+    lines = []
+    for section, table in data.items():
+        if not isinstance(table, dict):  # a key outside any table (refused by jscan)
+            lines.insert(0, f"{section} = {_toml_value(table)}")
+            continue
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def small_scan():
+    """small_scan(dose=0.0, block_size=16, shape=(12, 12), phantom="cells", seed=3) -> dict:
+    a raster scan of a 32x32 probe over a 160x160 phantom (seconds per run), a new dict
+    each call, to edit as cfg["scan"]["shape"] = [40, 40] before `to_toml`."""
+    return _small_scan
+
+
+@pytest.fixture(scope="session")
+def demo_scan():
+    """demo_scan() -> dict: the built-in demo config (`jscan demo`), a new dict each call."""
+    from jscan.inputs.config import DEMO_CONFIG
+
+    return lambda: tomllib.loads(DEMO_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def to_toml():
+    """to_toml(dict) -> str: the TOML text of a config dict (flat tables of numbers,
+    strings, booleans and lists; tomllib reads it back equal)."""
+    return _to_toml
 
 
 @pytest.fixture(scope="session")
 def scan_config():
-    """`small_config` as a fixture: scan_config(dose=..., block_size=...) -> TOML text."""
-    return small_config
+    """scan_config(**small_scan keywords) -> TOML text of the small scan."""
+    return lambda **kw: _to_toml(_small_scan(**kw))
+
+
+# --- the jscan command --------------------------------------------------------------------
+
+
+class CliResult(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """run_cli(*argv, process=False, timeout=300) -> (code, out, err) of `jscan ARGV`.
+
+    In this process by default (jscan.cli.main, output read from capsys); process=True runs
+    `python -m jscan.cli` as a real process, for what needs one (its own signals, its own
+    LocalCluster, a clean interpreter).
+    """
+
+    def run(*argv, process=False, timeout=300):
+        argv = [str(a) for a in argv]
+        if process:
+            proc = subprocess.run(
+                [sys.executable, "-m", "jscan.cli", *argv],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+            return CliResult(proc.returncode, proc.stdout, proc.stderr)
+        from jscan.cli import main
+
+        try:
+            code = main(argv)
+        except SystemExit as exit_info:  # argparse's own refusals
+            code = exit_info.code
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+# --- a real Dask cluster ------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def client():
-    """One real LocalCluster (2 worker processes) per test module."""
+def cluster():
+    """A real LocalCluster per test module: 2 worker processes of 1 thread each.
+
+    Per module, not per session: the scan page plugin and the workers' state stay within
+    the module that made them.
+    """
     distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    """A distributed Client on `cluster`."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(cluster) as c:
         yield c
 
 
-@pytest.fixture
-def make_config():
-    """`small_config` as a function fixture: make_config(dose, block_size, shape) -> TOML."""
-    return small_config
-
-
-def listing(path):
-    """Every path under ``path``, relative and sorted (to show that nothing was written)."""
-    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+# --- stores -------------------------------------------------------------------------------
 
 
 @pytest.fixture
+def partial_store(tmp_path):
+    """partial_store(blocks, dose=0.0) -> path of a real store of the small scan (9 blocks of
+    16 positions) with only ``blocks`` simulated, in this process as a worker would."""
+    from jscan.inputs import farfield
+    from jscan.inputs.config import parse_config
+    from jscan.pipeline.plan import plan_scan
+    from jscan.pipeline.store import create
+    from jscan.pipeline.worker import ScanJob, run_block
+
+    def make(blocks, dose=0.0):
+        cfg = parse_config(_to_toml(_small_scan(dose=dose, block_size=16)))
+        plan = plan_scan(cfg)
+        store = str(tmp_path / "partial.zarr")
+        radius = farfield.bright_field_radius(cfg)
+        store_id = create(store, cfg, plan, radius)
+        job = ScanJob(
+            cfg,
+            store,
+            plan.region_shape,
+            plan.sample_shape,
+            bright_field_radius=radius,
+            store_id=store_id,
+        )
+        for b in blocks:
+            start, stop = plan.block_range(b)
+            run_block(job, b, plan.block_origins(b), start, stop - start, plan.block_shifts(b))
+        return store
+
+    return make
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
 def tree():
-    """The `listing` function, for tests that check nothing was written."""
+    """tree(path) -> every path under it, relative and sorted (to show nothing was written)."""
+
+    def listing(path):
+        return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
     return listing

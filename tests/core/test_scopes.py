@@ -6,7 +6,6 @@ import jax
 import jax.monitoring
 import numpy as np
 import pytest
-from conftest import random_field
 
 from jscan import (
     diffractogram_noscale,
@@ -14,10 +13,10 @@ from jscan import (
     linear_interaction,
     make_optical_wavefront,
     make_sample_function,
-    sharding,
     simple_diffractogram,
     simple_microscope,
 )
+from jscan.core import sharding
 from jscan.core.kernel import microscope_plan, shift_table
 
 LAM, DX, Z = float(np.float32(633e-9)), float(np.float32(2e-6)), 0.1
@@ -99,8 +98,8 @@ def count_compiles():
 
 @pytest.mark.parametrize("zoom", [1.0, 1.7])
 @pytest.mark.parametrize("ratio", [0.5, 0.7, 1.0, 1.6])
-def test_simple_diffractogram_matches_direct_dft(rng, zoom, ratio):
-    cut, probe = random_field(rng, (H, W)), random_field(rng, (H, W))
+def test_simple_diffractogram_matches_direct_dft(random_field, zoom, ratio):
+    cut, probe = random_field((H, W)), random_field((H, W))
     diameter, center = aperture(zoom)
     odx = float(np.float32(ratio * natural_pixel(zoom)))
     out = simple_diffractogram(
@@ -120,8 +119,8 @@ def test_simple_diffractogram_matches_direct_dft(rng, zoom, ratio):
 
 
 @pytest.mark.parametrize("shape", [(32, 48), (33, 27)])
-def test_default_aperture_centre_is_the_axis(rng, shape):
-    cut, probe = random_field(rng, shape), random_field(rng, shape)
+def test_default_aperture_centre_is_the_axis(random_field, shape):
+    cut, probe = random_field(shape), random_field(shape)
     diameter = 0.71 * min(shape) * DX
     odx = 0.83 * natural_pixel(1.0, shape[1])
     out = simple_diffractogram(
@@ -132,8 +131,8 @@ def test_default_aperture_centre_is_the_axis(rng, shape):
 
 
 @pytest.mark.parametrize("zoom", [1.0, 1.7])
-def test_diffractogram_noscale(rng, zoom):
-    cut, probe = random_field(rng, (H, W)), random_field(rng, (H, W))
+def test_diffractogram_noscale(random_field, zoom):
+    cut, probe = random_field((H, W)), random_field((H, W))
     diameter, center = aperture(zoom)
     sample, light = make_sample_function(cut, DX), make_optical_wavefront(probe, LAM, DX, 0.02)
     out = diffractogram_noscale(sample, light, zoom, diameter, Z, center)
@@ -148,8 +147,8 @@ def test_diffractogram_noscale(rng, zoom):
     assert rel_max(intensity, at_camera.image) <= 1e-5
 
 
-def test_linear_interaction(rng):
-    cut, probe = random_field(rng, (H, W)), random_field(rng, (H, W))
+def test_linear_interaction(random_field):
+    cut, probe = random_field((H, W)), random_field((H, W))
     light = make_optical_wavefront(probe, LAM, DX, 0.3)
     out = linear_interaction(make_sample_function(cut, DX), light)
     expected = cut.astype(np.complex128) * probe.astype(np.complex128)
@@ -163,10 +162,10 @@ def test_linear_interaction(rng):
 
 @pytest.mark.parametrize("zoom", [1.0, 1.7])
 @pytest.mark.parametrize("ratio", [0.5, 0.7, 1.0, 1.6])
-def test_microscope_equals_loop_of_diffractograms(rng, zoom, ratio):
+def test_microscope_equals_loop_of_diffractograms(rng, random_field, zoom, ratio):
     sample_shape = (70, 90)
-    data = random_field(rng, sample_shape)
-    probe = make_optical_wavefront(random_field(rng, (H, W)), LAM, DX)
+    data = random_field(sample_shape)
+    probe = make_optical_wavefront(random_field((H, W)), LAM, DX)
     sample = make_sample_function(data, DX)
     diameter, center = aperture(zoom)
     odx = float(np.float32(ratio * natural_pixel(zoom)))
@@ -190,9 +189,9 @@ def test_microscope_equals_loop_of_diffractograms(rng, zoom, ratio):
 
 
 @pytest.mark.parametrize("method", ["czt", "matrix"])
-def test_microscope_methods(rng, method):
-    data = random_field(rng, (50, 60))
-    probe = make_optical_wavefront(random_field(rng, (H, W)), LAM, DX)
+def test_microscope_methods(rng, random_field, method):
+    data = random_field((50, 60))
+    probe = make_optical_wavefront(random_field((H, W)), LAM, DX)
     diameter, center = aperture(1.3)
     odx = 0.5 * natural_pixel(1.3)
     positions = inside_positions(rng, 3, data.shape)
@@ -214,15 +213,15 @@ def test_microscope_methods(rng, method):
         assert rel_l2(out.image_data[k], ref) <= 1e-5
 
 
-def test_microscope_does_not_recompile(rng):
+def test_microscope_does_not_recompile(rng, random_field):
     sample_shape = (60, 70)
-    probe = make_optical_wavefront(random_field(rng, (H, W)), LAM, DX)
+    probe = make_optical_wavefront(random_field((H, W)), LAM, DX)
     diameter, center = aperture(1.0)
     odx = 0.7 * natural_pixel(1.0)
     args = (probe, 1.0, diameter, Z, odx, center)
 
     def run():
-        sample = make_sample_function(random_field(rng, sample_shape), DX)
+        sample = make_sample_function(random_field(sample_shape), DX)
         positions = inside_positions(rng, 5, sample_shape)
         return positions, simple_microscope(sample, positions, *args)
 
@@ -239,15 +238,15 @@ def test_microscope_does_not_recompile(rng):
     assert not np.allclose(np.asarray(first.image_data), np.asarray(second.image_data))
     # The counter does count: a new number of positions compiles.
     with count_compiles() as compiles:
-        sample = make_sample_function(random_field(rng, sample_shape), DX)
+        sample = make_sample_function(random_field(sample_shape), DX)
         simple_microscope(sample, inside_positions(rng, 3, sample_shape), *args)
     assert compiles and compiled._cache_size() == size + 1
 
 
-def test_microscope_with_traced_positions(rng):
-    data = random_field(rng, (50, 60))
+def test_microscope_with_traced_positions(rng, random_field):
+    data = random_field((50, 60))
     sample = make_sample_function(data, DX)
-    probe = make_optical_wavefront(random_field(rng, (H, W)), LAM, DX)
+    probe = make_optical_wavefront(random_field((H, W)), LAM, DX)
     diameter, center = aperture(1.7)
     odx = 0.7 * natural_pixel(1.7)
     positions = inside_positions(rng, 5, data.shape).astype(np.float32)
@@ -266,14 +265,15 @@ def test_microscope_with_traced_positions(rng):
 # --- errors ------------------------------------------------------------------------------
 
 
-def test_window_leaving_the_sample_names_the_positions(rng):
+def test_window_leaving_the_sample_names_the_positions(rng, random_field):
     sample_shape = (60, 70)
-    sample = make_sample_function(random_field(rng, sample_shape), DX)
-    probe = make_optical_wavefront(random_field(rng, (H, W)), LAM, DX)
+    sample = make_sample_function(random_field(sample_shape), DX)
+    probe = make_optical_wavefront(random_field((H, W)), LAM, DX)
     positions = inside_positions(rng, 6, sample_shape)
     positions[1, 0] = (W / 2 - 0.5) * DX  # one column left of the sample
     positions[4, 1] = (sample_shape[0] - H / 2 + 1.2) * DX  # one row below
-    with pytest.raises(ValueError, match=r"2 probe windows leave.*position indices \[1, 4\]"):
+    leave = r"2 probe windows \(32x48 px\) leave the 60x70 px sample.*position indices \[1, 4\]"
+    with pytest.raises(ValueError, match=leave):
         simple_microscope(sample, positions, probe, 1.0, 20 * DX, Z, natural_pixel(1.0))
     positions = inside_positions(rng, 30, sample_shape)
     positions[:, 0] -= 100 * DX
@@ -281,10 +281,10 @@ def test_window_leaving_the_sample_names_the_positions(rng):
         simple_microscope(sample, positions, probe, 1.0, 20 * DX, Z, natural_pixel(1.0))
 
 
-def test_sample_dx_must_match_probe_dx(rng):
-    probe = make_optical_wavefront(random_field(rng, (H, W)), LAM, DX)
-    cut = make_sample_function(random_field(rng, (H, W)), 1.01 * DX)
-    big = make_sample_function(random_field(rng, (60, 70)), 1.01 * DX)
+def test_sample_dx_must_match_probe_dx(rng, random_field):
+    probe = make_optical_wavefront(random_field((H, W)), LAM, DX)
+    cut = make_sample_function(random_field((H, W)), 1.01 * DX)
+    big = make_sample_function(random_field((60, 70)), 1.01 * DX)
     positions = inside_positions(rng, 2, (60, 70))
     with pytest.raises(ValueError, match=r"sample dx .* differs from the probe dx"):
         linear_interaction(cut, probe)
@@ -294,12 +294,12 @@ def test_sample_dx_must_match_probe_dx(rng):
         simple_microscope(big, positions, probe, 1.0, 20 * DX, Z, natural_pixel(1.0))
 
 
-def test_linear_interaction_shape_mismatch(rng):
-    probe = make_optical_wavefront(random_field(rng, (H, W)), LAM, DX)
+def test_linear_interaction_shape_mismatch(random_field):
+    probe = make_optical_wavefront(random_field((H, W)), LAM, DX)
     with pytest.raises(ValueError, match=r"sample shape \(32, 47\) differs"):
-        linear_interaction(make_sample_function(random_field(rng, (H, W - 1)), DX), probe)
+        linear_interaction(make_sample_function(random_field((H, W - 1)), DX), probe)
     with pytest.raises(ValueError, match=r"sample shape \(48, 32\) differs"):
-        linear_interaction(make_sample_function(random_field(rng, (W, H)), DX), probe)
+        linear_interaction(make_sample_function(random_field((W, H)), DX), probe)
 
 
 BAD = [-1.0, 0.0, float("nan"), float("inf")]
@@ -310,10 +310,10 @@ GOOD = {"zoom_factor": 1.0, "aperture_diameter": 20 * DX, "travel_distance": Z}
 @pytest.mark.parametrize(
     "name", ["zoom_factor", "aperture_diameter", "travel_distance", "camera_pixel_size"]
 )
-def test_bad_optics_parameters(rng, name, value):
-    probe = make_optical_wavefront(random_field(rng, (H, W)), LAM, DX)
-    cut = make_sample_function(random_field(rng, (H, W)), DX)
-    sample = make_sample_function(random_field(rng, (50, 60)), DX)
+def test_bad_optics_parameters(rng, random_field, name, value):
+    probe = make_optical_wavefront(random_field((H, W)), LAM, DX)
+    cut = make_sample_function(random_field((H, W)), DX)
+    sample = make_sample_function(random_field((50, 60)), DX)
     positions = inside_positions(rng, 2, (50, 60))
     kw = {**GOOD, "camera_pixel_size": natural_pixel(1.0), name: value}
     match = rf"`{name}`"
@@ -327,9 +327,9 @@ def test_bad_optics_parameters(rng, name, value):
             diffractogram_noscale(cut, probe, **kw)
 
 
-def test_bad_positions(rng):
-    probe = make_optical_wavefront(random_field(rng, (H, W)), LAM, DX)
-    sample = make_sample_function(random_field(rng, (50, 60)), DX)
+def test_bad_positions(rng, random_field):
+    probe = make_optical_wavefront(random_field((H, W)), LAM, DX)
+    sample = make_sample_function(random_field((50, 60)), DX)
     positions = inside_positions(rng, 3, (50, 60))
     for bad in (positions[:, :1], positions[0], np.where(positions > 0, np.nan, 0)):
         with pytest.raises(ValueError, match="`positions`"):
@@ -382,9 +382,9 @@ def test_exact_subpixel_equals_analytically_shifted_sample(window, ratio):
         np.testing.assert_allclose(np.asarray(snap.positions), on_pixel, rtol=1e-7)
 
 
-def test_exact_on_whole_pixels_is_bit_identical_to_snap(rng):
-    sample = make_sample_function(random_field(rng, (70, 90)), DX)
-    probe = make_optical_wavefront(random_field(rng, (H, W)), LAM, DX)
+def test_exact_on_whole_pixels_is_bit_identical_to_snap(rng, random_field):
+    sample = make_sample_function(random_field((70, 90)), DX)
+    probe = make_optical_wavefront(random_field((H, W)), LAM, DX)
     diameter, center = aperture(1.3)
     args = (probe, 1.3, diameter, Z, 0.7 * natural_pixel(1.3), center)
     r, c = rng.integers(0, 70 - H + 1, 9), rng.integers(0, 90 - W + 1, 9)
@@ -408,7 +408,7 @@ def test_shift_table_groups_repeated_remainders():
     assert shift_table(shifts, n_devices=4)[1] is None  # 4 devices x K = 4 >= 16 positions
 
 
-def test_exact_table_and_per_position_agree_and_do_not_recompile(rng):
+def test_exact_table_and_per_position_agree_and_do_not_recompile(random_field):
     """19.5 px steps share two remainders (a table); the spiral's are all distinct."""
     sample_shape = (90, 110)
     probe = gaussian_probe(H, W)
@@ -427,12 +427,12 @@ def test_exact_table_and_per_position_agree_and_do_not_recompile(rng):
             make_sample_function(data, DX), positions, *args, placement="exact"
         )
 
-    data = random_field(rng, sample_shape)
+    data = random_field(sample_shape)
     first = run(raster(0.0), data)
     size = compiled._cache_size()
     assert size >= 1
     with count_compiles() as compiles:
-        second = run(raster(0.25), random_field(rng, sample_shape))  # same K, new values
+        second = run(raster(0.25), random_field(sample_shape))  # same K, new values
     assert compiles == [] and compiled._cache_size() == size
     assert not np.allclose(np.asarray(first.image_data), np.asarray(second.image_data))
     # the same positions one by one (per-position shifts) give the same patterns
@@ -442,8 +442,8 @@ def test_exact_table_and_per_position_agree_and_do_not_recompile(rng):
     assert rel_max(each, np.asarray(first.image_data)[[1, 2, 5]]) <= 1e-6
 
 
-def test_exact_with_traced_positions(rng):
-    data = random_field(rng, (50, 60))
+def test_exact_with_traced_positions(rng, random_field):
+    data = random_field((50, 60))
     sample = make_sample_function(data, DX)
     probe = gaussian_probe(H, W)
     args = (probe, 1.0, 3 * W * DX, Z, 0.7 * natural_pixel(1.0))
@@ -460,9 +460,9 @@ def test_exact_with_traced_positions(rng):
     assert np.all(np.isfinite(np.asarray(grad))) and np.any(np.asarray(grad[1]) != 0)
 
 
-def test_bad_placement(rng):
-    probe = make_optical_wavefront(random_field(rng, (H, W)), LAM, DX)
-    sample = make_sample_function(random_field(rng, (50, 60)), DX)
+def test_bad_placement(rng, random_field):
+    probe = make_optical_wavefront(random_field((H, W)), LAM, DX)
+    sample = make_sample_function(random_field((50, 60)), DX)
     positions = inside_positions(rng, 3, (50, 60))
     with pytest.raises(ValueError, match="`placement`"):
         simple_microscope(sample, positions, probe, 1.0, 20 * DX, Z, 1e-5, placement="floor")

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from conftest import small_config
 
 import jscan
 from jscan.inputs.config import parse_config
@@ -51,8 +50,8 @@ def reference(config_text):
     return np.asarray(out.image_data), plan
 
 
-def test_store_round_trip_matches_in_process_microscope(tmp_path, client):
-    text = small_config(block_size=25)
+def test_store_round_trip_matches_in_process_microscope(tmp_path, scan_config, client):
+    text = scan_config(block_size=25)
     ds = simulate_scan(parse_config(text), tmp_path / "s.zarr", client=client, progress=False)
     ref, plan = reference(text)
     assert ds.diffraction.dtype == np.float32
@@ -69,10 +68,12 @@ def test_store_round_trip_matches_in_process_microscope(tmp_path, client):
     assert arr.shards == (25, 32, 32)  # one shard per block: writes need no lock
 
 
-def test_exact_and_snap_placement_end_to_end(tmp_path, client):
+def test_exact_and_snap_placement_end_to_end(tmp_path, small_scan, to_toml, client):
     """7.3 um steps at dx = 1 um: sub-pixel positions; the store holds what was simulated."""
-    text = small_config(block_size=25)
-    snap_text = text.replace("step = 7.3e-6", 'step = 7.3e-6\nplacement = "snap"')
+    cfg = small_scan(block_size=25)
+    text = to_toml(cfg)
+    cfg["scan"]["placement"] = "snap"
+    snap_text = to_toml(cfg)
     exact = simulate_scan(parse_config(text), tmp_path / "e.zarr", client=client, progress=False)
     snap = simulate_scan(
         parse_config(snap_text), tmp_path / "s.zarr", client=client, progress=False
@@ -98,9 +99,9 @@ def rel_diff(a, b):
     return float(np.abs(a - b).max() / np.abs(b).max())
 
 
-def test_lazy_open_without_jscan_and_partial_reads(tmp_path, client):
+def test_lazy_open_without_jscan_and_partial_reads(tmp_path, scan_config, client):
     store = tmp_path / "lazy.zarr"
-    simulate_scan(parse_config(small_config()), store, client=client, progress=False)
+    simulate_scan(parse_config(scan_config()), store, client=client, progress=False)
     ds = open_scan(store)
     assert type(ds.diffraction.data).__module__.startswith("dask")
     part = ds.diffraction.isel(position=slice(20, 23)).values
@@ -115,18 +116,18 @@ def test_lazy_open_without_jscan_and_partial_reads(tmp_path, client):
     assert out.stdout.strip() == "(144, 32, 32) True m"
 
 
-def test_block_size_and_worker_count_invariance_with_noise(tmp_path, client):
+def test_block_size_and_worker_count_invariance_with_noise(tmp_path, scan_config, client):
     runs = {}
     for b in (7, 50):
         ds = simulate_scan(
-            parse_config(small_config(dose=5e4, block_size=b)),
+            parse_config(scan_config(dose=5e4, block_size=b)),
             tmp_path / f"b{b}.zarr",
             client=client,
             progress=False,
         )
         runs[b] = ds.diffraction.values
     ds = simulate_scan(
-        parse_config(small_config(dose=5e4, block_size=144)),
+        parse_config(scan_config(dose=5e4, block_size=144)),
         tmp_path / "one.zarr",
         n_workers=1,
         progress=False,
@@ -137,14 +138,14 @@ def test_block_size_and_worker_count_invariance_with_noise(tmp_path, client):
     assert 1e4 < totals.mean() < 5e4  # the aperture and the sample absorb part of the dose
     for other in (50, "1 worker"):
         np.testing.assert_array_equal(runs[7], runs[other])
-    ref, _ = reference(small_config())
+    ref, _ = reference(scan_config())
     # Poisson: counts / factor scatter around the noiseless intensities.
     assert np.corrcoef(runs[7].ravel(), ref.ravel())[0, 1] > 0.95
 
 
-def test_history_blocks_per_worker_and_refusals(tmp_path, client):
+def test_history_blocks_per_worker_and_refusals(tmp_path, scan_config, client):
     store = tmp_path / "h.zarr"
-    text = small_config(block_size=9)  # 16 blocks over 2 workers
+    text = scan_config(block_size=9)  # 16 blocks over 2 workers
     simulate_scan(parse_config(text), store, client=client, progress=False)
     history = xr.open_zarr(store).attrs["run_history"]
     assert [h["event"] for h in history] == ["start", "finish"]
@@ -153,7 +154,7 @@ def test_history_blocks_per_worker_and_refusals(tmp_path, client):
         simulate_scan(parse_config(text), store, client=client, progress=False)
     with pytest.raises(ValueError, match="another config"):
         simulate_scan(
-            parse_config(small_config(block_size=9, seed=4)),
+            parse_config(scan_config(block_size=9, seed=4)),
             store,
             client=client,
             resume=True,
@@ -183,6 +184,7 @@ def _done(store):
 
 
 def _cli(*args):
+    """`jscan ARGS` as a process in a session of its own, to kill with its cluster."""
     return subprocess.Popen(
         [sys.executable, "-m", "jscan.cli", *args],
         stdout=subprocess.PIPE,
@@ -199,9 +201,9 @@ def _finish(proc, timeout=300):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_bit_identical(tmp_path):
+def test_killed_run_resumes_bit_identical(tmp_path, run_cli, scan_config):
     cfg = tmp_path / "scan.toml"
-    cfg.write_text(small_config(dose=2e4, block_size=4, shape=(14, 14)))  # 49 blocks
+    cfg.write_text(scan_config(dose=2e4, block_size=4, shape=(14, 14)))  # 49 blocks
     store = tmp_path / "killed.zarr"
     run = _cli("simulate", str(cfg), "--out", str(store), "--workers", "1")
     deadline = time.time() + 120
@@ -212,26 +214,23 @@ def test_killed_run_resumes_bit_identical(tmp_path):
     before = _done(store)
     assert 5 <= before < 49, "the run finished before it could be killed; slow it down"
     # A second run while the store exists is refused without --resume.
-    rc, err = _finish(_cli("simulate", str(cfg), "--out", str(store), "--no-progress"))
+    rc, _, err = run_cli("simulate", cfg, "--out", store, "--no-progress", process=True)
     assert rc == 2 and "already exists" in err
-    rc, err = _finish(
-        _cli(
-            "simulate", str(cfg), "--out", str(store), "--resume", "--workers", "1", "--no-progress"
-        )
+    rc, _, err = run_cli(
+        "simulate", cfg, "--out", store, "--resume", "--workers", "1", "--no-progress", process=True
     )
     assert rc == 0, err
     history = xr.open_zarr(store).attrs["run_history"]
     assert history[-1]["event"] == "finish" and history[-1]["blocks"] == 49 - before
-    rc, err = _finish(
-        _cli(
-            "simulate",
-            str(cfg),
-            "--out",
-            str(tmp_path / "full.zarr"),
-            "--workers",
-            "1",
-            "--no-progress",
-        )
+    rc, _, err = run_cli(
+        "simulate",
+        cfg,
+        "--out",
+        tmp_path / "full.zarr",
+        "--workers",
+        "1",
+        "--no-progress",
+        process=True,
     )
     assert rc == 0, err
     np.testing.assert_array_equal(
@@ -239,29 +238,30 @@ def test_killed_run_resumes_bit_identical(tmp_path):
     )
 
 
-def test_second_run_on_a_busy_store_is_refused(tmp_path):
+def test_second_run_on_a_busy_store_is_refused(tmp_path, run_cli, scan_config):
     from jscan.pipeline.lock import RunLock
 
     cfg = tmp_path / "scan.toml"
-    cfg.write_text(small_config(block_size=50))
+    cfg.write_text(scan_config(block_size=50))
     store = tmp_path / "busy.zarr"
-    rc, err = _finish(_cli("simulate", str(cfg), "--out", str(store), "--no-progress"))
+    rc, _, err = run_cli("simulate", cfg, "--out", store, "--no-progress", process=True)
     assert rc == 0, err
     before = sorted(p.name for p in store.rglob("*"))
     with RunLock(str(store)):  # this test process plays the run in progress
-        rc, err = _finish(_cli("simulate", str(cfg), "--out", str(store), "--resume"))
+        rc, _, err = run_cli("simulate", cfg, "--out", store, "--resume", process=True)
     assert rc == 2 and f"pid {os.getpid()}" in err and err.count("\n") == 1, err
     assert sorted(p.name for p in store.rglob("*")) == before
     # The lock file a killed run leaves behind holds no lock: the next run goes ahead.
     lock = store / ".jscan-run.lock"
     assert lock.exists()
-    rc, err = _finish(_cli("simulate", str(cfg), "--out", str(store), "--resume", "--no-progress"))
+    rc, _, err = run_cli("simulate", cfg, "--out", store, "--resume", "--no-progress", process=True)
     assert rc == 0, err
 
 
 @pytest.mark.slow
-def test_worker_killed_mid_run_gives_the_same_result(tmp_path):
-    text = small_config(dose=1e4, block_size=3)  # 48 blocks
+def test_worker_killed_mid_run_gives_the_same_result(tmp_path, scan_config):
+    text = scan_config(dose=1e4, block_size=3)  # 48 blocks
+    # A cluster of its own: the test kills one of its workers.
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
@@ -290,7 +290,9 @@ def test_worker_killed_mid_run_gives_the_same_result(tmp_path):
     assert json.dumps(result["ds"].attrs["run_history"])  # plain JSON
 
 
-def test_spiral_scan_over_a_zarr_sample_reads_only_block_regions(tmp_path, client):
+def test_spiral_scan_over_a_zarr_sample_reads_only_block_regions(
+    tmp_path, small_scan, to_toml, client
+):
     rng = np.random.default_rng(5)
     obj = np.exp(1j * rng.uniform(0, 1.5, (200, 220))).astype(np.complex64)
     sample_store = tmp_path / "object.zarr"
@@ -303,14 +305,10 @@ def test_spiral_scan_over_a_zarr_sample_reads_only_block_regions(tmp_path, clien
         zarr_format=3,
     )
     arr[:] = obj
-    text = small_config(block_size=16)
-    text = text.replace(
-        'kind = "phantom"\nphantom = "cells"\nshape = [160, 160]',
-        f'kind = "zarr"\npath = "{sample_store}"\narray = "obj"',
-    )
-    text = text.replace("seed = 3\n", "").replace(
-        'kind = "raster"\nshape = [12, 12]\nstep = 7.3e-6', 'kind = "spiral"\nn = 60\nstep = 6.1e-6'
-    )
+    cfg = small_scan(block_size=16)
+    cfg["sample"] = {"kind": "zarr", "path": str(sample_store), "array": "obj", "dx": 1.0e-6}
+    cfg["scan"] = {"kind": "spiral", "n": 60, "step": 6.1e-6}
+    text = to_toml(cfg)
     cfg = parse_config(text)
     ds = simulate_scan(cfg, tmp_path / "spiral.zarr", client=client, progress=False)
     assert "scan_row" not in ds.coords and ds.diffraction.shape == (60, 32, 32)
@@ -320,17 +318,15 @@ def test_spiral_scan_over_a_zarr_sample_reads_only_block_regions(tmp_path, clien
     assert plan.region_shape[0] * plan.region_shape[1] < obj.size
 
 
-def test_file_url_store(tmp_path, client):
+def test_file_url_store(tmp_path, scan_config, client):
     url = f"file://{tmp_path}/nested/url.zarr"  # a folder that does not exist yet
-    ds = simulate_scan(
-        parse_config(small_config(block_size=72)), url, client=client, progress=False
-    )
+    ds = simulate_scan(parse_config(scan_config(block_size=72)), url, client=client, progress=False)
     assert (tmp_path / "nested" / "url.zarr" / "zarr.json").is_file()
     assert int(ds.block_done.sum()) == 2
     np.testing.assert_array_equal(open_scan(url).diffraction.values, ds.diffraction.values)
 
 
-def test_persistent_compilation_cache_in_a_private_folder(tmp_path):
+def test_persistent_compilation_cache_in_a_private_folder(tmp_path, scan_config):
     from jscan.pipeline.worker import private_dir
 
     shared = tmp_path / "shared"
@@ -340,7 +336,7 @@ def test_persistent_compilation_cache_in_a_private_folder(tmp_path):
         private_dir(str(shared))
     cache = tmp_path / "cache"
     simulate_scan(
-        parse_config(small_config(block_size=72)),
+        parse_config(scan_config(block_size=72)),
         tmp_path / "c.zarr",
         n_workers=1,
         progress=False,

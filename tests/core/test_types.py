@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_field
 
 from jscan import (
     make_diffractogram,
@@ -47,9 +46,9 @@ def real_image(rng, shape, dtype=np.float32):
         (np.int32, jnp.complex64),
     ],
 )
-def test_field_precision_without_x64(rng, dtype, expected):
+def test_field_precision_without_x64(random_field, dtype, expected):
     assert not jax.config.jax_enable_x64
-    field = random_field(rng, (6, 5), np.complex128)
+    field = random_field((6, 5), np.complex128)
     field = (field if np.dtype(dtype).kind == "c" else field.real * 10).astype(dtype)
     wf = no_warnings(make_optical_wavefront, field, LAM, DX)
     assert wf.field.dtype == expected
@@ -70,8 +69,8 @@ def test_field_precision_without_x64(rng, dtype, expected):
         (np.float64, jnp.complex128),
     ],
 )
-def test_field_precision_with_x64(rng, dtype, expected):
-    field = random_field(rng, (6, 5), np.complex128)
+def test_field_precision_with_x64(random_field, dtype, expected):
+    field = random_field((6, 5), np.complex128)
     field = (field if np.dtype(dtype).kind == "c" else field.real).astype(dtype)
     with jax.enable_x64(True):
         wf = no_warnings(make_optical_wavefront, field, LAM, DX, 1e-3)
@@ -105,8 +104,8 @@ def test_real_data_precision(rng, x64, dtype):
     assert data.image_data.shape == (3, 4, 7) and data.positions.shape == (3, 2)
 
 
-def test_z_position_may_be_zero_or_negative(rng):
-    field = random_field(rng, (4, 4))
+def test_z_position_may_be_zero_or_negative(random_field):
+    field = random_field((4, 4))
     assert float(make_optical_wavefront(field, LAM, DX).z_position) == 0.0
     assert float(make_optical_wavefront(field, LAM, DX, -0.25).z_position) == -0.25
 
@@ -114,8 +113,8 @@ def test_z_position_may_be_zero_or_negative(rng):
 # --- validation --------------------------------------------------------------------------
 
 
-def _field_with(rng, bad):
-    field = random_field(rng, (5, 6))
+def _field_with(random_field, bad):
+    field = random_field((5, 6))
     field[2, 3] = bad
     return field
 
@@ -123,24 +122,24 @@ def _field_with(rng, bad):
 @pytest.mark.parametrize(
     ("make_field", "error", "match"),
     [
-        (lambda rng: random_field(rng, (8,)), ValueError, r"`field` must be 2-D.*\(8,\)"),
-        (lambda rng: random_field(rng, (2, 3, 4)), ValueError, r"`field` must be 2-D"),
-        (lambda rng: np.complex64(1 + 1j), ValueError, r"`field` must be 2-D"),
-        (lambda rng: np.zeros((0, 4), np.complex64), ValueError, r"`field` must not be empty"),
-        (lambda rng: np.zeros((4, 0), np.float32), ValueError, r"`field` must not be empty"),
-        (lambda rng: np.full((3, 3), "a"), TypeError, r"`field` must hold.*dtype <U1"),
-        (lambda rng: np.ones((3, 3), bool), TypeError, r"`field` must hold.*dtype bool"),
-        (lambda rng: jnp.ones((3, 3), bool), TypeError, r"`field` must hold.*dtype bool"),
-        (lambda rng: np.full((3, 3), None), TypeError, r"`field` must hold.*dtype object"),
-        (lambda rng: _field_with(rng, np.nan), ValueError, r"`field` holds 1 NaN or infinite"),
-        (lambda rng: _field_with(rng, np.inf), ValueError, r"`field` holds 1 NaN or infinite"),
-        (lambda rng: _field_with(rng, 1j * np.inf), ValueError, r"`field` holds 1 NaN"),
-        (lambda rng: jnp.asarray(_field_with(rng, np.nan)), ValueError, r"`field` holds 1"),
+        (lambda make: make((8,)), ValueError, r"`field` must be 2-D.*\(8,\)"),
+        (lambda make: make((2, 3, 4)), ValueError, r"`field` must be 2-D"),
+        (lambda make: np.complex64(1 + 1j), ValueError, r"`field` must be 2-D"),
+        (lambda make: np.zeros((0, 4), np.complex64), ValueError, r"`field` must not be empty"),
+        (lambda make: np.zeros((4, 0), np.float32), ValueError, r"`field` must not be empty"),
+        (lambda make: np.full((3, 3), "a"), TypeError, r"`field` must hold.*dtype <U1"),
+        (lambda make: np.ones((3, 3), bool), TypeError, r"`field` must hold.*dtype bool"),
+        (lambda make: jnp.ones((3, 3), bool), TypeError, r"`field` must hold.*dtype bool"),
+        (lambda make: np.full((3, 3), None), TypeError, r"`field` must hold.*dtype object"),
+        (lambda make: _field_with(make, np.nan), ValueError, r"`field` holds 1 NaN or infinite"),
+        (lambda make: _field_with(make, np.inf), ValueError, r"`field` holds 1 NaN or infinite"),
+        (lambda make: _field_with(make, 1j * np.inf), ValueError, r"`field` holds 1 NaN"),
+        (lambda make: jnp.asarray(_field_with(make, np.nan)), ValueError, r"`field` holds 1"),
     ],
 )
-def test_bad_field(rng, make_field, error, match):
+def test_bad_field(random_field, make_field, error, match):
     with pytest.raises(error, match=match):
-        make_optical_wavefront(make_field(rng), LAM, DX)
+        make_optical_wavefront(make_field(random_field), LAM, DX)
 
 
 BAD_SCALARS = [
@@ -158,8 +157,8 @@ BAD_SCALARS = [
 
 @pytest.mark.parametrize("name", ["wavelength", "dx"])
 @pytest.mark.parametrize(("value", "error", "match"), BAD_SCALARS)
-def test_bad_scalar(rng, name, value, error, match):
-    field, image = random_field(rng, (4, 5)), real_image(rng, (4, 5))
+def test_bad_scalar(rng, random_field, name, value, error, match):
+    field, image = random_field((4, 5)), real_image(rng, (4, 5))
     stack, positions = real_image(rng, (2, 4, 5)), rng.uniform(size=(2, 2))
     kw = {"wavelength": LAM, "dx": DX, name: value}
     for make in (
@@ -175,24 +174,24 @@ def test_bad_scalar(rng, name, value, error, match):
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), np.zeros(2)])
-def test_bad_z_position(rng, value):
+def test_bad_z_position(random_field, value):
     with pytest.raises(ValueError, match="`z_position`"):
-        make_optical_wavefront(random_field(rng, (4, 4)), LAM, DX, value)
+        make_optical_wavefront(random_field((4, 4)), LAM, DX, value)
 
 
-def test_bad_sample(rng):
+def test_bad_sample(random_field):
     with pytest.raises(ValueError, match=r"`sample` must be 2-D"):
-        make_sample_function(random_field(rng, (2, 4, 4)), DX)
+        make_sample_function(random_field((2, 4, 4)), DX)
     with pytest.raises(ValueError, match=r"`sample` holds 1 NaN"):
-        make_sample_function(_field_with(rng, np.nan), DX)
+        make_sample_function(_field_with(random_field, np.nan), DX)
     with pytest.raises(TypeError, match=r"`sample` must hold"):
         make_sample_function(np.full((3, 3), "x"), DX)
 
 
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
-def test_diffractogram_refuses_complex_image(rng, dtype):
+def test_diffractogram_refuses_complex_image(random_field, dtype):
     with pytest.raises(TypeError, match=r"`image` must hold real numbers.*complex"):
-        make_diffractogram(random_field(rng, (4, 4), dtype), LAM, DX)
+        make_diffractogram(random_field((4, 4), dtype), LAM, DX)
 
 
 def test_diffractogram_bad_image(rng):
@@ -211,12 +210,12 @@ def test_microscope_data_positions_shape(rng, shape):
         make_microscope_data(stack, rng.uniform(size=shape), LAM, DX)
 
 
-def test_microscope_data_bad_arrays(rng):
+def test_microscope_data_bad_arrays(rng, random_field):
     positions = rng.uniform(size=(3, 2))
     with pytest.raises(ValueError, match=r"`image_data` must be 3-D"):
         make_microscope_data(real_image(rng, (4, 5)), positions, LAM, DX)
     with pytest.raises(TypeError, match=r"`image_data` must hold real"):
-        make_microscope_data(random_field(rng, (3, 4, 5)), positions, LAM, DX)
+        make_microscope_data(random_field((3, 4, 5)), positions, LAM, DX)
     with pytest.raises(TypeError, match=r"`positions` must hold real"):
         make_microscope_data(real_image(rng, (3, 4, 5)), positions + 0j, LAM, DX)
     positions[1, 0] = np.inf
@@ -242,8 +241,8 @@ def test_import_leaves_jax_config_alone():
     assert result.stdout.strip() == "False"
 
 
-def test_factories_under_jit(rng):
-    field = random_field(rng, (6, 5))
+def test_factories_under_jit(rng, random_field):
+    field = random_field((6, 5))
     image, stack = real_image(rng, (6, 5)), real_image(rng, (2, 6, 5))
     positions = rng.uniform(0, 1e-4, size=(2, 2)).astype(np.float32)
 

@@ -4,15 +4,12 @@ written. And what is accepted but fails on a worker fails once, with one line.""
 import json
 import math
 import shutil
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import zarr
 
-from jscan.cli import main
 from jscan.errors import ConfigError
 from jscan.inputs.config import load_config, parse_config
 from jscan.inputs.farfield import probe_pattern
@@ -25,42 +22,24 @@ from jscan.pipeline.worker import noise_factor
 distributed = pytest.importorskip("distributed")
 
 
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def run_process(*argv, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "jscan.cli", *map(str, argv)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def assert_refused(code, err, key):
     assert code == 2, err
     assert err.startswith("jscan: error:") and err.count("\n") == 1, err
     assert key in err and "Traceback" not in err, err
 
 
-def file_sample_config(make_config, **kw):
-    return (
-        make_config(**kw)
-        .replace(
-            'kind = "phantom"\nphantom = "cells"\nshape = [160, 160]',
-            'kind = "file"\npath = "sample.npy"',
-        )
-        .replace("seed = 3\n", "")
-    )
+def file_sample_config(small_scan, **kw):
+    """The small scan (a dict) over a 160x160 sample read from sample.npy."""
+    cfg = small_scan(**kw)
+    cfg["sample"] = {"kind": "file", "path": "sample.npy", "dx": 1.0e-6}
+    return cfg
 
 
-def zarr_sample_config(make_config, **kw):
-    return file_sample_config(make_config, **kw).replace(
-        'kind = "file"\npath = "sample.npy"', 'kind = "zarr"\npath = "sample.zarr"'
-    )
+def zarr_sample_config(small_scan, **kw):
+    """The small scan (a dict) over a sample read from the Zarr store sample.zarr."""
+    cfg = small_scan(**kw)
+    cfg["sample"] = {"kind": "zarr", "path": "sample.zarr", "dx": 1.0e-6}
+    return cfg
 
 
 def _nan_zarr(path):
@@ -83,11 +62,22 @@ def _huge_probe(folder):
     np.save(folder / "probe.npy", np.full((32, 32), 1e200, np.complex128))
 
 
-def _probe_file(text):
-    return text.replace(
-        'kind = "gaussian"\nsize = 32\ndx = 1.0e-6\nwavelength = 500.0e-9\nwaist = 6.0e-6',
-        'kind = "file"\npath = "probe.npy"\ndx = 1.0e-6\nwavelength = 500.0e-9',
-    )
+def _probe_file(cfg):
+    """cfg with the probe read from probe.npy (same pixel and wavelength)."""
+    cfg["probe"] = {"kind": "file", "path": "probe.npy", "dx": 1.0e-6, "wavelength": 500.0e-9}
+    return cfg
+
+
+def _with(section, key, value):
+    """A config maker: the small scan with one key changed."""
+
+    def make(small_scan):
+        cfg = small_scan()
+        assert key in cfg[section]
+        cfg[section][key] = value
+        return cfg
+
+    return make
 
 
 REFUSED = {
@@ -101,23 +91,23 @@ REFUSED = {
     ),
     "nan_in_zarr_chunk": (zarr_sample_config, lambda d: _nan_zarr(d / "sample.zarr"), "row 85"),
     "probe_overflows_float64": (
-        lambda mc: _probe_file(mc()),
+        lambda small_scan: _probe_file(small_scan()),
         _huge_probe,
         "probe.path",
     ),
     "wavelength_1e-300": (
-        lambda mc: mc().replace("wavelength = 500.0e-9", "wavelength = 1e-300"),
+        _with("probe", "wavelength", 1e-300),
         None,
         '"probe.wavelength" = 1e-300 underflows float32',
     ),
     "zoom_product_overflows": (
-        lambda mc: mc().replace("zoom_factor = 1.0", "zoom_factor = 1e30"),
+        _with("optics", "zoom_factor", 1e30),
         None,
         "probe.dx, optics.zoom_factor",
     ),
-    "dose_overflows_uint32": (lambda mc: mc(dose=1e15), None, '"detector.dose" = 1e+15'),
+    "dose_overflows_uint32": (_with("detector", "dose", 1e15), None, '"detector.dose" = 1e+15'),
     "bright_sample_overflows_uint32": (
-        lambda mc: file_sample_config(mc, dose=1e8),
+        lambda small_scan: file_sample_config(small_scan, dose=1e8),
         _sample(1e4),  # |O| = 1e4 at one pixel: 1e8 times the probe's own peak
         "the sample's largest |O|^2 = 1e+08",
     ),
@@ -125,30 +115,27 @@ REFUSED = {
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
-def test_refused_up_front_with_nothing_written(tmp_path, capsys, make_config, tree, case):
+def test_refused_up_front_with_nothing_written(tmp_path, run_cli, small_scan, to_toml, tree, case):
     make, write_inputs, key = REFUSED[case]
     if write_inputs is not None:
         write_inputs(tmp_path)
-    (tmp_path / "scan.toml").write_text(make(make_config))
+    (tmp_path / "scan.toml").write_text(to_toml(make(small_scan)))
     before = tree(tmp_path)
-    code, out, err = run_cli(
-        capsys, "simulate", tmp_path / "scan.toml", "--out", tmp_path / "s.zarr"
-    )
+    code, out, err = run_cli("simulate", tmp_path / "scan.toml", "--out", tmp_path / "s.zarr")
     assert_refused(code, err, key)
     assert out == "" and tree(tmp_path) == before
 
 
-def test_dose_limit_is_the_probe_pattern_with_a_margin(tmp_path, capsys, make_config, tree):
+def test_dose_limit_is_the_probe_pattern_with_a_margin(tmp_path, run_cli, scan_config, tree):
     """The refused dose and the largest accepted one bracket 2**32 - 1 with 10 sigma."""
-    cfg = parse_config(make_config(dose=1.0))
+    cfg = parse_config(scan_config(dose=1.0))
     per_photon = probe_pattern(cfg).max() * noise_factor(cfg, make_probe(cfg.probe))
     root = (-SIGMA_MARGIN + math.sqrt(SIGMA_MARGIN**2 + 4 * COUNT_MAX)) / 2
     limit = root**2 / per_photon
     for dose, refused in ((limit * 1.001, True), (limit * 0.999, False)):
-        (tmp_path / "scan.toml").write_text(make_config(dose=f"{dose:.17g}", shape=(2, 2)))
+        (tmp_path / "scan.toml").write_text(scan_config(dose=dose, shape=(2, 2)))
         before = tree(tmp_path)
         code, _, err = run_cli(
-            capsys,
             "simulate",
             tmp_path / "scan.toml",
             "--out",
@@ -162,23 +149,13 @@ def test_dose_limit_is_the_probe_pattern_with_a_margin(tmp_path, capsys, make_co
             assert code == 0, err
 
 
-@pytest.fixture(scope="module")
-def client():
-    with (
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0"
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c
-
-
-def test_probe_pattern_is_the_transparent_pipeline_pattern(tmp_path, client, make_config):
+def test_probe_pattern_is_the_transparent_pipeline_pattern(tmp_path, client, small_scan, to_toml):
     """The dose check's basis: the pipeline's pattern of a transparent sample (dose 0)."""
     np.save(tmp_path / "sample.npy", np.ones((160, 160), np.complex64))
-    text = file_sample_config(make_config, shape=(2, 2))
+    cfg = file_sample_config(small_scan, shape=(2, 2))
     # whole-pixel positions: a sub-pixel shift of the probe moves its aperture-cut edge
-    (tmp_path / "scan.toml").write_text(text.replace("step = 7.3e-6", "step = 8.0e-6"))
+    cfg["scan"]["step"] = 8.0e-6
+    (tmp_path / "scan.toml").write_text(to_toml(cfg))
     cfg = load_config(tmp_path / "scan.toml")
     ds = simulate_scan(cfg, tmp_path / "s.zarr", client=client, progress=False)
     expected = probe_pattern(cfg)
@@ -186,18 +163,24 @@ def test_probe_pattern_is_the_transparent_pipeline_pattern(tmp_path, client, mak
         np.testing.assert_allclose(pattern, expected, rtol=2e-4, atol=1e-6 * expected.max())
 
 
-def test_block_larger_than_worker_memory(tmp_path, tree):
+def _centred_no_noise(small_scan):
+    """The small scan with the aperture on the axis and no [detector] section (no noise)."""
+    cfg = small_scan()
+    del cfg["optics"]["aperture_center"], cfg["detector"]
+    return cfg
+
+
+def test_block_larger_than_worker_memory(tmp_path, tree, small_scan, to_toml):
     """A 1 GiB worker cannot hold two blocks of 1024 patterns of 256 x 256."""
-    text = (
-        SMALL_TEXT.replace("size = 32", "size = 256")
-        .replace("shape = [160, 160]", "shape = [400, 400]")
-        .replace("shape = [12, 12]", "shape = [32, 32]")
-        .replace("step = 7.3e-6", "step = 2.0e-6")
-        .replace("aperture_diameter = 24.0e-6", "aperture_diameter = 200.0e-6")
-        .replace("block_size = 16", "block_size = 1024")
-    )
-    cfg = parse_config(text)
+    cfg = _centred_no_noise(small_scan)
+    cfg["probe"]["size"] = 256
+    cfg["sample"]["shape"] = [400, 400]
+    cfg["scan"].update(shape=[32, 32], step=2.0e-6)
+    cfg["optics"]["aperture_diameter"] = 200.0e-6
+    cfg["run"]["block_size"] = 1024
+    cfg = parse_config(to_toml(cfg))
     before = tree(tmp_path)
+    # A cluster of its own: one worker with a 1 GiB memory limit.
     with (
         distributed.LocalCluster(
             n_workers=1,
@@ -217,79 +200,48 @@ def test_block_larger_than_worker_memory(tmp_path, tree):
     assert tree(tmp_path) == before
 
 
-SMALL_TEXT = """
-[probe]
-kind = "gaussian"
-size = 32
-dx = 1.0e-6
-wavelength = 500.0e-9
-waist = 6.0e-6
-
-[optics]
-zoom_factor = 1.0
-aperture_diameter = 24.0e-6
-travel_distance = 0.02
-camera_pixel_size = 200.0e-6
-
-[sample]
-kind = "phantom"
-phantom = "cells"
-shape = [160, 160]
-dx = 1.0e-6
-seed = 3
-
-[scan]
-kind = "raster"
-shape = [12, 12]
-step = 7.3e-6
-
-[run]
-block_size = 16
-"""
-
-
-def test_store_larger_than_free_disk_is_refused_unless_forced(tmp_path, tree):
+def test_store_larger_than_free_disk_is_refused_unless_forced(
+    tmp_path, tree, run_cli, small_scan, to_toml
+):
     """1024 x 1024 patterns (4 MiB each), twice as many as the free space holds."""
     free = shutil.disk_usage(tmp_path).free
     side = math.ceil(math.sqrt(2 * free / (4 << 20)))
-    text = (
-        SMALL_TEXT.replace("size = 32", "size = 1024")
-        .replace("waist = 6.0e-6", "waist = 100.0e-6")
-        .replace("aperture_diameter = 24.0e-6", "aperture_diameter = 2.0e-3")
-        .replace("shape = [160, 160]", f"shape = [{side + 1040}, {side + 1040}]")
-        .replace("shape = [12, 12]", f"shape = [{side}, {side}]")
-        .replace("step = 7.3e-6", "step = 1.0e-6")
-        .replace("block_size = 16", f"block_size = {side * side}")
-    )
-    (tmp_path / "big.toml").write_text(text)
+    cfg = _centred_no_noise(small_scan)
+    cfg["probe"].update(size=1024, waist=100.0e-6)
+    cfg["optics"]["aperture_diameter"] = 2.0e-3
+    cfg["sample"]["shape"] = [side + 1040, side + 1040]
+    cfg["scan"].update(shape=[side, side], step=1.0e-6)
+    cfg["run"]["block_size"] = side * side
+    (tmp_path / "big.toml").write_text(to_toml(cfg))
     before = tree(tmp_path)
-    out = run_process("simulate", tmp_path / "big.toml", "--out", tmp_path / "big.zarr")
-    assert_refused(out.returncode, out.stderr, "--out")
-    assert "free; free some space, choose another --out, or pass --force" in out.stderr
+    out = run_cli("simulate", tmp_path / "big.toml", "--out", tmp_path / "big.zarr", process=True)
+    assert_refused(out.code, out.err, "--out")
+    assert "free; free some space, choose another --out, or pass --force" in out.err
     assert tree(tmp_path) == before
     # --force passes the disk check; the blocks then cannot fit in a worker's memory
-    forced = run_process(
-        "simulate", tmp_path / "big.toml", "--out", tmp_path / "big.zarr", "--force"
+    forced = run_cli(
+        "simulate", tmp_path / "big.toml", "--out", tmp_path / "big.zarr", "--force", process=True
     )
-    assert_refused(forced.returncode, forced.stderr, '"run.block_size"')
+    assert_refused(forced.code, forced.err, '"run.block_size"')
     assert tree(tmp_path) == before
 
 
-def test_huge_block_size_is_capped_at_the_scan_length(tmp_path, make_config):
-    (tmp_path / "scan.toml").write_text(make_config(shape=(4, 4)))
+def test_huge_block_size_is_capped_at_the_scan_length(tmp_path, run_cli, scan_config):
+    (tmp_path / "scan.toml").write_text(scan_config(shape=(4, 4)))
     t0 = time.perf_counter()
-    out = run_process(
+    out = run_cli(
         "simulate",
         tmp_path / "scan.toml",
         "--out",
         tmp_path / "s.zarr",
         "--block-size",
         10**7,
+        process=True,
         timeout=120,
     )
-    assert out.returncode == 0, out.stderr
+    assert out.code == 0, out.err
     assert time.perf_counter() - t0 < 90
-    start = next(line for line in out.stderr.splitlines() if " to do -> " in line)
+    start = next(line for line in out.err.splitlines() if " to do -> " in line)
     assert start.startswith("16 positions in 1 blocks of 16; 1 to do")
     assert start.endswith("kB uncompressed)") and "(at most " in start
     attrs = zarr.open_group(tmp_path / "s.zarr", mode="r").attrs
@@ -307,28 +259,30 @@ def _edit_middle(path, value=0.5 + 0.25j):
 
 
 @pytest.mark.parametrize("kind", ["npy", "zarr"])
-def test_resume_refuses_a_sample_edited_in_the_middle(tmp_path, capsys, make_config, tree, kind):
+def test_resume_refuses_a_sample_edited_in_the_middle(
+    tmp_path, run_cli, small_scan, to_toml, tree, kind
+):
     if kind == "npy":  # 72 MiB: beyond the 64 MiB that were once hashed whole
         data = np.ones((3072, 3072), np.complex64)
         np.save(tmp_path / "sample.npy", data)
-        text = file_sample_config(make_config, shape=(4, 4))
+        cfg = file_sample_config(small_scan, shape=(4, 4))
     else:
         data = np.ones((1024, 1024), np.complex64)
         arr = zarr.create_array(
             tmp_path / "sample.zarr", name="sample", shape=data.shape, chunks=(128, 128), dtype="c8"
         )
         arr[:] = data
-        text = zarr_sample_config(make_config, shape=(4, 4))
-    (tmp_path / "scan.toml").write_text(text)
+        cfg = zarr_sample_config(small_scan, shape=(4, 4))
+    (tmp_path / "scan.toml").write_text(to_toml(cfg))
     store = tmp_path / "s.zarr"
-    code, _, err = run_cli(capsys, "simulate", tmp_path / "scan.toml", "--out", store)
+    code, _, err = run_cli("simulate", tmp_path / "scan.toml", "--out", store)
     assert code == 0, err
     if kind == "npy":
         _edit_middle(tmp_path / "sample.npy")
     else:
         zarr.open_array(tmp_path / "sample.zarr", path="sample", mode="r+")[600, 700] = 0.5
     before = tree(store)
-    code, _, err = run_cli(capsys, "simulate", tmp_path / "scan.toml", "--out", store, "--resume")
+    code, _, err = run_cli("simulate", tmp_path / "scan.toml", "--out", store, "--resume")
     assert_refused(code, err, "changed since it was made")
     assert tree(store) == before
 
@@ -345,8 +299,8 @@ def test_resume_refuses_a_sample_edited_in_the_middle(tmp_path, capsys, make_con
         ("--compile-cache", "plain-file", "compilation cache (--compile-cache)"),
     ],
 )
-def test_bad_flags_exit_2_naming_the_flag(tmp_path, capsys, make_config, tree, flag, value, key):
-    (tmp_path / "ok.toml").write_text(make_config())
+def test_bad_flags_exit_2_naming_the_flag(tmp_path, run_cli, scan_config, tree, flag, value, key):
+    (tmp_path / "ok.toml").write_text(scan_config())
     (tmp_path / "hello.json").write_text("hello")
     (tmp_path / "noaddress.json").write_text(json.dumps({"id": "x"}))
     (tmp_path / "badaddress.json").write_text(json.dumps({"address": "nowhere"}))
@@ -356,19 +310,19 @@ def test_bad_flags_exit_2_naming_the_flag(tmp_path, capsys, make_config, tree, f
         argv = argv[:-2]
     value = value if flag == "--out" or flag == "--scheduler" else tmp_path / value
     before = tree(tmp_path)
-    code, _, err = run_cli(capsys, *argv, flag, value)
+    code, _, err = run_cli(*argv, flag, value)
     assert_refused(code, err, key)
     assert tree(tmp_path) == before
 
 
-def test_demo_with_empty_out_is_refused(tmp_path, capsys, tree, monkeypatch):
+def test_demo_with_empty_out_is_refused(tmp_path, run_cli, tree, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(capsys, "demo", "--out", "")
+    code, _, err = run_cli("demo", "--out", "")
     assert_refused(code, err, "--out")
     assert tree(tmp_path) == []
 
 
-def _focusing_inputs(folder, make_config, rng):
+def _focusing_inputs(folder, small_scan, to_toml, rng):
     """A speckle probe (random phase) and a flat sample with one patch that undoes the
     probe's phase at the last position: there the pattern focuses into one pixel, far
     brighter than the probe's own pattern, which is all the up-front dose check sees."""
@@ -377,9 +331,9 @@ def _focusing_inputs(folder, make_config, rng):
     probe = np.exp(-r2 / 8.0**2) * np.exp(2j * np.pi * rng.uniform(size=(n, n)))
     np.save(folder / "probe.npy", probe.astype(np.complex64))
     np.save(folder / "sample.npy", np.ones((160, 160), np.complex64))
-    text = _probe_file(file_sample_config(make_config, dose=1.0, block_size=8, shape=(4, 4)))
-    text = text.replace("aperture_diameter = 24.0e-6", "aperture_diameter = 100.0e-6")
-    (folder / "scan.toml").write_text(text)
+    data = _probe_file(file_sample_config(small_scan, dose=1.0, block_size=8, shape=(4, 4)))
+    data["optics"]["aperture_diameter"] = 100.0e-6
+    (folder / "scan.toml").write_text(to_toml(data))
     cfg = load_config(folder / "scan.toml")
     unit = make_probe(cfg.probe)
     r0, c0 = plan_scan(cfg).origins[-1]
@@ -392,7 +346,8 @@ def _focusing_inputs(folder, make_config, rng):
     root = (-SIGMA_MARGIN + math.sqrt(SIGMA_MARGIN**2 + 4 * COUNT_MAX)) / 2
     dose = 0.9 * root**2 / (transparent * noise_factor(cfg, unit))  # accepted, by 10 %
     assert 0.9 * focused / transparent > 2  # the focused pixel overflows uint32
-    (folder / "scan.toml").write_text(text.replace("dose = 1.0", f"dose = {dose:.17g}"))
+    data["detector"]["dose"] = dose
+    (folder / "scan.toml").write_text(to_toml(data))
     return folder / "scan.toml"
 
 
@@ -413,8 +368,8 @@ def _attempts(dask_scheduler):
     return dict(dask_scheduler.plugins[AttemptCounter.name].counts)
 
 
-def test_a_worker_error_fails_once(tmp_path, client, make_config, rng):
-    config = _focusing_inputs(tmp_path, make_config, rng)
+def test_a_worker_error_fails_once(tmp_path, client, small_scan, to_toml, rng):
+    config = _focusing_inputs(tmp_path, small_scan, to_toml, rng)
     client.register_plugin(AttemptCounter())
     with pytest.raises(ValueError, match="more than uint32 holds"):
         simulate_scan(config, tmp_path / "s.zarr", client=client, progress=False)
@@ -423,12 +378,12 @@ def test_a_worker_error_fails_once(tmp_path, client, make_config, rng):
     assert len(last) == 1 and counts[last[0]] == 1, counts  # tried once, not 4 times
 
 
-def test_a_worker_error_stops_the_cli_with_one_line(tmp_path, make_config, rng):
-    config = _focusing_inputs(tmp_path, make_config, rng)
-    out = run_process("simulate", config, "--out", tmp_path / "s.zarr", "--no-progress")
-    assert out.returncode == 1, out.stderr
-    last = out.stderr.strip().splitlines()[-1]
+def test_a_worker_error_stops_the_cli_with_one_line(tmp_path, run_cli, small_scan, to_toml, rng):
+    config = _focusing_inputs(tmp_path, small_scan, to_toml, rng)
+    out = run_cli("simulate", config, "--out", tmp_path / "s.zarr", "--no-progress", process=True)
+    assert out.code == 1, out.err
+    last = out.err.strip().splitlines()[-1]
     # (distributed's worker logs the failing task above it; jscan's own word is one line)
     assert last.startswith("jscan: error: the run stopped: ValueError") and "--resume" in last
     assert "more than uint32 holds" in last
-    assert out.stderr.count("more than uint32 holds") <= 3  # no retried tracebacks
+    assert out.err.count("more than uint32 holds") <= 3  # no retried tracebacks

@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_field
 
 from jscan import fraunhofer_prop, fraunhofer_prop_scaled, make_optical_wavefront
 from jscan.core.optics import field_intensity
@@ -33,8 +32,8 @@ def rel_l2(a, b):
 @pytest.mark.parametrize("ratio", [0.25, 0.37, 0.5, 0.8, 1.0, 1.37, 2.0])
 @pytest.mark.parametrize("method", ["auto", "czt", "matrix"])
 @pytest.mark.parametrize("shape", [(64, 64), (48, 40)])
-def test_scaled_matches_direct_dft(rng, ratio, method, shape):
-    field = random_field(rng, shape)
+def test_scaled_matches_direct_dft(random_field, ratio, method, shape):
+    field = random_field(shape)
     wf = make_optical_wavefront(field, LAM, DX)
     odx = float(np.float32(ratio * LAM * Z / (shape[1] * DX)))
     out = fraunhofer_prop_scaled(wf, Z, odx, method=method)
@@ -45,8 +44,8 @@ def test_scaled_matches_direct_dft(rng, ratio, method, shape):
     assert float(out.dx) == pytest.approx(odx, rel=1e-7)
 
 
-def test_natural_pixel_is_the_plain_fft(rng):
-    field = random_field(rng, (64, 64))
+def test_natural_pixel_is_the_plain_fft(random_field):
+    field = random_field((64, 64))
     wf = make_optical_wavefront(field, LAM, DX)
     out = fraunhofer_prop(wf, Z)
     assert axis_spec(64, 1.0).method == "fft"
@@ -59,8 +58,8 @@ def test_natural_pixel_is_the_plain_fft(rng):
     assert float(out.dx) == pytest.approx(LAM * Z / (64 * DX), rel=1e-6)
 
 
-def test_parseval_at_natural_pixel(rng):
-    field = random_field(rng, (96, 96))
+def test_parseval_at_natural_pixel(random_field):
+    field = random_field((96, 96))
     wf = make_optical_wavefront(field, LAM, DX)
     out = fraunhofer_prop(wf, Z)
     before = np.sum(np.abs(field.astype(np.complex128)) ** 2) * DX**2
@@ -82,8 +81,8 @@ def test_airy_first_dark_ring():
     assert profile[first_min] < 1e-3 * profile[0]
 
 
-def test_traced_pixel_size_uses_czt_inside_jit(rng):
-    field = random_field(rng, (32, 32))
+def test_traced_pixel_size_uses_czt_inside_jit(random_field):
+    field = random_field((32, 32))
     wf = make_optical_wavefront(field, LAM, DX)
     odx = 0.6 * LAM * Z / (32 * DX)
     jitted = jax.jit(lambda w, o: fraunhofer_prop_scaled(w, Z, o).field)(wf, odx)
@@ -106,7 +105,7 @@ def test_traced_pixel_size_uses_czt_inside_jit(rng):
         ({"z_move": 0.1, "output_dx": 1e-6, "method": "pad"}, "1/k"),
     ],
 )
-def test_bad_arguments(rng, kwargs, match):
-    wf = make_optical_wavefront(random_field(rng, (16, 16)), LAM, DX)
+def test_bad_arguments(random_field, kwargs, match):
+    wf = make_optical_wavefront(random_field((16, 16)), LAM, DX)
     with pytest.raises(ValueError, match=match):
         fraunhofer_prop_scaled(wf, **kwargs)

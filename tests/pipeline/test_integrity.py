@@ -1,0 +1,156 @@
+"""Damaged and half-created stores: found, refused or repaired (checksums, `jscan verify`).
+
+Real stores on disk, real LocalCluster worker processes; the damage is done to the files.
+(Creation, locks and replacement: tests/pipeline/test_store.py.)
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+import zarr
+
+from jscan.errors import StoreError
+from jscan.inputs.config import parse_config
+from jscan.pipeline import simulate_scan
+from jscan.pipeline.plan import plan_scan
+from jscan.pipeline.store import create, open_scan
+from jscan.pipeline.worker import ScanJob, run_block
+
+BLOCK = 16  # 144 positions: 9 blocks
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, client, scan_config):
+    """A finished store with Poisson noise, its config file, and its patterns."""
+    root = tmp_path_factory.mktemp("clean")
+    text = scan_config(dose=3e4, block_size=BLOCK)
+    (root / "scan.toml").write_text(text)
+    ds = simulate_scan(parse_config(text), root / "clean.zarr", client=client, progress=False)
+    return root / "clean.zarr", root / "scan.toml", ds.diffraction.values
+
+
+def shard(store, block):
+    return store / "diffraction" / "c" / str(block) / "0" / "0"
+
+
+def flip_64_bytes(path):
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    for i in range(middle, middle + 64):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "deleted": lambda p: p.unlink(),
+    "emptied": lambda p: p.write_bytes(b""),
+    "64 flipped bytes": flip_64_bytes,
+}
+
+
+@pytest.mark.parametrize("kind", list(DAMAGE))
+def test_damaged_block_is_named_and_resume_repairs_it(tmp_path, run_cli, client, clean, kind):
+    store, cfg, expected = clean
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    DAMAGE[kind](shard(copy, 5))
+    DAMAGE[kind](shard(copy, 7))
+    code, out, err = run_cli("verify", copy)
+    assert code == 1, err
+    assert err.count("\n") == 1 and "2 of 9 done blocks are damaged: 5 (" in err and "7 (" in err
+    assert "--resume --verify" in err
+    # The default check of --resume (presence and size) finds deleted and emptied shards;
+    # a shard with flipped bytes needs the full check.
+    full = kind == "64 flipped bytes"
+    if full:
+        code, _, _ = run_cli("verify", copy, "--quick")
+        assert code == 0  # the quick check reads no data: it cannot see flipped bytes
+    ds = simulate_scan(
+        parse_config(cfg.read_text()),
+        copy,
+        client=client,
+        resume=True,
+        verify=full,
+        progress=False,
+    )
+    assert ds.attrs["run_history"][-2]["repaired_blocks"] == [5, 7]
+    assert ds.attrs["run_history"][-1]["blocks"] == 2
+    assert np.array_equal(ds.diffraction.values, expected)
+    code, out, _ = run_cli("verify", copy)
+    assert code == 0 and "9/9 blocks done, all sound" in out
+
+
+def test_flipped_byte_raises_when_read(tmp_path, clean):
+    store, _, _ = clean
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    flip_64_bytes(shard(copy, 2))
+    ds = open_scan(copy)
+    with pytest.raises(ValueError, match="checksum"):
+        ds.diffraction.isel(position=slice(2 * BLOCK, 3 * BLOCK)).load()
+
+
+def test_missing_array_is_one_line_exit_2_everywhere(tmp_path, run_cli, client, clean):
+    store, cfg, expected = clean
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    shutil.rmtree(copy / "diffraction")
+    for argv in (
+        ["verify", copy],
+        ["info", copy],
+        ["preview", copy, "--out", tmp_path / "p.png"],
+        ["simulate", cfg, "--out", copy, "--resume"],
+    ):
+        code, _, err = run_cli(*argv)
+        assert code == 2, (argv, err)
+        assert err.startswith("jscan: error:") and err.count("\n") == 1, err
+        assert "diffraction array is missing" in err and "--overwrite" in err
+    assert not (tmp_path / "p.png").exists()
+    with pytest.raises(StoreError, match="diffraction array is missing"):
+        open_scan(copy)
+    ds = simulate_scan(
+        parse_config(cfg.read_text()), copy, client=client, overwrite=True, progress=False
+    )
+    assert np.array_equal(ds.diffraction.values, expected)
+
+
+def test_unreadable_root_metadata_is_one_line(tmp_path, run_cli, clean):
+    store, _, _ = clean
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    (copy / "zarr.json").write_text("{ not json")
+    code, _, err = run_cli("info", copy)
+    assert code == 2 and err.count("\n") == 1 and "--overwrite" in err, err
+
+
+def test_a_block_of_zeros_is_stored_and_sound(tmp_path, run_cli, small_scan, to_toml):
+    np.save(tmp_path / "dark.npy", np.zeros((160, 160), np.complex64))  # blocks all light
+    cfg = small_scan(block_size=72)
+    cfg["sample"] = {"kind": "file", "path": str(tmp_path / "dark.npy"), "dx": 1.0e-6}
+    text = to_toml(cfg)
+    cfg = parse_config(text)
+    plan = plan_scan(cfg)
+    store = str(tmp_path / "s.zarr")
+    job = ScanJob(
+        cfg, store, plan.region_shape, plan.sample_shape, store_id=create(store, cfg, plan, 1e-3)
+    )
+    # in this process, as a worker would
+    run_block(job, 0, plan.block_origins(0), 0, 72, plan.block_shifts(0))
+    assert shard(tmp_path / "s.zarr", 0).stat().st_size > 0  # zeros are written, not skipped
+    code, out, err = run_cli("verify", store)
+    assert code == 0 and "1/2 blocks done, all sound" in out, err
+
+
+def test_incomplete_store_and_stray_verify_flag_are_refused(tmp_path, run_cli, scan_config):
+    (tmp_path / "scan.toml").write_text(scan_config(block_size=72))
+    cfg = parse_config(scan_config(block_size=72))
+    store = str(tmp_path / "s.zarr")
+    create(store, cfg, plan_scan(cfg), 1e-3)
+    # What an object store (no rename) holds when its creation stopped: `complete` unset.
+    zarr.open_group(store, mode="r+").attrs["complete"] = False
+    for argv in (["info", store], ["verify", store]):
+        code, _, err = run_cli(*argv)
+        assert code == 2 and "never completely created" in err and "--overwrite" in err, err
+    code, _, err = run_cli("simulate", tmp_path / "scan.toml", "--out", store, "--verify")
+    assert code == 2 and "--verify" in err and "--resume" in err, err
