@@ -12,7 +12,7 @@ from jscan.inputs import farfield
 from jscan.inputs.config import parse_config
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.store import create, open_scan
-from jscan.pipeline.worker import ScanJob, run_block
+from jscan.pipeline.worker import BlockRunner, ScanJob
 
 
 def partial_store(tmp_path, blocks, dose=0.0):
@@ -30,9 +30,10 @@ def partial_store(tmp_path, blocks, dose=0.0):
         bright_field_radius=radius,
         store_id=store_id,
     )
+    runner = BlockRunner(job)
     for b in blocks:
         start, stop = plan.block_range(b)
-        run_block(job, b, plan.block_origins(b), start, stop - start, plan.block_shifts(b))
+        runner.run(b, plan.block_origins(b), start, stop - start, plan.block_shifts(b))
     return store
 
 

@@ -17,9 +17,9 @@ from jscan.errors import StoreError
 from jscan.inputs.config import load_config, parse_config
 from jscan.pipeline import simulate_scan
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.run import prepare
+from jscan.pipeline.prepare import prepare
 from jscan.pipeline.store import LOCK_NAME, RunLock, create, open_scan
-from jscan.pipeline.worker import ScanJob, run_block
+from jscan.pipeline.worker import BlockRunner, ScanJob, ScanWorker
 
 BLOCK = 16  # 144 positions: 9 blocks
 
@@ -144,11 +144,9 @@ def test_store_id_of_another_store_is_refused_by_the_worker(tmp_path, client, sc
     store = str(tmp_path / "s.zarr")
     real_id = create(store, cfg, plan, 1e-3)
     job = ScanJob(cfg, store, plan.region_shape, plan.sample_shape, store_id="0" * 32)
-    fut = client.submit(
-        run_block, job, 0, plan.block_origins(0), 0, BLOCK, plan.block_shifts(0), pure=False
-    )
-    with pytest.raises(StoreError) as err:
-        fut.result()
+    # Every worker checks the store as it sets up the run's state: the run stops there.
+    with pytest.raises(StoreError) as err, ScanWorker(job).registered(client):
+        pass
     message = str(err.value)
     assert "sees another store" in message and real_id in message and "\n" not in message
     assert not zarr.open_array(store, path="block_done")[:].any()
@@ -286,7 +284,7 @@ def test_a_block_of_zeros_is_stored_and_sound(tmp_path, capsys, scan_config):
         cfg, store, plan.region_shape, plan.sample_shape, store_id=create(store, cfg, plan, 1e-3)
     )
     # in this process, as a worker would
-    run_block(job, 0, plan.block_origins(0), 0, 72, plan.block_shifts(0))
+    BlockRunner(job).run(0, plan.block_origins(0), 0, 72, plan.block_shifts(0))
     assert shard(tmp_path / "s.zarr", 0).stat().st_size > 0  # zeros are written, not skipped
     code, out, err = cli(capsys, "verify", store)
     assert code == 0 and "1/2 blocks done, all sound" in out, err
