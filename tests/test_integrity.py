@@ -16,9 +16,10 @@ from jscan.cli import main
 from jscan.errors import StoreError
 from jscan.inputs.config import load_config, parse_config
 from jscan.pipeline import simulate_scan
+from jscan.pipeline.lock import LOCK_NAME, RunLock
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.prepare import prepare
-from jscan.pipeline.store import LOCK_NAME, RunLock, create, open_scan
+from jscan.pipeline.store import create, open_scan
 from jscan.pipeline.worker import BlockRunner, ScanJob, ScanWorker
 
 BLOCK = 16  # 144 positions: 9 blocks
@@ -167,7 +168,7 @@ def test_crash_between_build_and_rename_leaves_no_store(tmp_path, capsys, client
         "import os, signal\n"
         "from jscan.inputs.config import load_config\n"
         "from jscan.pipeline.plan import plan_scan\n"
-        "from jscan.pipeline.store import RunLock, create\n"
+        "from jscan.pipeline.lock import RunLock\nfrom jscan.pipeline.store import create\n"
         "os.rename = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
         f"cfg = load_config({str(tmp_path / 'scan.toml')!r})\n"
         f"create({str(store)!r}, cfg, plan_scan(cfg), 1e-3, lock=RunLock(None))\n"

@@ -240,7 +240,7 @@ def test_killed_run_resumes_bit_identical(tmp_path):
 
 
 def test_second_run_on_a_busy_store_is_refused(tmp_path):
-    from jscan.pipeline.store import RunLock
+    from jscan.pipeline.lock import RunLock
 
     cfg = tmp_path / "scan.toml"
     cfg.write_text(small_config(block_size=50))

@@ -17,7 +17,7 @@ import numpy as np
 from jscan.inputs.samples import open_npy, open_zarr
 
 if TYPE_CHECKING:
-    from jscan.inputs.config import SampleConfig
+    from jscan.inputs.config import Config, SampleConfig
 
 READ_BYTES = 1 << 20  # one read of a streamed file
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -126,3 +126,21 @@ def _bad_value(key: str, where: str, value, row, col) -> ValueError:
         f"{key}: {where} holds {what} at row {int(row)}, col {int(col)}; save a finite "
         "transmission within float32's range (|value| < 3.4e38, typically |value| <= 1)"
     )
+
+
+def inputs_hash(config: Config, sample: SampleDigest | None = None) -> str:
+    """A fingerprint of the data files a config reads (the config hash covers only their
+    paths): resuming with a changed probe, positions or sample file would mix two inputs.
+
+    Every file is hashed in full: the probe and positions files and a .npy sample byte for
+    byte, a Zarr sample by its metadata and every chunk's values (`jscan.inputs.digest`).
+    sample: the sample's `SampleDigest` when the caller has streamed it already (the same
+    pass checks its values); None streams it here.
+    """
+    h = hashlib.sha256()
+    for path in (config.probe.path, config.scan.path):
+        if path is not None:
+            h.update(file_sha256(path))
+    if config.sample.kind != "phantom":
+        h.update((sample or sample_digest(config.sample)).digest)
+    return h.hexdigest()

@@ -5,6 +5,7 @@ import os
 
 from jscan.errors import StoreError, UsageError
 from jscan.inputs.config import Config, load_config, with_overrides
+from jscan.inputs.digest import inputs_hash
 from jscan.inputs.farfield import bright_field_radius
 from jscan.pipeline import checks
 from jscan.pipeline import store as zstore
@@ -36,7 +37,7 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
     if "://" not in store:
         store = os.path.abspath(store)
     sample = checks.check_inputs(config)  # one streamed pass: values checked, fingerprint
-    inputs = zstore.inputs_hash(config, sample)
+    inputs = inputs_hash(config, sample)
     if zstore.exists(store) and overwrite:
         zstore.check_replaceable(store)
     elif zstore.exists(store):

@@ -16,6 +16,7 @@ from jscan.pipeline import checks
 from jscan.pipeline import store as zstore
 from jscan.pipeline.cluster import connect
 from jscan.pipeline.livepage import LivePage
+from jscan.pipeline.lock import RunLock
 from jscan.pipeline.plan import ScanPlan
 from jscan.pipeline.prepare import compile_cache, open_store, prepare
 from jscan.pipeline.progress import Progress
@@ -58,7 +59,7 @@ def simulate_scan(
     # The cluster first: a scheduler that cannot be reached leaves nothing on disk.
     with connect(client, n_workers, scheduler_file, threads_per_worker) as c:
         checks.check_block_memory(c, config, plan)
-        with zstore.RunLock(store, hold=False) as lock:
+        with RunLock(store, hold=False) as lock:
             job, repaired = open_store(
                 config, plan, store, inputs, lock, resume, overwrite, verify, cache, out
             )

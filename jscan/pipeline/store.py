@@ -21,16 +21,10 @@ into place, so a crash while creating it leaves no half store at its path.
 """
 
 import datetime
-import errno
-import fcntl
-import glob
-import hashlib
 import json
 import os
 import shutil
 import socket
-import stat
-import time
 import uuid
 import warnings
 import zlib
@@ -43,10 +37,10 @@ from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
 from jscan.errors import StoreError
 from jscan.inputs.config import Config
-from jscan.inputs.digest import SampleDigest, file_sha256, sample_digest
+from jscan.inputs.digest import inputs_hash
+from jscan.pipeline.lock import LOCK_NAME, RunLock, clean_stale, is_local, publish, sibling
 
 FORMAT = "jscan-scan/2"  # 2: block checksums, CRC32C chunks, store_id, atomic creation
-LOCK_NAME = ".jscan-run.lock"
 ARRAYS = ("diffraction", "block_done", "block_checksum", "x", "y", "det_y", "det_x")
 _INNER_CHUNK_BYTES = 4 << 20  # inner chunks near 4 MiB: cheap partial reads, few objects
 
@@ -71,13 +65,9 @@ def location(store) -> str:
     return str(store).removeprefix("file://")
 
 
-def _is_local(store: str) -> bool:
-    return "://" not in str(store)
-
-
 def exists(store: str) -> bool:
     """True when something (a Zarr group or any file) is already at ``store``."""
-    if _is_local(store):
+    if is_local(store):
         return os.path.exists(store)
     try:
         zarr.open_group(store, mode="r")
@@ -98,24 +88,6 @@ OPTICS_KEYS = (
     "dose_photons",
     "noise_seed",
 )
-
-
-def inputs_hash(config: Config, sample: SampleDigest | None = None) -> str:
-    """A fingerprint of the data files a config reads (the config hash covers only their
-    paths): resuming with a changed probe, positions or sample file would mix two inputs.
-
-    Every file is hashed in full: the probe and positions files and a .npy sample byte for
-    byte, a Zarr sample by its metadata and every chunk's values (`jscan.inputs.digest`).
-    sample: the sample's `SampleDigest` when the caller has streamed it already (the same
-    pass checks its values); None streams it here.
-    """
-    h = hashlib.sha256()
-    for path in (config.probe.path, config.scan.path):
-        if path is not None:
-            h.update(file_sha256(path))
-    if config.sample.kind != "phantom":
-        h.update((sample or sample_digest(config.sample)).digest)
-    return h.hexdigest()
 
 
 def optics_attrs(config: Config) -> dict:
@@ -141,7 +113,7 @@ def create(
     plan,
     bright_field_radius: float,
     inputs=None,
-    lock: "RunLock | None" = None,
+    lock: RunLock | None = None,
     replace: bool = False,
 ) -> str:
     """Write the layout, coordinates and attributes (no patterns) of a new store, whole or
@@ -221,18 +193,18 @@ def create(
         "block_checksum": {"chunks": (1,)},
     }
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
-    if not _is_local(store):  # no rename on object stores: `complete` is written last
+    if not is_local(store):  # no rename on object stores: `complete` is written last
         _write_layout(store, ds, encoding, mode="w" if replace else "w-")
         return attrs["store_id"]
-    _clean_stale(store)
-    tmp = _sibling(store, "creating")
+    clean_stale(store)
+    tmp = sibling(store, "creating")
     os.makedirs(os.path.dirname(tmp), exist_ok=True)
     os.mkdir(tmp)
     try:
         if lock is not None:
             lock.take(tmp)
         _write_layout(tmp, ds, encoding, mode="a")
-        _publish(tmp, store, replace)
+        publish(tmp, store, replace)
     except BaseException:
         if lock is not None:
             lock.release(tmp)
@@ -253,60 +225,6 @@ def _write_layout(store: str, ds: xr.Dataset, encoding: dict, mode: str) -> None
         )
     zarr.open_group(store, mode="r+").attrs["complete"] = True
     _consolidate(store)
-
-
-def _sibling(store: str, kind: str) -> str:
-    """A hidden folder beside ``store`` (``.NAME.<kind>-<uuid>``) for building or discarding."""
-    parent, name = os.path.split(os.path.abspath(store))
-    return os.path.join(parent, f".{name}.{kind}-{uuid.uuid4().hex}")
-
-
-def _clean_stale(store: str) -> None:
-    """Remove the temporary folders that crashed runs left beside ``store``.
-
-    A folder whose lock is still held belongs to a live run and is kept; one without a lock
-    file is kept for a minute (its run may be about to take the lock).
-    """
-    parent, name = os.path.split(os.path.abspath(store))
-    for kind in ("creating", "replaced"):
-        for path in glob.glob(os.path.join(glob.escape(parent), f".{glob.escape(name)}.{kind}-*")):
-            lock = os.path.join(path, LOCK_NAME)
-            if not os.path.lexists(lock):
-                if time.time() - os.lstat(path).st_mtime > 60:
-                    shutil.rmtree(path, ignore_errors=True)
-                continue
-            try:
-                fd = _open_lock(lock)
-            except StoreError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # a live run's folder
-            finally:
-                os.close(fd)
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _publish(tmp: str, store: str, replace: bool) -> None:
-    """Rename a finished layout to ``store``; with replace, swap out what is there."""
-    if replace and os.path.lexists(store):
-        old = _sibling(store, "replaced")
-        os.rename(store, old)
-        os.rename(tmp, store)
-        shutil.rmtree(old, ignore_errors=True)
-        return
-    try:
-        os.rename(tmp, store)  # atomic; refuses a folder that is not empty
-    except OSError as err:
-        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
-            raise
-        with RunLock(store):  # another run made it meanwhile: name it if it is still running
-            pass
-        raise StoreError(
-            f"{store} was created meanwhile by another run; pass --resume to finish it or "
-            "--overwrite to replace it"
-        ) from None
 
 
 def _consolidate(store):
@@ -398,7 +316,7 @@ def check_replaceable(store: str) -> None:
     store = location(store)
     if not exists(store):
         return
-    if _is_local(store) and os.path.isdir(store) and not os.path.islink(store):
+    if is_local(store) and os.path.isdir(store) and not os.path.islink(store):
         if not [e for e in os.listdir(store) if e != LOCK_NAME]:
             return
     try:
@@ -473,81 +391,3 @@ def open_scan(store: str) -> xr.Dataset:
     return ds.assign_coords(
         done=("position", done, {"long_name": "position's block simulated (when opened)"})
     )
-
-
-def _open_lock(path: str) -> int:
-    """Open (or create, mode 0600) a lock file without following a symbolic link."""
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise StoreError(
-                f"{path} is a symbolic link; jscan does not follow it (it could point at "
-                f"another file); remove the link: rm {path}"
-            ) from None
-        raise StoreError(
-            f"cannot open the run lock {path} ({err.strerror}); check the path"
-        ) from None
-
-
-class RunLock:
-    """An exclusive lock on a local store, so two runs cannot write one store at once.
-
-    The lock is ``flock`` on ``STORE/.jscan-run.lock``: the operating system releases it when
-    the process ends, however it ends, so a crashed or killed run never leaves it behind.
-    The file is opened with O_NOFOLLOW (a planted symbolic link is refused, nothing is
-    truncated) and created with mode 0600. Stores behind URLs (object stores) are not locked.
-    """
-
-    def __init__(self, store: str | None, hold: bool = True):
-        self.path = None
-        self.fds: dict[str, int] = {}  # folder -> descriptor of its lock file
-        self.store = store if store is not None and _is_local(store) else None
-        self.hold = hold
-        if self.store is not None:
-            self.path = os.path.join(self.store, LOCK_NAME)
-
-    def __enter__(self):
-        if self.hold and self.store is not None:
-            self.take(self.store)
-        return self
-
-    def take(self, folder: str) -> None:
-        """Lock ``folder``'s lock file and write this process's pid in it, or StoreError
-        naming the run that holds it."""
-        path = os.path.join(folder, LOCK_NAME)
-        fd = _open_lock(path)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(fd, 200, 0).decode(errors="replace").strip() or "owner unknown"
-            os.close(fd)
-            raise StoreError(
-                f"another jscan run is writing this store ({owner}); wait for it to finish"
-            ) from None
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:  # a hard link to another file
-            os.close(fd)
-            raise StoreError(
-                f"{path} is not a plain file of its own (it has {st.st_nlink} names or is "
-                f"special); jscan will not write to it: remove it (rm {path})"
-            )
-        os.fchmod(fd, 0o600)  # also a lock file made by an older jscan
-        os.ftruncate(fd, 0)  # only once the lock is ours
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
-        self.fds[folder] = fd
-
-    def moved(self, old: str, new: str) -> None:
-        """The locked folder ``old`` was renamed to ``new`` (the lock goes with the file)."""
-        self.fds[new] = self.fds.pop(old)
-        self.path = os.path.join(new, LOCK_NAME)
-
-    def release(self, folder: str | None = None) -> None:
-        for key in [folder] if folder is not None else list(self.fds):
-            fd = self.fds.pop(key, None)
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
-
-    def __exit__(self, *exc):
-        self.release()
