@@ -16,7 +16,7 @@ from numcodecs import Blosc
 from jscan.inputs.config import DEMO_CONFIG, parse_config
 from jscan.inputs.samples import make_probe
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.worker import ScanJob, noise_factor, photon_counts, simulate_block
+from jscan.pipeline.worker import BlockRunner, ScanJob, noise_factor, photon_counts
 
 CODECS = {
     "lz4 + shuffle": Blosc("lz4", 5, Blosc.SHUFFLE),
@@ -33,7 +33,7 @@ def patterns(size):
     cfg = parse_config(text)
     plan = plan_scan(cfg)
     job = ScanJob(cfg, "unused", plan.region_shape, plan.sample_shape)
-    intensity = np.asarray(simulate_block(job, plan.block_origins(0)))[:64]
+    intensity = np.asarray(BlockRunner(job).simulate(plan.block_origins(0)))[:64]
     factor = noise_factor(cfg, make_probe(cfg.probe))
     counts = photon_counts(intensity, np.arange(64), 0, factor)
     return {"float32 intensity": intensity, "uint32 counts (dose 1e5)": counts}, factor

@@ -36,7 +36,7 @@ from jscan.inputs.farfield import bright_field_radius
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline import store as zstore
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.worker import ScanJob, run_block, simulate_block
+from jscan.pipeline.worker import BlockRunner, ScanJob
 
 
 def bench_config(n_positions, size=64, dose=0.0, block=1024):
@@ -106,7 +106,7 @@ def copies(cfg, repeats=5):
     and the other paths of benchmarks/transfer.py (best of `repeats`, fresh buffers)."""
     plan = plan_scan(cfg)
     job = ScanJob(cfg, "", plan.region_shape, plan.sample_shape)
-    x = simulate_block(job, plan.block_origins(0)).block_until_ready()
+    x = BlockRunner(job).simulate(plan.block_origins(0)).block_until_ready()
     rates = {label: best for label, (best, _) in transfer.d2h_rates(x, repeats).items()}
     return rates, to_host(x)
 
@@ -133,21 +133,22 @@ def raw_write(cfg, block_data, workers, tmp):
 
 
 def block_stages(cfg, tmp, blocks=4):
-    """(h) seconds per block of the workers' run_block, in-process on a real store: simulate
+    """(h) seconds per block of the workers' BlockRunner.run, in-process on a real store: simulate
     and copy, write, and the rest (bright-field sums and the preview for the live page)."""
     plan = plan_scan(cfg)
     path = os.path.join(tmp, "stages.zarr")
     radius = bright_field_radius(cfg)
-    zstore.create(path, cfg, plan, radius)
-    job = ScanJob(cfg, path, plan.region_shape, plan.sample_shape, bright_field_radius=radius)
+    store_id = zstore.create(path, cfg, plan, radius)
+    shapes = plan.region_shape, plan.sample_shape
+    runner = BlockRunner(ScanJob(cfg, path, *shapes, bright_field_radius=radius, store_id=store_id))
     sums, n = np.zeros(3), 0
     for b in range(min(blocks + 1, plan.n_blocks)):  # block 0 compiles and opens the arrays
         start, stop = plan.block_range(b)
         t0 = time.perf_counter()
-        r = run_block(job, b, plan.block_origins(b), start, stop - start)
+        r = runner.run(b, plan.block_origins(b), start, stop - start)
         wall = time.perf_counter() - t0
         if b:
-            sums += (r["compute_s"], r["write_s"], wall - r["compute_s"] - r["write_s"])
+            sums += (r.compute_s, r.write_s, wall - r.seconds)
             n += 1
     shutil.rmtree(path)
     return sums / max(n, 1)
@@ -279,7 +280,7 @@ def main():
         compute, write, rest = block_stages(cfg, tmp)
         rows.append(
             (
-                "(h) run_block in-process, 1 thread, per block",
+                "(h) BlockRunner.run in-process, 1 thread, per block",
                 a.block_size / (compute + write + rest),
                 a.block_size * pattern_bytes / (compute + write + rest) / 1e9,
                 f"simulate+copy {compute:.3f} s, write {write:.3f} s, "

@@ -29,7 +29,7 @@ import numpy as np
 from jscan.core.sharding import to_host
 from jscan.inputs.samples import make_probe
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.worker import ScanJob, noise_factor, photon_counts, simulate_block
+from jscan.pipeline.worker import BlockRunner, ScanJob, noise_factor, photon_counts
 
 
 def _timed(fn):
@@ -156,9 +156,9 @@ def block_memory(cfg, blocks=3) -> dict:
     """Peak device bytes of simulating and copying `blocks` blocks, and one block's
     working set. Call first in a process: the peak covers everything run before."""
     plan = plan_scan(cfg)
-    job = ScanJob(cfg, "", plan.region_shape, plan.sample_shape)
+    runner = BlockRunner(ScanJob(cfg, "", plan.region_shape, plan.sample_shape))
     for b in range(min(blocks, plan.n_blocks)):
-        to_host(simulate_block(job, plan.block_origins(b)))
+        to_host(runner.simulate(plan.block_origins(b)))
     h, w = plan.window
     rows, cols = plan.region_shape
     working = plan.block_size * h * w * (8 + 4) + rows * cols * 8
@@ -184,13 +184,13 @@ def block_memory(cfg, blocks=3) -> dict:
 def poisson(cfg, repeats=3) -> dict:
     """Seconds per block: forward model, host photon_counts (1 thread, all cores), device."""
     plan = plan_scan(cfg)
-    job = ScanJob(cfg, "", plan.region_shape, plan.sample_shape)
+    runner = BlockRunner(ScanJob(cfg, "", plan.region_shape, plan.sample_shape))
     origins = plan.block_origins(0)
-    simulate_block(job, origins).block_until_ready()
+    runner.simulate(origins).block_until_ready()
     t_fwd = min(
-        _timed(lambda: simulate_block(job, origins).block_until_ready()) for _ in range(repeats)
+        _timed(lambda: runner.simulate(origins).block_until_ready()) for _ in range(repeats)
     )
-    x = simulate_block(job, origins)
+    x = runner.simulate(origins)
     host = to_host(x)
     b = host.shape[0]
     factor = noise_factor(cfg, make_probe(cfg.probe))
@@ -220,7 +220,7 @@ def poisson(cfg, repeats=3) -> dict:
     t_dev = min(_timed(on_device) for _ in range(repeats))
     return {
         "patterns per block": b,
-        "forward model, simulate_block (device)": t_fwd,
+        "forward model, BlockRunner.simulate (device)": t_fwd,
         "host photon_counts, 1 thread": t_one,
         f"host photon_counts, {workers} threads": t_all,
         "device jax.random.poisson + to_host": t_dev,
@@ -269,12 +269,11 @@ def main():
             print(f"    {k} {mem[k] / 2**20:,.0f} MiB")
     if "nvidia_smi_this_process" in mem:
         print(f"    nvidia-smi, this process (pid, used): {mem['nvidia_smi_this_process']}")
-    job, origins = ScanJob(cfg, "", *_shapes(cfg)), plan_scan(cfg).block_origins(0)
-    x = simulate_block(job, origins).block_until_ready()
-    t = min(
-        _timed(lambda: simulate_block(job, origins).block_until_ready()) for _ in range(a.repeats)
-    )
-    print(f"    simulate_block {t * 1e3:.1f} ms per block, {a.block_size / t:,.0f} patterns/s")
+    runner = BlockRunner(ScanJob(cfg, "", *_shapes(cfg)))
+    origins = plan_scan(cfg).block_origins(0)
+    x = runner.simulate(origins).block_until_ready()
+    t = min(_timed(lambda: runner.simulate(origins).block_until_ready()) for _ in range(a.repeats))
+    print(f"    BlockRunner.simulate {t * 1e3:.1f} ms per block, {a.block_size / t:,.0f} pos/s")
     if a.chunk or a.memory_only:
         return
     nbytes = x.size * x.dtype.itemsize

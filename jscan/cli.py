@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 
-from jscan.errors import ClusterError, ConfigError, StoreError
+from jscan.errors import ClusterError, JscanError, StoreError, UsageError
 from jscan.inputs.config import DEMO_CONFIG, parse_config
 
 DEMO_OUT = "jscan-demo.zarr"
@@ -160,7 +160,7 @@ def _check_cluster_flags(args) -> None:
     if path is None:
         return
     if not os.path.exists(path):
-        raise StoreError(f"--scheduler-file {path} does not exist; check the path")
+        raise ClusterError(f"--scheduler-file {path} does not exist; check the path")
     try:
         with open(path, encoding="utf-8") as handle:
             address = json.load(handle)["address"]
@@ -182,7 +182,7 @@ def _simulate(config, out, args, resume=False, overwrite=False):
 
     _check_cluster_flags(args)
     if args.verify and not resume:
-        raise StoreError("--verify checks a store before resuming it; pass it with --resume")
+        raise UsageError("--verify checks a store before resuming it; pass it with --resume")
     ds = simulate_scan(
         config,
         out,
@@ -232,7 +232,7 @@ def _preview(args):
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise StoreError("jscan preview needs matplotlib: pip install 'jscan[plot]'") from None
+        raise UsageError("jscan preview needs matplotlib: pip install 'jscan[plot]'") from None
     from jscan.pipeline import store
     from jscan.preview import preview
 
@@ -317,7 +317,7 @@ def main(argv=None):
             return verify(args.store, quick=args.quick)
         else:
             info(args.store)
-    except (ConfigError, StoreError, ClusterError) as err:
+    except JscanError as err:  # ConfigError, StoreError, ClusterError, UsageError
         print(f"jscan: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

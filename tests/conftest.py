@@ -196,7 +196,7 @@ def partial_store(tmp_path):
     from jscan.inputs.config import parse_config
     from jscan.pipeline.plan import plan_scan
     from jscan.pipeline.store import create
-    from jscan.pipeline.worker import ScanJob, run_block
+    from jscan.pipeline.worker import BlockRunner, ScanJob
 
     def make(blocks, dose=0.0):
         cfg = parse_config(_to_toml(_small_scan(dose=dose, block_size=16)))
@@ -212,9 +212,10 @@ def partial_store(tmp_path):
             bright_field_radius=radius,
             store_id=store_id,
         )
+        runner = BlockRunner(job)  # in this process, as a worker would
         for b in blocks:
             start, stop = plan.block_range(b)
-            run_block(job, b, plan.block_origins(b), start, stop - start, plan.block_shifts(b))
+            runner.run(b, plan.block_origins(b), start, stop - start, plan.block_shifts(b))
         return store
 
     return make

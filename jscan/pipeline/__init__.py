@@ -1,6 +1,22 @@
-"""The scan pipeline: Dask blocks -> jitted sharded JAX on each worker -> Zarr by region."""
+"""The scan pipeline: Dask blocks -> jitted sharded JAX on each worker -> Zarr by region.
 
-from jscan.pipeline.run import simulate_scan
-from jscan.pipeline.store import open_scan
+`simulate_scan` and `open_scan` are imported on first use (PEP 562): a worker process that
+imports `jscan.pipeline.worker` must not pull in the client side (the run loop, the live
+page and its web server).
+"""
+
+_ENTRY = {
+    "simulate_scan": "jscan.pipeline.run",
+    "open_scan": "jscan.pipeline.store",
+}
+
+
+def __getattr__(name):
+    if name in _ENTRY:
+        import importlib
+
+        return getattr(importlib.import_module(_ENTRY[name]), name)
+    raise AttributeError(f"module 'jscan.pipeline' has no attribute {name!r}")
+
 
 __all__ = ["open_scan", "simulate_scan"]

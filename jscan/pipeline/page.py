@@ -1,8 +1,9 @@
-"""A live scan page on the Dask dashboard: ``<dashboard>/jscan-scan``.
+"""A live scan page on the Dask dashboard: ``<dashboard>/jscan-scan`` (scheduler side).
 
-`ScanPage` is a scheduler plugin. The client registers it at the start of a run (embedded
-or remote scheduler alike; it is pickled by value, so the scheduler needs no jscan) and
-then forwards each block's receipt as a ``jscan-scan`` event. The plugin keeps a small
+`ScanPage` is a scheduler plugin. The client (`jscan.pipeline.livepage.LivePage`) registers
+it at the start of a run (embedded or remote scheduler alike; it is pickled by value, so
+the scheduler needs no jscan, and this module imports nothing from jscan) and then forwards
+each block's receipt as a ``jscan-scan`` event. The plugin keeps a small
 state (counts, rates, a binned virtual bright-field image, the latest pattern) and serves
 an HTML page that polls ``jscan-scan/data.json`` every second. It is listed in the
 dashboard's "More..." menu.
@@ -21,39 +22,6 @@ from tornado import web
 TOPIC = "jscan-scan"
 ROUTE = "jscan-scan"
 MAX_GRID = 256  # bright-field image cells per side; scans with more positions are binned
-
-
-def bright_field_grid(positions, raster):
-    """(cells, shape): each position's flat cell in a grid of at most MAX_GRID per side.
-
-    positions: (n, 2) x, y [m]; raster: (scan_row, scan_col) or None.
-    """
-    if raster is not None:
-        rows, cols = int(raster[0].max()) + 1, int(raster[1].max()) + 1
-        gh, gw = min(rows, MAX_GRID), min(cols, MAX_GRID)
-        r, c = raster[0] * gh // rows, raster[1] * gw // cols
-    else:
-        lo, hi = positions.min(axis=0), positions.max(axis=0)
-        span = np.maximum(hi - lo, 1e-300)
-        side = int(min(MAX_GRID, max(8, math.sqrt(len(positions)))))
-        gw = max(1, round(side * span[0] / span.max()))
-        gh = max(1, round(side * span[1] / span.max()))
-        c = np.minimum(((positions[:, 0] - lo[0]) / span[0] * gw).astype(int), gw - 1)
-        r = np.minimum(((positions[:, 1] - lo[1]) / span[1] * gh).astype(int), gh - 1)
-    return (r * gw + c).astype(np.int64), (int(gh), int(gw))
-
-
-def preview_pattern(image, side=64):
-    """A pattern binned by sums to at most side x side pixels: {"shape", "data"}.
-
-    The edges are padded with zeros to whole bins, so every pixel counts.
-    """
-    h, w = image.shape
-    fy, fx = -(-h // side), -(-w // side)
-    padded = np.zeros((-(-h // fy) * fy, -(-w // fx) * fx), np.float64)
-    padded[:h, :w] = image
-    binned = padded.reshape(padded.shape[0] // fy, fy, padded.shape[1] // fx, fx).sum((1, 3))
-    return {"shape": list(binned.shape), "data": binned.ravel().tolist()}
 
 
 class ScanPage(SchedulerPlugin):

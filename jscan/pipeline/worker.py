@@ -1,6 +1,17 @@
-"""Worker side: one block of positions -> patterns in the store, compiled once per process."""
+"""Worker side: one block of positions -> patterns in the store.
 
-import os
+`BlockRunner` holds one scan's worker-side state (the compiled microscope's constants on
+the devices, the photon factor, the bright-field mask, the opened store) and runs blocks
+with it; it can be built in any process. `ScanWorker` is the `distributed.WorkerPlugin`
+that owns a runner on each worker process for one run: the client registers it at the
+start of the run (`ScanWorker.registered`), every worker builds its runner once in
+``setup``, new workers (a restarted one too) get it when they join, and ``teardown``
+frees it when the run unregisters it. The block task, `block_task`, finds its runner
+through ``get_worker().plugins``.
+"""
+
+import asyncio
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -8,29 +19,31 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 import zarr
+from distributed import WorkerPlugin, get_worker
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jscan.core.kernel import microscope_plan
 from jscan.core.sharding import data_mesh, run_sharded, to_host
 from jscan.core.types import make_optical_wavefront
+from jscan.errors import ClusterError
 from jscan.inputs.config import Config
 from jscan.inputs.farfield import camera_radius
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline.cachedir import private_dir
-from jscan.pipeline.page import preview_pattern
+from jscan.pipeline.receipt import BlockReceipt, masked_sums, preview_pattern
 from jscan.pipeline.store import block_crc, check_id
 
 
 @dataclass(frozen=True)
 class ScanJob:
-    """What every block task carries: small (config text and a few numbers)."""
+    """What a scan's worker state is built from: small (config text and a few numbers)."""
 
     config: Config
     store: str
     region_shape: tuple[int, int]  # sample pixels read per block
     sample_shape: tuple[int, int]
-    inputs_hash: str = ""  # fingerprint of the probe/positions/sample files (store.inputs_hash)
+    inputs_hash: str = ""  # fingerprint of the probe/positions/sample files (inputs_hash)
     bright_field_radius: float = 0.0  # m on the camera: the live page's virtual detector
     compilation_cache: str | None = None  # JAX's persistent compilation cache (private dir)
     store_id: str = ""  # the store's UUID (attribute store_id): checked before the first write
@@ -67,37 +80,40 @@ def noise_factor(config: Config, probe) -> float:
     return config.detector.dose * config.optics.camera_pixel_size**2 / energy
 
 
-def masked_sums(patterns, mask) -> np.ndarray:
-    """Sums (n,) float64 of patterns (n, H, W) over the pixels where ``mask`` (H, W) is true.
+def region_origin(origins, region_shape, sample_shape):
+    """Top-left of the fixed-size region that holds all windows of a block, inside the sample."""
+    low = origins.min(axis=0)
+    return np.minimum(low, np.asarray(sample_shape) - np.asarray(region_shape))
 
-    Row by row over the mask's runs of pixels, accumulating in float64 without a float64
-    copy of the block (a tensordot with a float64 mask makes one: half a block's bytes
-    again, and most of the time on a GPU worker).
+
+def use_compilation_cache(path: str) -> None:
+    """Point this process's JAX at a persistent compilation cache in the private ``path``.
+
+    Every compiled executable is cached (no minimum compile time), so a new worker loads the
+    microscope from disk. Raises UsageError when the folder is not private to this user.
     """
-    out = np.zeros(len(patterns))
-    for r in np.flatnonzero(mask.any(axis=1)):
-        cols = np.flatnonzero(mask[r])
-        if cols[-1] - cols[0] + 1 == cols.size:  # one run, as in a disk: a view, no copy
-            out += patterns[:, r, cols[0] : cols[-1] + 1].sum(axis=1, dtype=np.float64)
-        else:
-            out += patterns[:, r, cols].sum(axis=1, dtype=np.float64)
-    return out
+    jax.config.update("jax_compilation_cache_dir", private_dir(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
-class _WorkerState:
+class BlockRunner:
+    """One scan's worker-side state, and the block function that uses it.
+
+    Built from a `ScanJob` in any process (a worker's `ScanWorker`, a benchmark, a test):
+    the probe, the `MicroscopePlan` (the kernel's per-scan constants) put on the devices of
+    the data mesh, the photon factor and the bright-field mask. The store is opened (and its
+    store_id checked) by `open_store`, once; `run` does it on first use. Thread-safe: the
+    worker's threads share one runner.
+    """
+
     def __init__(self, job: ScanJob):
-        # GPU workers share the card with other processes: let XLA allocate on demand
-        # instead of taking 75 % of its memory (read when the backend starts, just below).
-        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        if job.compilation_cache:
-            jax.config.update("jax_compilation_cache_dir", private_dir(job.compilation_cache))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        self.job = job
         cfg = job.config
         probe = make_probe(cfg.probe)
         light = make_optical_wavefront(probe, cfg.probe.wavelength, cfg.probe.dx)
         o = cfg.optics
         center = None if o.aperture_center is None else np.asarray(o.aperture_center)
-        self.specs, plan = microscope_plan(
+        self.specs, microscope = microscope_plan(
             light,
             o.zoom_factor,
             o.aperture_diameter,
@@ -106,94 +122,150 @@ class _WorkerState:
             center,
         )
         self.mesh = data_mesh()
-        self.plan = jax.device_put(plan, NamedSharding(self.mesh, P()))
-        self.factor = noise_factor(cfg, probe)
+        self.microscope = jax.device_put(microscope, NamedSharding(self.mesh, P()))
+        self.factor = noise_factor(cfg, probe)  # photons per unit intensity
         r = camera_radius(probe.shape, cfg.optics.camera_pixel_size)
-        self.bright_field = (r <= job.bright_field_radius).astype(np.float64)
-        self.arrays = None  # (diffraction, block_done, block_checksum), by open_arrays
+        self.bright_field = r <= job.bright_field_radius  # (H, W) bool: the page's detector
+        self.arrays = None  # (diffraction, block_done, block_checksum), by open_store
+        self.blocks = 0  # blocks run with this state
+        self._lock = threading.Lock()  # the worker's threads start their first blocks together
 
-    def open_arrays(self, job: ScanJob):
-        with _STATES_LOCK:
+    def open_store(self):
+        """Check the store's store_id (StoreError if it is another store), open its arrays."""
+        with self._lock:
             if self.arrays is None:
-                check_id(job.store, job.store_id)  # once per process and store
+                check_id(self.job.store, self.job.store_id)
                 # Every inner chunk is written, zeros too: a done block always has a whole
                 # shard, which is what the presence check of --resume relies on.
                 self.arrays = tuple(
-                    zarr.open_array(job.store, path=name, mode="r+").with_config(
+                    zarr.open_array(self.job.store, path=name, mode="r+").with_config(
                         {"write_empty_chunks": True}
                     )
                     for name in ("diffraction", "block_done", "block_checksum")
                 )
             return self.arrays
 
+    def simulate(self, origins, shifts=None):
+        """Intensities (>= block_size, H, W) on the devices; rows past block_size are padding.
 
-_STATES: dict = {}
-_STATES_LOCK = threading.Lock()  # a worker's threads start their first blocks together
+        origins: the block's window origins (block_size, 2) row, col [sample px]; shifts:
+        their sub-pixel shifts (block_size, 2) row, col [px] (exact placement), or None (snap).
+        """
+        job = self.job
+        r0, c0 = region_origin(origins, job.region_shape, job.sample_shape)
+        region = sample_region(job.config.sample, int(r0), int(c0), *job.region_shape)
+        local = (origins - np.array([r0, c0])).astype(np.int32)
+        return run_sharded(
+            self.specs, self.mesh, region, local, self.microscope, trim=False, shifts=shifts
+        )
+
+    def run(
+        self, block: int, origins, start: int, n_valid: int, shifts=None, worker="in-process"
+    ) -> BlockReceipt:
+        """Simulate one block, write its patterns and their checksum, then mark it done.
+
+        block: its index; origins, shifts: as in `simulate`; start: global index of its first
+        position; n_valid: its positions (the rest of block_size is padding); worker: the
+        name the receipt gives. Raises StoreError before writing anything when the store is
+        not the run's (store_id).
+        """
+        t0 = time.perf_counter()
+        cfg = self.job.config
+        host = to_host(self.simulate(origins, shifts))[:n_valid]
+        if cfg.detector.dose > 0:
+            indices = np.arange(start, start + n_valid)
+            host = photon_counts(host, indices, cfg.detector.seed, self.factor)
+        t1 = time.perf_counter()
+        diffraction, block_done, block_checksum = self.open_store()
+        diffraction[start : start + n_valid] = host
+        block_checksum[block] = block_crc(host)
+        block_done[block] = 1
+        t2 = time.perf_counter()
+        with self._lock:
+            self.blocks += 1
+        return BlockReceipt(
+            block=block,
+            positions=n_valid,
+            bytes=host.nbytes,
+            worker=worker,
+            compute_s=t1 - t0,
+            write_s=t2 - t1,
+            bright_field=masked_sums(host, self.bright_field),
+            pattern=preview_pattern(host[-1]),
+        )
 
 
-def _state(job: ScanJob) -> _WorkerState:
-    # inputs_hash: a long-lived worker must not reuse a probe read from a file since changed
-    key = (job.config.hash, job.inputs_hash, job.store, job.store_id, job.config.run.block_size)
-    with _STATES_LOCK:
-        if key not in _STATES:
-            _STATES.clear()  # one scan at a time per process: free the last one's buffers
-            _STATES[key] = _WorkerState(job)
-        return _STATES[key]
+class ScanWorker(WorkerPlugin):
+    """Owns one run's `BlockRunner` on each worker process, from setup to teardown.
 
-
-def region_origin(origins, region_shape, sample_shape):
-    """Top-left of the fixed-size region that holds all windows of a block, inside the sample."""
-    low = origins.min(axis=0)
-    return np.minimum(low, np.asarray(sample_shape) - np.asarray(region_shape))
-
-
-def simulate_block(job: ScanJob, origins, shifts=None):
-    """Intensities (>= block_size, H, W) on the devices; rows past block_size are padding.
-
-    shifts: the block's sub-pixel shifts (block_size, 2) row, col [px] (exact placement),
-    or None (snap).
+    job: the run's `ScanJob`; name: the plugin's name on the workers (default
+    ``jscan-<store_id>``: one store has one run at a time, and a run that resumes a store
+    replaces whatever a lost client left registered for it). GPU workers of a cluster
+    started outside jscan should run with ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` in their
+    environment (the embedded LocalCluster sets it), so that several processes share a card.
     """
-    state = _state(job)
-    r0, c0 = region_origin(origins, job.region_shape, job.sample_shape)
-    region = sample_region(job.config.sample, int(r0), int(c0), *job.region_shape)
-    local = (origins - np.array([r0, c0])).astype(np.int32)
-    return run_sharded(
-        state.specs, state.mesh, region, local, state.plan, trim=False, shifts=shifts
-    )
+
+    def __init__(self, job: ScanJob, name: str | None = None):
+        self.job = job
+        self.name = name or f"jscan-{job.store_id}"
+        self.runner: BlockRunner | None = None  # built on the worker, never pickled
+        self.error: BaseException | None = None  # why setup failed, for the block tasks
+
+    def __getstate__(self):
+        return {**self.__dict__, "runner": None, "error": None}
+
+    async def setup(self, worker):
+        # In a thread: building the state starts JAX and may read input files, and the
+        # worker's event loop must keep answering the scheduler meanwhile.
+        try:
+            self.runner = await asyncio.to_thread(self._build)
+        except BaseException as err:
+            self.error = err
+            raise
+
+    def _build(self) -> BlockRunner:
+        if self.job.compilation_cache:  # before the first compilation of this process
+            use_compilation_cache(self.job.compilation_cache)
+        runner = BlockRunner(self.job)
+        runner.open_store()  # a worker that cannot reach the run's store refuses at once
+        return runner
+
+    def teardown(self, worker):
+        # Blocks still running keep their own reference; the state goes with the last one.
+        self.runner = None
+
+    @contextlib.contextmanager
+    def registered(self, client):
+        """Register the plugin on every worker of ``client``'s cluster for a ``with`` block.
+
+        Yields the plugin's name, for `block_task`. Registration waits for every worker's
+        setup and raises its error (StoreError: a worker that sees another store, or none);
+        leaving the block unregisters the plugin, which frees the state on each worker.
+        """
+        try:
+            client.register_plugin(self, name=self.name)
+            yield self.name
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                client.unregister_worker_plugin(self.name)
+            raise
+        client.unregister_worker_plugin(self.name)
 
 
-def run_block(job: ScanJob, block: int, origins, start: int, n_valid: int, shifts=None) -> dict:
-    """Simulate one block, write its patterns and their checksum, then mark it done.
+def block_task(name: str, block: int, origins, start: int, n_valid: int, shifts=None):
+    """The Dask task of one block: `BlockRunner.run` with the state of plugin ``name``.
 
-    Returns a small receipt. Raises StoreError before writing anything when the store at
-    job.store is not the run's (store_id).
+    Returns the block's `BlockReceipt`. Raises the error of the plugin's setup when it failed
+    on this worker, ClusterError when the plugin is not registered.
     """
-    t0 = time.perf_counter()
-    state = _state(job)
-    host = to_host(simulate_block(job, origins, shifts))[:n_valid]
-    if job.config.detector.dose > 0:
-        indices = np.arange(start, start + n_valid)
-        host = photon_counts(host, indices, job.config.detector.seed, state.factor)
-    t1 = time.perf_counter()
-    diffraction, block_done, block_checksum = state.open_arrays(job)
-    diffraction[start : start + n_valid] = host
-    block_checksum[block] = block_crc(host)
-    block_done[block] = 1
-    t2 = time.perf_counter()
-    try:
-        from distributed import get_worker
-
-        worker = get_worker().address
-    except ValueError:
-        worker = "in-process"
-    return {
-        "block": block,
-        "positions": n_valid,
-        "bytes": host.nbytes,
-        "worker": worker,
-        "compute_s": t1 - t0,
-        "write_s": t2 - t1,
-        # for the live scan page: a virtual bright field per position and the last pattern
-        "bf": masked_sums(host, state.bright_field > 0).tolist(),
-        "pattern": preview_pattern(host[-1]),
-    }
+    worker = get_worker()
+    plugin = worker.plugins.get(name)
+    if plugin is None:
+        raise ClusterError(
+            f"worker {worker.address} has no jscan plugin {name}: the run ended or was "
+            "replaced; start the run again (with --resume) from one client"
+        )
+    runner = plugin.runner
+    if runner is None:
+        raise plugin.error or ClusterError(f"worker {worker.address}: {name} is not set up")
+    return runner.run(block, origins, start, n_valid, shifts, worker=worker.address)

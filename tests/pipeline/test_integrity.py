@@ -15,7 +15,7 @@ from jscan.inputs.config import parse_config
 from jscan.pipeline import simulate_scan
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.store import create, open_scan
-from jscan.pipeline.worker import ScanJob, run_block
+from jscan.pipeline.worker import BlockRunner, ScanJob
 
 BLOCK = 16  # 144 positions: 9 blocks
 
@@ -136,7 +136,7 @@ def test_a_block_of_zeros_is_stored_and_sound(tmp_path, run_cli, small_scan, to_
         cfg, store, plan.region_shape, plan.sample_shape, store_id=create(store, cfg, plan, 1e-3)
     )
     # in this process, as a worker would
-    run_block(job, 0, plan.block_origins(0), 0, 72, plan.block_shifts(0))
+    BlockRunner(job).run(0, plan.block_origins(0), 0, 72, plan.block_shifts(0))
     assert shard(tmp_path / "s.zarr", 0).stat().st_size > 0  # zeros are written, not skipped
     code, out, err = run_cli("verify", store)
     assert code == 0 and "1/2 blocks done, all sound" in out, err

@@ -11,7 +11,9 @@ import pytest
 
 from jscan.inputs.config import parse_config
 from jscan.pipeline import simulate_scan
-from jscan.pipeline.page import bright_field_grid, preview_pattern, screenshot
+from jscan.pipeline.livepage import bright_field_grid
+from jscan.pipeline.page import screenshot
+from jscan.pipeline.receipt import preview_pattern
 
 distributed = pytest.importorskip("distributed")
 
@@ -37,11 +39,11 @@ def test_grid_cells_for_raster_and_binned_scans():
 def test_preview_pattern_bins_by_sums():
     image = np.random.default_rng(1).uniform(size=(256, 200))
     p = preview_pattern(image, side=64)
-    assert p["shape"] == [64, 50]
-    assert np.isclose(sum(p["data"]), image.sum())
+    assert p.shape == (64, 50) and p.dtype == np.float32
+    assert np.isclose(p.sum(dtype=np.float64), image.sum())
     odd = np.random.default_rng(2).uniform(size=(65, 65))
     q = preview_pattern(odd, side=64)
-    assert q["shape"] == [33, 33] and np.isclose(sum(q["data"]), odd.sum())
+    assert q.shape == (33, 33) and np.isclose(q.sum(dtype=np.float64), odd.sum())
 
 
 def run_in_background(client, store, text):

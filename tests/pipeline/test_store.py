@@ -17,9 +17,9 @@ from jscan.inputs.config import load_config, parse_config
 from jscan.pipeline import simulate_scan
 from jscan.pipeline.lock import LOCK_NAME, RunLock
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.run import prepare
+from jscan.pipeline.prepare import prepare
 from jscan.pipeline.store import create, open_scan
-from jscan.pipeline.worker import ScanJob, run_block
+from jscan.pipeline.worker import ScanJob, ScanWorker
 
 BLOCK = 16  # 144 positions: 9 blocks
 
@@ -30,11 +30,9 @@ def test_store_id_of_another_store_is_refused_by_the_worker(tmp_path, client, sc
     store = str(tmp_path / "s.zarr")
     real_id = create(store, cfg, plan, 1e-3)
     job = ScanJob(cfg, store, plan.region_shape, plan.sample_shape, store_id="0" * 32)
-    fut = client.submit(
-        run_block, job, 0, plan.block_origins(0), 0, BLOCK, plan.block_shifts(0), pure=False
-    )
-    with pytest.raises(StoreError) as err:
-        fut.result()
+    # Every worker checks the store as it sets up the run's state: the run stops there.
+    with pytest.raises(StoreError) as err, ScanWorker(job).registered(client):
+        pass
     message = str(err.value)
     assert "sees another store" in message and real_id in message and "\n" not in message
     assert not zarr.open_array(store, path="block_done")[:].any()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jscan.pipeline.worker import masked_sums
+from jscan.pipeline.receipt import masked_sums
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint32])
