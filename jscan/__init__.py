@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 _PIPELINE = {
     "simulate_scan": "jscan.pipeline.run",
     "open_scan": "jscan.pipeline.store",
+    "simulate_lazy": "jscan.pipeline.lazy",
 }
 
 
@@ -56,5 +57,6 @@ __all__ = [
     "optical_zoom",
     "simple_diffractogram",
     "simple_microscope",
+    "simulate_lazy",
     "simulate_scan",
 ]

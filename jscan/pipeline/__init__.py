@@ -1,13 +1,14 @@
 """The scan pipeline: Dask blocks -> jitted sharded JAX on each worker -> Zarr by region.
 
-`simulate_scan` and `open_scan` are imported on first use (PEP 562): a worker process that
-imports `jscan.pipeline.worker` must not pull in the client side (the run loop, the live
+`simulate_scan`, `open_scan` and `simulate_lazy` are imported on first use (PEP 562): a
+worker process that imports `jscan.pipeline.worker` must not pull in the client side (the run loop, the live
 page and its web server).
 """
 
 _ENTRY = {
     "simulate_scan": "jscan.pipeline.run",
     "open_scan": "jscan.pipeline.store",
+    "simulate_lazy": "jscan.pipeline.lazy",
 }
 
 
@@ -19,4 +20,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'jscan.pipeline' has no attribute {name!r}")
 
 
-__all__ = ["open_scan", "simulate_scan"]
+__all__ = ["open_scan", "simulate_lazy", "simulate_scan"]

@@ -159,6 +159,19 @@ class BlockRunner:
             self.specs, self.mesh, region, local, self.microscope, trim=False, shifts=shifts
         )
 
+    def patterns(self, origins, start: int, n_valid: int, shifts=None) -> np.ndarray:
+        """One block's patterns on the host, as the store holds them; touches no store.
+
+        (n_valid, H, W) float32 intensities (dose 0) or uint32 `photon_counts` keyed by
+        the global indices start .. start + n_valid - 1; origins, shifts: as in `simulate`.
+        """
+        cfg = self.job.config
+        host = to_host(self.simulate(origins, shifts))[:n_valid]
+        if cfg.detector.dose > 0:
+            indices = np.arange(start, start + n_valid)
+            host = photon_counts(host, indices, cfg.detector.seed, self.factor)
+        return host
+
     def run(
         self, block: int, origins, start: int, n_valid: int, shifts=None, worker="in-process"
     ) -> BlockReceipt:
@@ -170,11 +183,7 @@ class BlockRunner:
         not the run's (store_id).
         """
         t0 = time.perf_counter()
-        cfg = self.job.config
-        host = to_host(self.simulate(origins, shifts))[:n_valid]
-        if cfg.detector.dose > 0:
-            indices = np.arange(start, start + n_valid)
-            host = photon_counts(host, indices, cfg.detector.seed, self.factor)
+        host = self.patterns(origins, start, n_valid, shifts)
         t1 = time.perf_counter()
         diffraction, block_done, block_checksum = self.open_store()
         diffraction[start : start + n_valid] = host

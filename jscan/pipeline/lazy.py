@@ -1,0 +1,162 @@
+"""The scan as a lazy xarray Dataset: one Dask task per block, run only where looked at.
+
+`simulate_lazy` plans the scan in this process (the same checks as `simulate_scan`, no
+store) and returns a Dataset whose ``diffraction`` is a dask array with one chunk per
+block. Each chunk's task is `simulate_block`: the worker-side `BlockRunner.patterns` of
+`simulate_scan`, with the same global position indices as Poisson keys, so its values equal
+the store's bit for bit. Whatever Dask scheduler is active computes it.
+
+The graph has one more key, the scan's `BlockSimulator`: a small picklable object that
+every block task of the scan takes as its argument. It builds its `BlockRunner` (probe,
+compiled microscope constants on the devices, photon factor) on first use and leaves it
+out of its pickled form. The threaded and synchronous schedulers share the one object, so
+a process builds the state once per dataset; a distributed worker builds it once per copy
+it receives, that is once per worker and computation (the scheduler sends the key's value
+to each worker once, and blocks there share it). The multiprocessing scheduler pickles the
+arguments with every task, so there it is built once per block: use distributed instead.
+"""
+
+import threading
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+from jscan.inputs.config import Config, load_config, with_overrides
+from jscan.inputs.digest import inputs_hash
+from jscan.inputs.farfield import bright_field_radius
+from jscan.pipeline import checks
+from jscan.pipeline.coords import diffraction_attrs, pattern_dtype, scan_coords
+from jscan.pipeline.plan import plan_scan
+from jscan.pipeline.store import optics_attrs
+from jscan.pipeline.worker import BlockRunner, ScanJob
+
+_COUNT = threading.Lock()  # guards BlockSimulator's counters across threads
+
+
+class BlockSimulator:
+    """A scan's worker-side state for the lazy graph: built on first use, never pickled.
+
+    job: the `ScanJob` the `BlockRunner` is built from (its store is never opened: only
+    `BlockRunner.patterns` runs). Thread-safe: the scheduler's threads share one object.
+    The class attributes count, in this process, the runners built (``builds``) and the
+    blocks simulated (``blocks``): what a scheduler really ran, fused tasks or not.
+    """
+
+    builds = 0
+    blocks = 0
+
+    def __init__(self, job: ScanJob):
+        self.job = job
+        self._runner: BlockRunner | None = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self):
+        return {"job": self.job}  # the runner holds device arrays: each copy builds its own
+
+    def __setstate__(self, state):
+        self.__init__(state["job"])
+
+    @property
+    def runner(self) -> BlockRunner:
+        """The `BlockRunner`, built by the first caller in this copy of the object."""
+        with self._lock:
+            if self._runner is None:
+                self._runner = BlockRunner(self.job)
+                with _COUNT:
+                    BlockSimulator.builds += 1
+            return self._runner
+
+
+def simulate_block(simulator: BlockSimulator, origins, start: int, n_valid: int, shifts=None):
+    """The task of one block: its (n_valid, H, W) patterns by `BlockRunner.patterns`.
+
+    origins, shifts: the block's (block_size, 2) window origins [sample px] and sub-pixel
+    shifts [px] or None, padded like `ScanPlan.block_origins`; start: the global index of
+    its first position (the Poisson key); n_valid: its positions.
+    """
+    out = simulator.runner.patterns(origins, start, n_valid, shifts)
+    with _COUNT:
+        BlockSimulator.blocks += 1
+    return out
+
+
+def simulate_lazy(config, block_size=None) -> xr.Dataset:
+    """The scan as a lazy Dataset: ``diffraction`` (position, det_y, det_x) is a dask array
+    with one chunk per block (the last one shorter), simulated when computed.
+
+    config: a TOML path or a `Config`; block_size: positions per block (overrides [run];
+    capped at the scan length). Indexing computes only the blocks it touches: one position,
+    one block. ``.compute()``, ``.values`` and ``.to_zarr(path)`` run on the active Dask
+    scheduler (threaded by default, a distributed Client when one is active). The values
+    equal those of `simulate_scan`'s store bit for bit: float32 intensities, or uint32
+    photon counts when detector.dose > 0 (the same keys, so the same noise).
+
+    The coordinates and attributes are a store's (x, y, x_nominal/y_nominal with snap,
+    det_y, det_x, scan_row/scan_col for rasters; optics, bright_field_radius_m, config,
+    config_hash, inputs_hash, block_size), without the run state (no block_done,
+    block_checksum, store_id or run history): ``ds.to_zarr(path)`` writes a plain Zarr
+    store that xarray reopens with the same values, not a jscan store that
+    `open_scan`, ``jscan verify`` or ``--resume`` accept.
+
+    Raises ConfigError (bad config, sample values, brightness, a scan leaving the sample),
+    as `simulate_scan` does before it writes anything.
+    """
+    from jscan import __version__
+
+    if not isinstance(config, Config):
+        config = load_config(config)
+    config = checks.cap_block_size(with_overrides(config, block_size=block_size))
+    sample = checks.check_inputs(config)
+    inputs = inputs_hash(config, sample)
+    plan = plan_scan(config)
+    checks.check_brightness(config, sample)
+    radius = bright_field_radius(config)
+    job = ScanJob(
+        config,
+        "",  # no store: the lazy graph only simulates
+        plan.region_shape,
+        plan.sample_shape,
+        inputs_hash=inputs,
+        bright_field_radius=radius,
+    )
+    attrs = {
+        "jscan_version": __version__,
+        "config": config.text,
+        "config_hash": config.hash,
+        "inputs_hash": inputs,
+        "block_size": plan.block_size,
+        "n_positions": plan.n_positions,
+        "n_blocks": plan.n_blocks,
+        **optics_attrs(config),
+        "bright_field_radius_m": radius,
+    }
+    data = xr.Variable(
+        ("position", "det_y", "det_x"), lazy_patterns(job, plan), diffraction_attrs(config)
+    )
+    return xr.Dataset({"diffraction": data}, coords=scan_coords(config, plan), attrs=attrs)
+
+
+def lazy_patterns(job: ScanJob, plan) -> da.Array:
+    """The (n, H, W) dask array of a plan's patterns: one `simulate_block` task per block.
+
+    Keys: ``jscan-diffraction-<token>`` (block, 0, 0) and the shared ``jscan-simulator-
+    <token>``; the token covers the config, the input files and the block size, so equal
+    scans share keys.
+    """
+    token = tokenize(job.config.hash, job.config.text, job.inputs_hash, plan.block_size)
+    name, state = f"jscan-diffraction-{token}", f"jscan-simulator-{token}"
+    blocks = {}
+    for b in range(plan.n_blocks):
+        start, stop = plan.block_range(b)
+        origins, shifts = plan.block_origins(b), plan.block_shifts(b)
+        blocks[(name, b, 0, 0)] = (simulate_block, state, origins, start, stop - start, shifts)
+    graph = HighLevelGraph(
+        {state: {state: BlockSimulator(job)}, name: blocks},
+        {state: set(), name: {state}},
+    )
+    n, (h, w) = plan.n_positions, plan.window
+    sizes = tuple(np.diff([*range(0, n, plan.block_size), n]).tolist())
+    return da.Array(graph, name, chunks=(sizes, (h,), (w,)), dtype=pattern_dtype(job.config))
