@@ -1,8 +1,8 @@
 """The scan pipeline: Dask blocks -> jitted sharded JAX on each worker -> Zarr by region.
 
 `simulate_scan`, `open_scan` and `simulate_lazy` are imported on first use (PEP 562): a
-worker process that imports `jscan.pipeline.worker` must not pull in the client side (the run loop, the live
-page and its web server).
+worker process that imports `jscan.pipeline.worker` must not pull in the client side (the
+run loop, the live page and its web server).
 """
 
 _ENTRY = {
