@@ -175,8 +175,7 @@ def test_the_checker_names_each_violation(tmp_path):
 
 
 def defined_names(path: Path) -> set[str]:
-    """Names a module defines at its top level, and those its ``__all__`` lists (a package's
-    lazy names, PEP 562, such as jscan's ``_PIPELINE``)."""
+    """Names a module defines at its top level (and, for jscan/__init__, its lazy names)."""
     tree = ast.parse(path.read_text())
     names = set()
     for node in tree.body:
@@ -188,7 +187,7 @@ def defined_names(path: Path) -> set[str]:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
-                if isinstance(target, ast.Name) and target.id in ("_PIPELINE", "__all__"):
+                if isinstance(target, ast.Name) and target.id == "_PIPELINE":
                     names |= set(ast.literal_eval(node.value))
     return names
 

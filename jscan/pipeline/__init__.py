@@ -5,7 +5,7 @@ worker process that imports `jscan.pipeline.worker` must not pull in the client 
 run loop, the live page and its web server).
 """
 
-_ENTRY = {
+_PIPELINE = {
     "simulate_scan": "jscan.pipeline.run",
     "open_scan": "jscan.pipeline.store",
     "simulate_lazy": "jscan.pipeline.lazy",
@@ -13,10 +13,10 @@ _ENTRY = {
 
 
 def __getattr__(name):
-    if name in _ENTRY:
+    if name in _PIPELINE:
         import importlib
 
-        return getattr(importlib.import_module(_ENTRY[name]), name)
+        return getattr(importlib.import_module(_PIPELINE[name]), name)
     raise AttributeError(f"module 'jscan.pipeline' has no attribute {name!r}")
 
 
