@@ -70,28 +70,42 @@ def microscope_plan(
     return specs, MicroscopePlan(illumination, py, px, jnp.fft.fft2(field), frame)
 
 
-def shifted_illumination(plan: MicroscopePlan, shift):
-    """The illumination with probe x aperture moved by ``shift`` (2,) row, col pixels.
+def shift_ramps(shifts, shape: tuple[int, int], xp=np):
+    """Fourier phase ramps (K, H), (K, W) that move an (H, W) array by ``shifts`` (K, 2) px.
 
-    A Fourier phase ramp: a circular shift of the band-limited probe x aperture, exact
-    when that product is ~0 at the window edge (it wraps around) and band-limited (a hard
-    aperture edge rings). The input phases and the scale stay in the window frame.
+    ramp(f) = exp(-2 pi i f s) per axis, f = fftfreq(N): multiplying the spectrum by
+    ramp_y x ramp_x moves the array by +s (rows, cols), circularly. numpy evaluates them in
+    float64 (the host path: the same shift always gives the same ramp, whatever else is in
+    its block); jax.numpy in the shifts' dtype (traced shifts, differentiable).
     """
-    h, w = plan.spectrum.shape
-    rdt = jnp.finfo(plan.spectrum.dtype).dtype
-    shift = jnp.asarray(shift).astype(rdt)
-    ramp_y = jnp.exp(-2j * jnp.pi * jnp.fft.fftfreq(h).astype(rdt) * shift[0])
-    ramp_x = jnp.exp(-2j * jnp.pi * jnp.fft.fftfreq(w).astype(rdt) * shift[1])
-    ramp = (ramp_y[:, None] * ramp_x[None, :]).astype(plan.spectrum.dtype)
-    return jnp.fft.ifft2(plan.spectrum * ramp) * plan.frame
+    shifts = xp.asarray(shifts)
+    rdt = np.float64 if xp is np else jnp.finfo(shifts.dtype).dtype
+    return tuple(
+        xp.exp(-2j * np.pi * xp.fft.fftfreq(n).astype(rdt)[None, :] * shifts[:, k, None])
+        for k, n in enumerate(shape)
+    )
+
+
+def shifted_illuminations(plan: MicroscopePlan, ramps):
+    """Illuminations (K, H, W) with probe x aperture moved by the ramps of `shift_ramps`.
+
+    A circular shift of the band-limited probe x aperture: exact when that product is ~0 at
+    the window edge (it wraps around) and band-limited (a hard aperture edge rings). The
+    input phases and the scale stay in the window frame.
+    """
+    ramp_y, ramp_x = (r.astype(plan.spectrum.dtype) for r in ramps)
+    moved = jnp.fft.ifft2(plan.spectrum[None] * ramp_y[:, :, None] * ramp_x[:, None, :])
+    return moved * plan.frame
 
 
 def intensities(sample, origins, plan, specs, shifts=None, index=None):
     """Patterns (n, H, W) for windows of ``sample`` (R, C) at integer ``origins`` (n, 2) row, col.
 
     shifts: None (probe on the window's axis pixel: the fast path); with ``index`` None,
-    the sub-pixel shift (n, 2) row, col in pixels of each position; with ``index`` (n,)
-    int, a table (K, 2) of distinct shifts, built once per call and gathered per position.
+    the sub-pixel shift (n, 2) row, col in pixels of each position (traced shifts); with
+    ``index`` (n,) int, the ramps (K, H), (K, W) of K distinct non-zero shifts
+    (`shift_table`): the table [unshifted illumination, K shifted ones] is built once per
+    call and gathered per position (index 0: no shift, the fast path's illumination).
     Pure and unjitted: `sharding.compiled_microscope` applies jit and sharding.
     """
     spec_y, spec_x = specs
@@ -106,29 +120,36 @@ def intensities(sample, origins, plan, specs, shifts=None, index=None):
     if shifts is None:
         return jax.vmap(lambda o: pattern(o, plan.illumination))(origins)
     if index is None:
-        return jax.vmap(lambda o, s: pattern(o, shifted_illumination(plan, s)))(origins, shifts)
-    table = jax.vmap(lambda s: shifted_illumination(plan, s))(shifts)
+        table = shifted_illuminations(plan, shift_ramps(shifts, shape, xp=jnp))
+        return jax.vmap(pattern)(origins, table)
+    table = jnp.concatenate([plan.illumination[None], shifted_illuminations(plan, shifts)])
     return jax.vmap(lambda o, k: pattern(o, table[k]))(origins, index)
 
 
-def shift_table(shifts, n_devices: int = 1):
-    """Group per-position shifts (n, 2) [px] for `intensities`: (shifts, index) or None.
+def shift_table(shifts, shape: tuple[int, int]):
+    """Group host shifts (n, 2) [px] of windows ``shape`` for `intensities`: None or
+    ((ramp_y, ramp_x), index).
 
-    None when every shift is 0 (the fast path costs nothing extra). Else the distinct
-    shifts (rounded to 1e-`SHIFT_DECIMALS` px), zero-padded to a power of two K (a new K
-    compiles once) with index (n,) int32, when K devices-worth of shifted illuminations
-    cost less than one per position; otherwise (shifts, None), one per position.
+    Shifts are rounded to 1e-`SHIFT_DECIMALS` px (float noise must not split a repeated
+    remainder). None when every shift is 0: the fast path costs nothing extra. Else the
+    float64 ramps of the K distinct non-zero shifts (K padded to a power of two, at most n;
+    a new K compiles once) and each position's index (n,) int32 into the table
+    [unshifted illumination, K shifted ones]. A position's pattern then depends on its own
+    shift alone, not on its block's other positions, the block size or the devices.
     """
-    shifts = np.asarray(shifts, dtype=np.float64)
+    shifts = np.round(np.asarray(shifts, dtype=np.float64), SHIFT_DECIMALS)
     if not shifts.any():
         return None
-    distinct, index = np.unique(np.round(shifts, SHIFT_DECIMALS), axis=0, return_inverse=True)
-    k = 1 << (len(distinct) - 1).bit_length()
-    if k * n_devices >= len(shifts):
-        return shifts, None
+    distinct, index = np.unique(shifts, axis=0, return_inverse=True)
+    index = index.reshape(-1).astype(np.int32)
+    if not distinct[0].any():  # sorted: a zero shift (remainders >= 0) comes first
+        distinct = distinct[1:]
+    else:
+        index += 1
+    k = min(1 << (len(distinct) - 1).bit_length(), len(shifts))
     table = np.zeros((k, 2))
     table[: len(distinct)] = distinct
-    return table, index.reshape(-1).astype(np.int32)
+    return shift_ramps(table, shape), index
 
 
 def checked_placement(positions, sample_shape, window_shape, dx) -> Placement:

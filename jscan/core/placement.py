@@ -46,8 +46,14 @@ def placement(positions, window_shape: tuple[int, int], dx, xp=np) -> Placement:
     u = xp.stack([positions[:, 1] / dx - height // 2, positions[:, 0] / dx - width // 2], axis=1)
     start = xp.floor(u + PLACEMENT_TOL)
     frac = u - start
-    frac = xp.where(xp.abs(frac) <= PLACEMENT_TOL, xp.zeros_like(frac), frac)
-    return Placement(start.astype(np.int64 if xp is np else np.int32), frac)
+    snapped = xp.where(xp.abs(frac) <= PLACEMENT_TOL, xp.zeros_like(frac), frac)
+    if xp is np:
+        return Placement(start.astype(np.int64), snapped)
+    from jax.lax import stop_gradient
+
+    # Traced: the value snaps, the gradient stays d(frac)/d(position) = 1/dx, so position
+    # refinement that starts on the grid still moves.
+    return Placement(start.astype(np.int32), frac + stop_gradient(snapped - frac))
 
 
 def window_origins(positions, window_shape: tuple[int, int], dx, xp=np):

@@ -4,6 +4,7 @@ Chain: sample x probe -> zoom (dx -> dx * zoom_factor) -> circular aperture ->
 Fraunhofer over travel_distance, exact at the camera pixel -> |.|^2.
 """
 
+import jax
 import jax.numpy as jnp
 
 from jscan.core import sharding
@@ -168,7 +169,8 @@ def _traced_positions(positions, where, window, dx, exact: bool):
     on_pixel = on_pixel[:, ::-1].astype(jnp.asarray(positions).dtype)
     if not exact:
         return on_pixel
-    return jnp.where((where.shifts == 0)[:, ::-1], on_pixel, positions)
+    snapped = jnp.where((where.shifts == 0)[:, ::-1], on_pixel, positions)
+    return positions + jax.lax.stop_gradient(snapped - positions)  # the gradient stays 1
 
 
 __all__ = [

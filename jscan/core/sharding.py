@@ -52,23 +52,22 @@ def run_sharded(specs, mesh: Mesh, sample, origins, plan, trim: bool = True, shi
     """Patterns (n, H, W): origins padded to a multiple of the device count, then trimmed.
 
     shifts: None, or the sub-pixel shift (n, 2) row, col [px] of each position. Host
-    (numpy) shifts are grouped by `forward.shift_table` (all zero: the unshifted kernel);
+    (numpy) shifts are grouped by `kernel.shift_table` (all zero: the unshifted kernel);
     traced ones are applied per position.
     A trimmed output whose n the device count does not divide is replicated on every
     device (JAX shards only evenly); trim=False keeps the padded rows and the sharding.
     """
     n = origins.shape[0]
-    pad = padded_length(n, mesh) - n
     extra, mode = (), None
     if shifts is not None and isinstance(shifts, np.ndarray):
-        grouped = shift_table(shifts, mesh.size)
+        grouped = shift_table(shifts, plan.illumination.shape)
         if grouped is not None:
-            rdt = np.float64 if np.dtype(sample.dtype) == np.complex128 else np.float32
-            table, index = grouped
-            table = table.astype(rdt)
-            extra, mode = ((table,), "each") if index is None else ((table, index), "table")
+            cdt = np.dtype(plan.illumination.dtype)
+            ramps, index = grouped
+            extra, mode = (tuple(r.astype(cdt) for r in ramps), index), "table"
     elif shifts is not None:
         extra, mode = (shifts,), "each"
+    pad = padded_length(n, mesh) - n
     if pad:
         xp = np if isinstance(origins, np.ndarray) else jnp
         origins = xp.concatenate([origins, xp.repeat(origins[:1], pad, axis=0)])

@@ -397,15 +397,18 @@ def test_exact_on_whole_pixels_is_bit_identical_to_snap(rng, random_field):
 
 
 def test_shift_table_groups_repeated_remainders():
-    assert shift_table(np.zeros((8, 2))) is None
-    # a 19.5 px step: two distinct remainders, float noise does not split them
+    assert shift_table(np.zeros((8, 2)), (H, W)) is None
+    # a 19.5 px step: two distinct remainders and no shift; float noise does not split them
     shifts = np.array([[0.0, 0.5], [0.0, 0.5 + 1e-9], [0.0, 0.0], [0.5, 0.0]] * 4)
-    table, index = shift_table(shifts)
-    assert table.shape == (4, 2) and index.dtype == np.int32
-    np.testing.assert_allclose(table[index], shifts, atol=1e-6)
-    table, index = shift_table(shifts[1:4])  # K = 4 (padded) >= n: one shift per position
-    assert index is None and table.shape == (3, 2)
-    assert shift_table(shifts, n_devices=4)[1] is None  # 4 devices x K = 4 >= 16 positions
+    (ramp_y, ramp_x), index = shift_table(shifts, (H, W))
+    assert ramp_y.shape == (2, H) and ramp_x.shape == (2, W) and index.dtype == np.int32
+    assert list(index[:4]) == [1, 1, 0, 2]  # 0: the unshifted illumination
+    # the ramps move by the distinct shifts: exp(-2 pi i f s), f = fftfreq(N)
+    np.testing.assert_allclose(ramp_x[0], np.exp(-1j * np.pi * np.fft.fftfreq(W)))
+    np.testing.assert_allclose(ramp_y[1], np.exp(-1j * np.pi * np.fft.fftfreq(H)))
+    # K distinct non-zero shifts padded to a power of two, at most n
+    (ramp_y, _), index = shift_table(np.full((3, 2), 0.25) + np.arange(3)[:, None] / 10, (H, W))
+    assert ramp_y.shape == (3, H) and list(index) == [1, 2, 3]
 
 
 def test_exact_table_and_per_position_agree_and_do_not_recompile(random_field):
@@ -432,14 +435,14 @@ def test_exact_table_and_per_position_agree_and_do_not_recompile(random_field):
     size = compiled._cache_size()
     assert size >= 1
     with count_compiles() as compiles:
-        second = run(raster(0.25), random_field(sample_shape))  # same K, new values
+        second = run(raster(1.0), random_field(sample_shape))  # same shifts, new values
     assert compiles == [] and compiled._cache_size() == size
     assert not np.allclose(np.asarray(first.image_data), np.asarray(second.image_data))
-    # the same positions one by one (per-position shifts) give the same patterns
+    # the same positions one by one give the same patterns, bit for bit
     each = np.concatenate(
         [np.asarray(run(p[None], data).image_data) for p in raster(0.0)[[1, 2, 5]]]
     )
-    assert rel_max(each, np.asarray(first.image_data)[[1, 2, 5]]) <= 1e-6
+    np.testing.assert_array_equal(each, np.asarray(first.image_data)[[1, 2, 5]])
 
 
 def test_exact_with_traced_positions(rng, random_field):
@@ -458,6 +461,16 @@ def test_exact_with_traced_positions(rng, random_field):
         lambda p: simple_microscope(sample, p, *args, placement="exact").image_data[1, 3, 5]
     )(jax.numpy.asarray(positions))
     assert np.all(np.isfinite(np.asarray(grad))) and np.any(np.asarray(grad[1]) != 0)
+    # also on a whole pixel (where refinement usually starts): the remainder snaps to 0 but
+    # its gradient does not, for the patterns and for the returned positions
+    grad0 = jax.grad(
+        lambda p: simple_microscope(sample, p, *args, placement="exact").image_data[0, 3, 5]
+    )(jax.numpy.asarray(positions))
+    assert np.any(np.asarray(grad0[0]) != 0)
+    dpos = jax.jacobian(
+        lambda p: simple_microscope(sample, p, *args, placement="exact").positions[0]
+    )(jax.numpy.asarray(positions))
+    np.testing.assert_allclose(np.asarray(dpos[:, 0, :]), np.eye(2), atol=1e-6)
 
 
 def test_bad_placement(rng, random_field):
