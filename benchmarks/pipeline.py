@@ -258,7 +258,7 @@ def main():
         )
     )
     copy_rates, block = copies(cfg)
-    d2h = copy_rates["pipeline path (jscan.sharding.to_host)"]
+    d2h = copy_rates["pipeline path (jscan.core.sharding.to_host)"]
     best = max(  # copies into host memory (not host memcpy, not the zero-copy view)
         v for k, v in copy_rates.items() if not k.startswith("host") and "ready" not in k
     )

@@ -109,7 +109,7 @@ def d2h_rates(x, repeats=5) -> dict:
     rows["host memcpy into a fresh buffer (first touch)"] = _rates(
         lambda h: np.copyto(np.empty_like(h), h), host, repeats, prepare=lambda h: h
     )
-    rows["pipeline path (jscan.sharding.to_host)"] = _rates(to_host, x, repeats)
+    rows["pipeline path (jscan.core.sharding.to_host)"] = _rates(to_host, x, repeats)
     rows["np.asarray (JAX default)"] = _rates(np.asarray, x, repeats)
     if not _on_gpu(x):
         return rows

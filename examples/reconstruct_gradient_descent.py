@@ -46,7 +46,7 @@ def make_problem(seed=0):
     r2 = r[:, None] ** 2 + r[None, :] ** 2
     probe = np.exp(-r2 / 5.0**2 + 1j * 0.05 * r2).astype(np.complex64)
 
-    # Window top-left = floor(y/dx - H//2 + 1e-3) (jscan.scan.placement): a centre at
+    # Window top-left = floor(y/dx - H//2 + 1e-3) (jscan.core.placement.placement): a centre at
     # c + 0.5 pixels puts it at c - 8 (snap, simple_microscope's default).
     centres = (np.arange(10) * STEP + WINDOW // 2 + 2 + 0.5) * DX
     positions = np.stack(np.meshgrid(centres, centres, indexing="xy"), -1).reshape(-1, 2)

@@ -153,7 +153,7 @@ def shift_table(shifts, shape: tuple[int, int]):
 
 
 def checked_placement(positions, sample_shape, window_shape, dx) -> Placement:
-    """`scan.placement` of positions (n, 2) x, y [m], origins int32; ValueError if any leaves."""
+    """`placement` of positions (n, 2) x, y [m], origins int32; ValueError if any leaves."""
     pos = np.asarray(positions, dtype=np.float64)
     if pos.ndim != 2 or pos.shape[1] != 2 or not np.all(np.isfinite(pos)):
         raise ValueError(f"`positions` must be finite (n, 2) x, y in metres, got shape {pos.shape}")

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 from jscan.core import sharding
 from jscan.core.kernel import checked_placement, microscope_plan
 from jscan.core.optics import circular_aperture, field_intensity, optical_zoom
-from jscan.core.placement import placed_positions, placement
+from jscan.core.placement import placed_positions
+from jscan.core.placement import placement as window_placement
 from jscan.core.propagation import fraunhofer_prop, fraunhofer_prop_scaled
 from jscan.core.types import (
     Diffractogram,
@@ -111,12 +112,12 @@ def simple_microscope(
     """Diffraction patterns at every scan position, sharded over all local devices.
 
     sample: the whole sample, dx equal to the probe's; positions: (n, 2) x, y [m] of the
-    probe's axis pixel (H//2, W//2), placed by `jscan.scan.placement`: window top-left
+    probe's axis pixel (H//2, W//2), placed by `jscan.core.placement.placement`: window top-left
     (row, col) = floor(y/dx - H//2 + tol), floor(x/dx - W//2 + tol), tol = 1e-3 px;
     other parameters as in `simple_diffractogram`; method: scaled-DFT method
     (see `jscan.core.propagation`); mesh: a 1-D "data" mesh (default: all local devices);
     placement: "snap" (janssen-compatible: the probe sits on the window's axis pixel) or
-    "exact" (probe x aperture moved by the sub-pixel remainder, `forward.intensities`).
+    "exact" (probe x aperture moved by the sub-pixel remainder, `jscan.core.kernel.intensities`).
     Returns MicroscopeData with image_data (n, H, W) and the positions simulated
     (snap: on the pixel; exact: as given, those within tol put on the pixel).
     """
@@ -136,7 +137,7 @@ def simple_microscope(
         where = checked_placement(positions, sample.sample.shape, window, dx)
         simulated = placed_positions(positions, where, window, dx, exact)
     else:  # traced positions or dx (inside a user's jit or grad): no bounds check possible
-        where = _placement(positions, window, sample.dx, xp=jnp)
+        where = window_placement(positions, window, sample.dx, xp=jnp)
         simulated = _traced_positions(positions, where, window, sample.dx, exact)
     specs, plan = microscope_plan(
         lightwave,
@@ -159,11 +160,8 @@ def simple_microscope(
     )
 
 
-_placement = placement  # the argument of simple_microscope hides the function's name
-
-
 def _traced_positions(positions, where, window, dx, exact: bool):
-    """`scan.placed_positions` for traced positions: gradients flow through the exact ones."""
+    """`placement.placed_positions` for traced positions: gradients flow through the exact ones."""
     height, width = window
     on_pixel = (where.origins + jnp.array([height // 2, width // 2])) * dx
     on_pixel = on_pixel[:, ::-1].astype(jnp.asarray(positions).dtype)

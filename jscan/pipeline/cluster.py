@@ -24,7 +24,7 @@ def local_cluster(n_workers: int | None, threads_per_worker: int = 2):
         return LocalCluster(
             n_workers=n_workers or 1,
             # Two threads: one block's writes overlap the next one's simulation
-            # (steady state 1.42x one thread on 2 cores, benchmarks/RESULTS.md).
+            # (measured in benchmarks/RESULTS.md).
             threads_per_worker=threads_per_worker,
             processes=True,
             dashboard_address=":8787",

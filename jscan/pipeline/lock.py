@@ -142,7 +142,11 @@ class RunLock:
         self.fds[folder] = fd
 
     def moved(self, old: str, new: str) -> None:
-        """The locked folder ``old`` was renamed to ``new`` (the lock goes with the file)."""
+        """The locked folder ``old`` was renamed to ``new`` (the lock goes with the file).
+
+        A lock held on what was at ``new`` (a store just replaced) is released first.
+        """
+        self.release(new)
         self.fds[new] = self.fds.pop(old)
         self.path = os.path.join(new, LOCK_NAME)
 

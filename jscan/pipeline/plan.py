@@ -38,19 +38,18 @@ class ScanPlan:
 
     def block_origins(self, block: int) -> np.ndarray:
         """Origins (block_size, 2) of a block; the last block repeats its last origin."""
-        start, stop = self.block_range(block)
-        out = self.origins[start:stop]
-        pad = self.block_size - len(out)
-        return np.concatenate([out, np.repeat(out[-1:], pad, axis=0)]) if pad else out
+        return _pad(self.origins[slice(*self.block_range(block))], self.block_size)
 
     def block_shifts(self, block: int) -> np.ndarray | None:
         """Sub-pixel shifts (block_size, 2) of a block, padded like `block_origins`; snap: None."""
         if self.shifts is None:
             return None
-        start, stop = self.block_range(block)
-        out = self.shifts[start:stop]
-        pad = self.block_size - len(out)
-        return np.concatenate([out, np.repeat(out[-1:], pad, axis=0)]) if pad else out
+        return _pad(self.shifts[slice(*self.block_range(block))], self.block_size)
+
+
+def _pad(rows: np.ndarray, n: int) -> np.ndarray:
+    """``rows`` with its last row repeated up to ``n`` rows."""
+    return np.concatenate([rows, np.repeat(rows[-1:], n - len(rows), axis=0)])
 
 
 def plan_scan(config: Config) -> ScanPlan:
@@ -75,9 +74,7 @@ def plan_scan(config: Config) -> ScanPlan:
     origins = where.origins
     block = config.run.block_size
     n_blocks = -(-len(origins) // block)  # ScanPlan.n_blocks, before the plan exists
-    padded = np.concatenate(
-        [origins, np.repeat(origins[-1:], n_blocks * block - len(origins), axis=0)]
-    ).reshape(n_blocks, block, 2)
+    padded = _pad(origins, n_blocks * block).reshape(n_blocks, block, 2)
     extent = padded.max(axis=1) - padded.min(axis=1) + np.asarray(window)
     # Every block reads a region of one shape, so the worker compiles once.
     region = tuple(int(v) for v in np.minimum(extent.max(axis=0), shape))

@@ -54,7 +54,7 @@ def photon_counts(intensity, indices, seed: int, factor: float):
 
     Position i draws from Philox keyed (seed, i), i its global index, so the counts do not
     depend on the block size, the worker, the device or the order of completion. numpy's
-    sampler measured 13.6-21x faster than jax.random.poisson on CPU (benchmarks/RESULTS.md).
+    sampler is faster than jax.random.poisson on CPU (benchmarks/RESULTS.md).
     """
     out = np.empty(intensity.shape, np.uint32)
     for k, i in enumerate(indices):
