@@ -29,7 +29,7 @@ class BlockFault:
     """One done block that is not sound."""
 
     block: int
-    reason: str  # "shard missing", "shard empty (12 bytes)", "unreadable: ...", "checksum ..."
+    reason: str  # "shard missing", "shard truncated (N bytes)", "unreadable: ...", "checksum ..."
 
 
 @dataclass(frozen=True)
@@ -50,17 +50,20 @@ class VerifyReport:
     def bad_blocks(self) -> list[int]:
         return [f.block for f in self.faults]
 
+    def named(self) -> str:
+        """The bad blocks with why (the first MAX_NAMED)."""
+        named = ", ".join(f"{f.block} ({f.reason})" for f in self.faults[:MAX_NAMED])
+        more = len(self.faults) - MAX_NAMED
+        return named + (f" and {more} more" if more > 0 else "")
+
     def line(self) -> str:
-        """One line: all sound, or the bad blocks with why (the first MAX_NAMED)."""
+        """One line: all sound, or the bad blocks with why and how to repair them."""
         level = "decoded, checksums match" if self.full else "shards present"
         if self.ok:
             return f"{self.store}: {self.checked}/{self.n_blocks} blocks done, all sound ({level})"
-        named = ", ".join(f"{f.block} ({f.reason})" for f in self.faults[:MAX_NAMED])
-        more = len(self.faults) - MAX_NAMED
-        named += f" and {more} more" if more > 0 else ""
         return (
             f"{self.store}: {len(self.faults)} of {self.checked} done blocks are damaged: "
-            f"{named}; re-run them with jscan simulate CONFIG --out {self.store} --resume "
+            f"{self.named()}; re-run them with jscan simulate CONFIG --out {self.store} --resume "
             "--verify"
         )
 

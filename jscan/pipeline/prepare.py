@@ -96,7 +96,7 @@ def open_store(config, plan, store, inputs, lock, resume, overwrite, verify, cac
         attrs = zstore.check_store(store)  # again, under the lock
         report = repair(store, full=verify)
         if out and report.faults:
-            print(f"re-running damaged blocks: {report.line()}", file=out, flush=True)
+            print(f"re-running damaged blocks: {report.named()}", file=out, flush=True)
         radius, store_id, repaired = (
             attrs["bright_field_radius_m"],
             attrs["store_id"],
