@@ -2,14 +2,14 @@
 
     python benchmarks/preview.py [--positions 10000000] [--small 100000] [--repeat 3]
 
-Stores (a 16x16 probe raster-scanned in quarter-pixel steps, block_size 1024, dose 1e4):
+Stores (a 16x16 probe raster-scanned in quarter-pixel steps, dose 1e4):
 
-- large (--positions): created by `jscan.pipeline.store.create` with the real plan of the
-  real config (every coordinate written); the virtual detectors of every block are written
-  with synthetic values and every block marked done, as workers would, but only the blocks
-  whose patterns `preview` draws are simulated (`BlockRunner.run`); simulating all
-  10^7 patterns takes hours on 2 cores.
-- small (--small): every block simulated for real (`BlockRunner.run`, in this process).
+- large (--positions, one per --block-sizes): created by `jscan.pipeline.store.create`
+  with the real plan of the real config (every coordinate written); the virtual detectors
+  of every block are written with synthetic values and every block marked done, as workers
+  would, but only the blocks whose patterns `preview` draws are simulated
+  (`BlockRunner.run`): simulating all 10^7 patterns takes hours on 2 cores.
+- small (--small, block_size 1024): every block simulated (`BlockRunner.run`, in process).
 
 Times are the wall time of a `jscan preview` process (interpreter start and imports
 included), best of --repeat. The old path is the preview module of --old-rev (the commit
@@ -74,12 +74,12 @@ block_size = {block}
 """
 
 
-def make_store(path: str, n_positions: int, real_blocks=None):
+def make_store(path: str, n_positions: int, real_blocks=None, block: int = 1024):
     """Create the store; simulate real_blocks (None: all); synthetic detectors elsewhere.
 
     Returns (seconds to plan and create, seconds to fill, blocks simulated).
     """
-    cfg = parse_config(config_text(n_positions))
+    cfg = parse_config(config_text(n_positions, block))
     t0 = time.perf_counter()
     plan = plan_scan(cfg)
     radius = bright_field_radius(cfg)
@@ -153,6 +153,9 @@ def main():
     parser.add_argument("--positions", type=int, default=10_000_000)
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--block-sizes", type=int, nargs="+", default=[1024, 4096], help="of the large store"
+    )
     parser.add_argument("--old-rev", default="82279ab", help="commit of the old preview.py")
     parser.add_argument("--keep", metavar="DIR", help="build the stores here and keep them")
     args = parser.parse_args()
@@ -166,35 +169,36 @@ def main():
         f.write("\nimport sys\npreview(sys.argv[1], sys.argv[2])\n")
     rows = []
     try:
-        for label, n, real in (
-            ("small", args.small, None),
-            ("large", args.positions, "picks"),
-        ):
+        runs = [("small", args.small, None, 1024)]
+        runs += [(f"large{b}", args.positions, "picks", b) for b in args.block_sizes]
+        for label, n, real, block in runs:
             path = os.path.join(root, f"{label}.zarr")
             shutil.rmtree(path, ignore_errors=True)
-            made, filled, simulated = make_store(path, n, real)
+            made, filled, simulated = make_store(path, n, real, block)
             png = os.path.join(root, f"{label}.png")
             cmd = [sys.executable, "-m", "jscan.cli", "preview", path, "--out", png]
             new = timed(cmd, args.repeat, env)
-            rows.append((f"{n:,} positions, stored bright field (jscan preview)", new, simulated))
+            what = f"{n:,} positions, block {block}, stored bright field (jscan preview)"
+            rows.append((what, new, simulated))
             print(f"{label}: plan+create {made:.1f} s, fill {filled:.1f} s", file=sys.stderr)
             if real is None:
                 old_s = timed([sys.executable, old, path, png + ".old.png"], args.repeat, env)
-                rows.append(
-                    (f"{n:,} positions, every pattern read (old preview)", old_s, simulated)
-                )
+                what = f"{n:,} positions, block {block}, every pattern read (old preview)"
+                rows.append((what, old_s, simulated))
+            if real is not None and not args.keep:  # disk: one large store at a time
+                shutil.rmtree(path, ignore_errors=True)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
 
     print(
         f"{platform.machine()}, {os.cpu_count()} CPUs; zarr {zarr.__version__}; "
-        f"best of {args.repeat}; 16x16 uint32 patterns, block_size 1024\n"
+        f"best of {args.repeat}; 16x16 uint32 patterns\n"
     )
-    print(f"| {'preview of':<58} | wall s | blocks simulated |")
-    print(f"|{'-' * 60}|--------|------------------|")
+    print(f"| {'preview of':<72} | wall s | blocks simulated |")
+    print(f"|{'-' * 74}|--------|------------------|")
     for label, seconds, simulated in rows:
-        print(f"| {label:<58} | {seconds:6.2f} | {simulated:>16,} |")
+        print(f"| {label:<72} | {seconds:6.2f} | {simulated:>16,} |")
     print(f"\nold / new at {args.small:,} positions: {rows[1][1] / rows[0][1]:.1f}x")
 
 

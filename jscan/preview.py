@@ -7,6 +7,7 @@ previews in seconds. Large scans are drawn as images of at most MAX_SIDE^2 pixel
 
 import numpy as np
 import xarray as xr
+import zarr
 
 from jscan.analysis import position_done
 from jscan.pipeline.store import check_store, location
@@ -14,6 +15,7 @@ from jscan.pipeline.store import check_store, location
 MAX_MARKERS = 5000  # beyond this many positions the scan is drawn as an image only
 MAX_SCATTER = 100_000  # beyond this many positions a scan that is not a raster is binned
 MAX_SIDE = 1024  # pixels per side of the scan image at most (rasters and binned scans)
+READ_BATCH = 4096  # chunks zarr decodes together when reading the per-block arrays
 
 
 def pattern_picks(done, n_patterns: int) -> np.ndarray:
@@ -48,7 +50,7 @@ def binned_scatter(x, y, values, done, side: int = MAX_SIDE):
     span_x, span_y = np.ptp(x) or 1.0, np.ptp(y) or 1.0
     n_side = min(side, int(np.ceil(np.sqrt(len(x)))))
     scale = n_side / max(span_x, span_y)
-    bins = (max(1, int(np.ceil(span_y * scale))), max(1, int(np.ceil(span_x * scale))))
+    bins = (max(1, round(span_y * scale)), max(1, round(span_x * scale)))
     box = [[y.min(), y.min() + span_y], [x.min(), x.min() + span_x]]
     sums, _, _ = np.histogram2d(y[done], x[done], bins=bins, range=box, weights=values[done])
     count, _, _ = np.histogram2d(y[done], x[done], bins=bins, range=box)
@@ -71,10 +73,13 @@ def preview(store, out, n_patterns: int = 4, dpi: int = 110):
 
     store = location(store)
     check_store(store)
-    # No dask: each variable below is read whole, in one batched zarr request.
+    # No dask: each variable below is read whole, in one zarr request; one chunk per block
+    # makes 10^4 chunks of block_done and of bright_field for 10^7 positions, decoded in
+    # batches rather than one by one.
     ds = xr.open_zarr(store, chunks=None)
-    done = position_done(ds).values
-    bf = np.where(done, ds.bright_field.values, np.nan)  # not simulated: NaN, drawn grey
+    with zarr.config.set({"codec_pipeline.batch_size": READ_BATCH}):
+        done = position_done(ds).values
+        bf = np.where(done, ds.bright_field.values, np.nan)  # not simulated: NaN, drawn grey
     x_um, y_um = ds.x.values * 1e6, ds.y.values * 1e6
 
     fig = plt.figure(figsize=(12, 6.2), layout="constrained")
