@@ -284,11 +284,14 @@ def _detector_summary(store_path, attrs, done, w):
 
     if not done.any():
         return
+    from jscan.preview import READ_BATCH
+
     mask = np.repeat(done, attrs["block_size"])[: attrs["n_positions"]]
-    read = {
-        name: zarr.open_array(store_path, path=name, mode="r")[:][mask]
-        for name in ("total", "bright_field")
-    }
+    with zarr.config.set({"codec_pipeline.batch_size": READ_BATCH}):  # one chunk per block
+        read = {
+            name: zarr.open_array(store_path, path=name, mode="r")[:][mask]
+            for name in ("total", "bright_field")
+        }
     total = read["total"]
     units = zarr.open_array(store_path, path="total", mode="r").attrs.get("units", "")
     units = "photons" if units == "photons" else "intensity"
