@@ -117,6 +117,6 @@ def test_stored_detectors_are_nan_where_not_done_even_when_written(partial_store
 
 def test_stored_detectors_need_the_arrays(partial_store):
     ds = open_scan(partial_store([0])).drop_vars(["total", "com_x"])
-    with pytest.raises(ValueError, match="no stored total, com_x.*virtual_bright_field"):
+    with pytest.raises(ValueError, match=r"no stored total, com_x.*virtual_bright_field"):
         stored_detectors(ds)
     assert np.isfinite(virtual_bright_field(ds).values[:16]).all()  # computed: still works
