@@ -22,18 +22,16 @@ from jscan.core.types import (
 __version__ = "0.1.0"
 
 # The pipeline pulls in Dask, distributed, Zarr and xarray: import it on first use, so that
-# `import jscan` for the forward models alone stays light (PEP 562).
-_PIPELINE = {
-    "simulate_scan": "jscan.pipeline.run",
-    "open_scan": "jscan.pipeline.store",
-}
+# `import jscan` for the forward models alone stays light (PEP 562; jscan.pipeline's own
+# table says which module holds each name).
+_PIPELINE = {"simulate_scan", "open_scan"}
 
 
 def __getattr__(name):
     if name in _PIPELINE:
-        import importlib
+        import jscan.pipeline
 
-        return getattr(importlib.import_module(_PIPELINE[name]), name)
+        return getattr(jscan.pipeline, name)
     raise AttributeError(f"module 'jscan' has no attribute {name!r}")
 
 

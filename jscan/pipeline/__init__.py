@@ -5,17 +5,17 @@ imports `jscan.pipeline.worker` must not pull in the client side (the run loop, 
 page and its web server).
 """
 
-_ENTRY = {
+_PIPELINE = {
     "simulate_scan": "jscan.pipeline.run",
     "open_scan": "jscan.pipeline.store",
 }
 
 
 def __getattr__(name):
-    if name in _ENTRY:
+    if name in _PIPELINE:
         import importlib
 
-        return getattr(importlib.import_module(_ENTRY[name]), name)
+        return getattr(importlib.import_module(_PIPELINE[name]), name)
     raise AttributeError(f"module 'jscan.pipeline' has no attribute {name!r}")
 
 
