@@ -18,6 +18,7 @@ arrays' fill value).
 import numpy as np
 
 DETECTORS = ("bright_field", "total", "com_x", "com_y")
+SLAB_BYTES = 8 << 20  # float64 patterns converted at a time
 
 
 def detector_attrs(units: str) -> dict[str, dict]:
@@ -44,11 +45,18 @@ def block_detectors(patterns, det_y, det_x, bright_field) -> dict[str, np.ndarra
 
     det_y (H,), det_x (W,): camera pixel centres [m]; bright_field (n,): the sums inside the
     bright-field disc, already computed (`jscan.pipeline.receipt.masked_sums`). The centre
-    of mass comes from the row and column profiles, accumulated in float64 without a float64
-    copy of the block: com_y = sum_r rows_r y_r / sum(I), com_x alike.
+    of mass comes from the row and column profiles: com_y = sum_r rows_r y_r / sum(I), com_x
+    alike. The profiles are summed in float64 over slabs of about SLAB_BYTES (a float64 copy
+    of the whole block would be twice its size again), by matrix-vector products.
     """
-    rows = patterns.sum(axis=2, dtype=np.float64)  # (n, H)
-    cols = patterns.sum(axis=1, dtype=np.float64)  # (n, W)
+    n, h, w = patterns.shape
+    rows, cols = np.empty((n, h)), np.empty((n, w))
+    ones_h, ones_w = np.ones(h), np.ones(w)
+    k = max(1, SLAB_BYTES // (h * w * 8))
+    for s in range(0, n, k):
+        slab = patterns[s : s + k].astype(np.float64)
+        rows[s : s + k] = slab @ ones_w
+        cols[s : s + k] = ones_h @ slab
     total = rows.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):  # an empty pattern has no centre
         com_y = rows @ np.asarray(det_y, np.float64) / total
