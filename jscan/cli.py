@@ -240,9 +240,11 @@ def _preview(args):
     print(preview(args.store, args.out, n_patterns=args.patterns))
 
 
-def info(store_path, stream=sys.stdout):
-    """Print a store's layout, optics, progress, config and run history."""
+def info(store_path, stream=None):
+    """Print a store's layout, optics, progress, config and run history (to stdout)."""
     import zarr
+
+    stream = stream or sys.stdout  # at call time: the one in use now, not at import
 
     from jscan.pipeline import store
 
