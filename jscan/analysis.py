@@ -2,11 +2,15 @@
 
 Everything here takes the dataset of `jscan.pipeline.open_scan` (or ``xarray.open_zarr``)
 and returns dask-backed DataArrays: nothing is read until ``.compute()`` or ``.values``.
+The detector helpers compute from the patterns (any radius, any store); `stored_detectors`
+reads the few bytes per position that the workers stored with each block instead.
 """
 
 import dask.array as da
 import numpy as np
 import xarray as xr
+
+from jscan.pipeline.detectors import DETECTORS
 
 
 def _camera_radius(ds):
@@ -71,6 +75,27 @@ def center_of_mass(ds):
         )
         com[name] = (moment / total).assign_attrs(units="m")
     return xr.Dataset(com)
+
+
+def stored_detectors(ds) -> xr.Dataset:
+    """The virtual detectors the workers stored with each block, without reading a pattern.
+
+    Returns a lazy Dataset of ``bright_field`` (the disc r <= ``bright_field_radius_m``, as
+    `virtual_bright_field(ds)`), ``total`` (sum of each pattern), ``com_x`` and ``com_y``
+    (as `center_of_mass(ds)`, m), float64 over ``position``, NaN where the position is not
+    simulated yet. These equal the helpers above to float32 rounding (the helpers sum in
+    float32, the worker in float64); for another radius or detector use the helpers, which
+    read the patterns. Raises ValueError for a dataset without them (a copy of the
+    patterns alone, a store of an older format).
+    """
+    missing = [name for name in DETECTORS if name not in ds]
+    if missing:
+        raise ValueError(
+            f"this dataset has no stored {', '.join(missing)}; compute them from the patterns "
+            "with virtual_bright_field(ds) / center_of_mass(ds)"
+        )
+    done = position_done(ds)
+    return xr.Dataset({name: ds[name].where(done) for name in DETECTORS})
 
 
 def as_4d(ds):

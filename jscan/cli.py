@@ -240,9 +240,11 @@ def _preview(args):
     print(preview(args.store, args.out, n_patterns=args.patterns))
 
 
-def info(store_path, stream=sys.stdout):
-    """Print a store's layout, optics, progress, config and run history."""
+def info(store_path, stream=None):
+    """Print a store's layout, optics, progress, config and run history (to stdout)."""
     import zarr
+
+    stream = stream or sys.stdout  # at call time: the one in use now, not at import
 
     from jscan.pipeline import store
 
@@ -254,8 +256,10 @@ def info(store_path, stream=sys.stdout):
     w(f"store_id: {attrs['store_id']}\n")
     w(
         f"blocks done: {int(done.sum())}/{len(done)}  (block size {attrs['block_size']}, "
-        f"{attrs['n_positions']} positions)\n\narrays:\n"
+        f"{attrs['n_positions']} positions)\n"
     )
+    _detector_summary(store_path, attrs, done, w)
+    w("\narrays:\n")
     for name, arr in sorted(group.arrays()):
         dims = arr.metadata.dimension_names
         codecs = ", ".join(type(c).__name__ for c in arr.compressors) or "none"
@@ -272,6 +276,34 @@ def info(store_path, stream=sys.stdout):
     w("\nrun history:\n")
     for entry in attrs.get("run_history", []):
         w(f"  {json.dumps(entry)}\n")
+
+
+def _detector_summary(store_path, attrs, done, w):
+    """Print the stored per-pattern sums over the done positions (reads 16 bytes per position,
+    never a pattern)."""
+    import numpy as np
+    import zarr
+
+    if not done.any():
+        return
+    from jscan.preview import READ_BATCH
+
+    mask = np.repeat(done, attrs["block_size"])[: attrs["n_positions"]]
+    with zarr.config.set({"codec_pipeline.batch_size": READ_BATCH}):  # one chunk per block
+        read = {
+            name: zarr.open_array(store_path, path=name, mode="r")[:][mask]
+            for name in ("total", "bright_field")
+        }
+    total = read["total"]
+    units = zarr.open_array(store_path, path="total", mode="r").attrs.get("units", "")
+    units = "photons" if units == "photons" else "intensity"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.nanmedian(read["bright_field"] / total)
+    w(
+        f"{units} per pattern (stored `total`, done positions): min {total.min():.4g}, "
+        f"median {np.median(total):.4g}, max {total.max():.4g}; median bright-field share "
+        f"{fraction:.3g}\n"
+    )
 
 
 def verify(store_path, quick=False, stream=None) -> int:

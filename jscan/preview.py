@@ -1,28 +1,85 @@
-"""`jscan preview`: one picture of a store, finished or not (needs matplotlib: jscan[plot])."""
+"""`jscan preview`: one picture of a store, finished or not (needs matplotlib: jscan[plot]).
+
+It reads the virtual bright field that the workers stored with each block (a few bytes per
+position) and the few patterns it draws, never every pattern, so a 10^7-position store
+previews in seconds. Large scans are drawn as images of at most MAX_SIDE^2 pixels.
+"""
 
 import numpy as np
+import xarray as xr
+import zarr
 
-from jscan.analysis import position_done, virtual_bright_field
-from jscan.pipeline.store import open_scan
+from jscan.analysis import position_done
+from jscan.pipeline.store import check_store, location
 
 MAX_MARKERS = 5000  # beyond this many positions the scan is drawn as an image only
+MAX_SCATTER = 100_000  # beyond this many positions a scan that is not a raster is binned
+MAX_SIDE = 1024  # pixels per side of the scan image at most (rasters and binned scans)
+READ_BATCH = 4096  # chunks zarr decodes together when reading the per-block arrays
+
+
+def pattern_picks(done, n_patterns: int) -> np.ndarray:
+    """Indices of the positions whose patterns the preview draws: n_patterns done positions
+    spread evenly over the scan (fewer when fewer are done)."""
+    picks = np.flatnonzero(done)
+    return picks[np.linspace(0, len(picks) - 1, min(n_patterns, len(picks))).astype(int)]
+
+
+def binned_raster(image, side: int = MAX_SIDE) -> np.ndarray:
+    """A (rows, cols) image with NaN gaps, averaged over f x f cells so that no side
+    exceeds ``side`` (f = ceil(max(rows, cols) / side)); NaN where a cell has no value."""
+    f = -(-max(image.shape) // side)
+    if f == 1:
+        return image
+    rows, cols = -(-image.shape[0] // f) * f, -(-image.shape[1] // f) * f
+    padded = np.full((rows, cols), np.nan)
+    padded[: image.shape[0], : image.shape[1]] = image
+    cells = padded.reshape(rows // f, f, cols // f, f)
+    counts = np.isfinite(cells).sum((1, 3))
+    sums = np.nansum(cells, axis=(1, 3))
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def binned_scatter(x, y, values, done, side: int = MAX_SIDE):
+    """Scattered positions binned onto a grid of at most ``side`` x ``side`` square-ish cells.
+
+    x, y (n,): positions; values (n,): their values (used where done); done (n,) bool.
+    Returns (mean of the done values per cell, NaN where none; True where a cell holds only
+    positions not done; extent [x0, x1, y1, y0] for imshow).
+    """
+    span_x, span_y = np.ptp(x) or 1.0, np.ptp(y) or 1.0
+    n_side = min(side, int(np.ceil(np.sqrt(len(x)))))
+    scale = n_side / max(span_x, span_y)
+    bins = (max(1, round(span_y * scale)), max(1, round(span_x * scale)))
+    box = [[y.min(), y.min() + span_y], [x.min(), x.min() + span_x]]
+    sums, _, _ = np.histogram2d(y[done], x[done], bins=bins, range=box, weights=values[done])
+    count, _, _ = np.histogram2d(y[done], x[done], bins=bins, range=box)
+    waiting, _, _ = np.histogram2d(y[~done], x[~done], bins=bins, range=box)
+    mean = np.where(count > 0, sums / np.maximum(count, 1), np.nan)
+    extent = [box[1][0], box[1][1], box[0][1], box[0][0]]
+    return mean, (waiting > 0) & (count == 0), extent
 
 
 def preview(store, out, n_patterns: int = 4, dpi: int = 110):
     """Write a PNG: virtual bright field at the scan positions, a few patterns, the optics.
 
-    Positions of blocks not yet simulated are drawn grey. Returns the figure's path.
+    Reads the stored ``bright_field`` (`jscan.analysis.stored_detectors`) and n_patterns
+    patterns. Positions of blocks not yet simulated are drawn grey. Returns the figure's path.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ds = open_scan(store)
-    done = position_done(ds).values
-    bf = np.full(ds.sizes["position"], np.nan)  # not simulated: NaN, drawn grey
-    if done.any():
-        bf[done] = virtual_bright_field(ds.isel(position=np.flatnonzero(done))).values
+    store = location(store)
+    check_store(store)
+    # No dask: each variable below is read whole, in one zarr request; one chunk per block
+    # makes 10^4 chunks of block_done and of bright_field for 10^7 positions, decoded in
+    # batches rather than one by one.
+    ds = xr.open_zarr(store, chunks=None)
+    with zarr.config.set({"codec_pipeline.batch_size": READ_BATCH}):
+        done = position_done(ds).values
+        bf = np.where(done, ds.bright_field.values, np.nan)  # not simulated: NaN, drawn grey
     x_um, y_um = ds.x.values * 1e6, ds.y.values * 1e6
 
     fig = plt.figure(figsize=(12, 6.2), layout="constrained")
@@ -35,7 +92,13 @@ def preview(store, out, n_patterns: int = 4, dpi: int = 110):
         image = np.full((rows, cols), np.nan)
         image[ds.scan_row.values, ds.scan_col.values] = bf
         extent = [x_um.min(), x_um.max(), y_um.max(), y_um.min()]
-        shown = ax.imshow(image, cmap=cmap, extent=extent, interpolation="nearest")
+        shown = ax.imshow(binned_raster(image), cmap=cmap, extent=extent, interpolation="nearest")
+    elif len(x_um) > MAX_SCATTER:
+        mean, waiting, extent = binned_scatter(x_um, y_um, bf, done)
+        clear = cmap.with_extremes(bad=(0, 0, 0, 0))  # empty cells: background
+        grey = matplotlib.colors.ListedColormap(["0.75"]).with_extremes(bad=(0, 0, 0, 0))
+        ax.imshow(np.where(waiting, 1.0, np.nan), cmap=grey, extent=extent, interpolation="nearest")
+        shown = ax.imshow(mean, cmap=clear, extent=extent, interpolation="nearest")
     else:
         shown = ax.scatter(x_um[done], y_um[done], c=bf[done], cmap=cmap, s=12)
         ax.scatter(x_um[~done], y_um[~done], c="0.75", s=12, label="not simulated yet")
@@ -49,13 +112,11 @@ def preview(store, out, n_patterns: int = 4, dpi: int = 110):
         title=f"virtual bright field, r ≤ {ds.attrs['bright_field_radius_m'] * 1e3:.3g} mm\n"
         f"{int(done.sum())}/{done.size} positions simulated (grey: not yet)",
     )
-    fig.colorbar(shown, ax=ax, shrink=0.8, label=ds.diffraction.attrs.get("units", ""))
+    fig.colorbar(shown, ax=ax, shrink=0.8, label=ds.bright_field.attrs.get("units", ""))
 
     z = ds.attrs["travel_distance_m"]
     theta = np.concatenate([ds.det_x.values[[0, -1]], ds.det_y.values[[0, -1]]]) / z * 1e3
-    picks = np.flatnonzero(done)
-    picks = picks[np.linspace(0, len(picks) - 1, min(n_patterns, len(picks))).astype(int)]
-    for k, i in enumerate(picks):
+    for k, i in enumerate(pattern_picks(done, n_patterns)):
         pax = fig.add_subplot(grid[k // n_cols, 2 + k % n_cols])
         pattern = ds.diffraction.isel(position=int(i)).values.astype(np.float64)
         pax.imshow(np.log10(1 + np.maximum(pattern, 0)), cmap="magma", extent=theta, origin="lower")

@@ -159,3 +159,23 @@ def test_demo_has_resume(tmp_path, run_cli):
     code, _, err = run_cli("demo", "--out", tmp_path / "d.zarr", "--resume")
     assert code == 2 and "nothing to resume" in err
     assert not (tmp_path / "d.zarr").exists()
+
+
+def test_info_summarises_the_stored_detectors_without_reading_patterns(run_cli, partial_store):
+    import pathlib
+
+    import zarr
+
+    store = partial_store([1, 6], dose=1e4)
+    total = zarr.open_array(store, path="total", mode="r")[:]
+    done = total[np.isfinite(total)]
+    assert done.size == 32
+    for shard in (pathlib.Path(store) / "diffraction" / "c").rglob("0"):  # unreadable now
+        if shard.is_file():
+            shard.write_bytes(bytes(b ^ 0x5A for b in shard.read_bytes()))
+    code, out, err = run_cli("info", store)
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("photons per pattern"))
+    assert f"min {done.min():.4g}, median {np.median(done):.4g}, max {done.max():.4g}" in line
+    assert "median bright-field share 0." in line
+    assert "bright_field float64  (144,) dims ('position',) chunks (16,)" in out

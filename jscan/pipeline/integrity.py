@@ -2,11 +2,13 @@
 
 Two levels:
 
-- quick: every block marked done has its shard, and the shard is larger than its index
-  (one listing of the store; a deleted or emptied shard is found);
+- quick: every block marked done has its shard, and the shard is larger than its index,
+  and its chunk of each virtual-detector array (``bright_field``, ``total``, ``com_x``,
+  ``com_y``) is there (one listing per array; a deleted or emptied chunk is found);
 - full: each such shard is also read back (the CRC32C of every inner chunk and of the shard
   index is checked while decoding) and the CRC32 of its patterns is compared with the one
-  the worker recorded in ``block_checksum`` (reads the whole store).
+  the worker recorded in ``block_checksum`` (reads the whole store); the block's detector
+  chunks are decoded (CRC32C) and must equal those computed again from the patterns.
 
 A missing shard cannot be seen by reading alone: zarr returns the fill value (zeros) for it,
 which is why presence is checked against ``block_done``.
@@ -19,6 +21,8 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync
 
+from jscan.pipeline.detectors import DETECTORS, block_detectors
+from jscan.pipeline.receipt import masked_sums
 from jscan.pipeline.store import block_crc, blocks_done, check_store, location
 
 MAX_NAMED = 20  # bad blocks named in the one-line summary; the rest are counted
@@ -107,11 +111,14 @@ def verify(
     sizes = shard_sizes(arr)
     floor = _index_bytes(arr)
     trailing = (0,) * (arr.ndim - 1)
+    detectors = {name: zarr.open_array(store, path=name, mode="r") for name in DETECTORS}
+    listed = {name: shard_sizes(d) for name, d in detectors.items()}
+    camera = _camera(store, attrs) if full else None
     faults = []
     for k, b in enumerate(done):
         b = int(b)
         size = sizes.get(arr.metadata.encode_chunk_key((b, *trailing)))
-        reason = None
+        reason = _detector_presence(detectors, listed, b)
         if size is None:
             reason = "shard missing"
         elif size <= floor:
@@ -124,11 +131,53 @@ def verify(
             else:
                 if block_crc(patterns) != int(sums[b]):
                     reason = "checksum differs"
+                elif reason is None:
+                    reason = _detector_values(detectors, camera, patterns, b * block)
         if reason is not None:
             faults.append(BlockFault(b, reason))
         if on_progress is not None:
             on_progress(k + 1, len(done))
     return VerifyReport(store, int(attrs["n_blocks"]), len(done), full, tuple(faults))
+
+
+def _detector_presence(detectors, listed, b) -> str | None:
+    """Why block b's detector chunks are not sound by their listing (missing, empty), or None."""
+    for name, d in detectors.items():
+        size = listed[name].get(d.metadata.encode_chunk_key((b,)))
+        if size is None:
+            return f"{name} chunk missing"
+        if size <= 4:  # a CRC32C alone: no values
+            return f"{name} chunk empty ({size} bytes)"
+    return None
+
+
+def _camera(store, attrs):
+    """(det_y, det_x, bright-field mask) of the store, as the worker has them."""
+    det_y = zarr.open_array(store, path="det_y", mode="r")[:]
+    det_x = zarr.open_array(store, path="det_x", mode="r")[:]
+    return det_y, det_x, np.hypot(det_y[:, None], det_x[None, :]) <= attrs["bright_field_radius_m"]
+
+
+def _detector_values(detectors, camera, patterns, start) -> str | None:
+    """Why the stored detectors of the block at ``start`` differ from those its patterns
+    give, or None.
+
+    Computed again as the worker did; compared to 1e-9 (relative, and for the centre also
+    1e-9 of the camera's half width) rather than to the bit, since another machine's numpy
+    may sum in another order.
+    """
+    det_y, det_x, mask = camera
+    expected = block_detectors(patterns, det_y, det_x, masked_sums(patterns, mask))
+    scale = max(np.abs(det_y).max(), np.abs(det_x).max())
+    for name, d in detectors.items():
+        try:
+            found = d[start : start + len(patterns)]
+        except Exception as err:  # a CRC32C mismatch
+            return f"{name} unreadable: {type(err).__name__}"
+        atol = 1e-9 * scale if name.startswith("com") else 0.0
+        if not np.allclose(found, expected[name], rtol=1e-9, atol=atol, equal_nan=True):
+            return f"{name} differs from the patterns"
+    return None
 
 
 def repair(store: str, full: bool = False) -> VerifyReport:

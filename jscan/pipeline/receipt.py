@@ -25,7 +25,7 @@ class BlockReceipt:
     positions: int  # positions simulated and written (the last block may be short)
     bytes: int  # bytes of patterns written (uncompressed)
     worker: str  # the Dask worker's address, or "in-process"
-    compute_s: float  # s: simulation, device-to-host copy and Poisson noise
+    compute_s: float  # s: simulation, device-to-host copy, Poisson noise, virtual detectors
     write_s: float  # s: the Zarr write, its checksum and the done mark
     bright_field: np.ndarray  # (positions,) float64: counts inside the bright-field disk
     pattern: np.ndarray  # (h, w) float32, h, w <= PREVIEW_SIDE: the last pattern, binned

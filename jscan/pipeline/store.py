@@ -10,6 +10,9 @@ Layout (readable with plain ``xarray.open_zarr(STORE)``, no jscan needed):
 - ``block_checksum`` (block,) uint32: CRC32 (zlib) of the block's patterns as little-endian
   bytes in C order, written before ``block_done``; one chunk per block. Inner chunks also
   carry a CRC32C codec, so a damaged chunk raises when read instead of decoding to garbage.
+- ``bright_field``, ``total``, ``com_x``, ``com_y`` (position,) float64: the virtual
+  detectors of `jscan.pipeline.detectors`, written by the worker with the block's patterns
+  (before ``block_done``); one chunk per block, CRC32C, NaN where not written.
 - coordinates ``x``, ``y`` (position, m), ``det_y``, ``det_x`` (camera pixel centres, m),
   and for raster scans ``scan_row``, ``scan_col``.
 - attributes: every optical parameter (unit in the name), the config text and its hash,
@@ -38,10 +41,11 @@ from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 from jscan.errors import StoreError
 from jscan.inputs.config import Config
 from jscan.inputs.digest import inputs_hash
+from jscan.pipeline.detectors import DETECTORS, detector_attrs
 from jscan.pipeline.lock import LOCK_NAME, RunLock, clean_stale, is_local, publish, sibling
 
-FORMAT = "jscan-scan/2"  # 2: block checksums, CRC32C chunks, store_id, atomic creation
-ARRAYS = ("diffraction", "block_done", "block_checksum", "x", "y", "det_y", "det_x")
+FORMAT = "jscan-scan/3"  # 2: block checksums, CRC32C, store_id, atomic; 3: virtual detectors
+ARRAYS = ("diffraction", "block_done", "block_checksum", *DETECTORS, "x", "y", "det_y", "det_x")
 _INNER_CHUNK_BYTES = 4 << 20  # inner chunks near 4 MiB: cheap partial reads, few objects
 
 
@@ -166,6 +170,8 @@ def create(
             {"long_name": "CRC32 (zlib) of the block's patterns, little-endian C order"},
         ),
     }
+    for name, meta in detector_attrs(units).items():
+        data[name] = ("position", da.full(n, np.nan, chunks=block), meta)
     attrs = {
         "format": FORMAT,
         "jscan_version": __version__,
@@ -191,6 +197,10 @@ def create(
         },
         "block_done": {"chunks": (1,)},
         "block_checksum": {"chunks": (1,)},
+        **{
+            name: {"chunks": (block,), "fill_value": np.nan, "compressors": (Crc32cCodec(),)}
+            for name in DETECTORS
+        },
     }
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
     if not is_local(store):  # no rename on object stores: `complete` is written last
@@ -254,8 +264,9 @@ def read_attrs(store: str) -> dict:
     if fmt != FORMAT:
         if isinstance(fmt, str) and fmt.startswith("jscan-scan/"):
             raise StoreError(
-                f"{store} is in the older format {fmt} (no block checksums); this jscan reads "
-                f"{FORMAT}: open it with xarray.open_zarr, or make it again with --overwrite"
+                f"{store} is in the older format {fmt} (no block checksums, or no stored "
+                f"virtual detectors); this jscan reads {FORMAT}: open it with xarray.open_zarr, "
+                "or make it again with --overwrite"
             )
         raise StoreError(f"{store} is a Zarr store but not a jscan scan; choose another --out")
     if attrs.get("complete") is not True:
@@ -294,6 +305,7 @@ def check_store(store: str) -> dict:
         )
     n, blocks = attrs["n_positions"], attrs["n_blocks"]
     expected = {"diffraction": n, "x": n, "y": n, "block_done": blocks, "block_checksum": blocks}
+    expected.update(dict.fromkeys(DETECTORS, n))
     for name in ARRAYS:
         try:
             arr = zarr.open_array(store, path=name, mode="r")

@@ -31,6 +31,7 @@ from jscan.inputs.config import Config
 from jscan.inputs.farfield import camera_radius
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline.cachedir import private_dir
+from jscan.pipeline.detectors import DETECTORS, block_detectors, camera_axes
 from jscan.pipeline.receipt import BlockReceipt, masked_sums, preview_pattern
 from jscan.pipeline.store import block_crc, check_id
 
@@ -126,7 +127,8 @@ class BlockRunner:
         self.factor = noise_factor(cfg, probe)  # photons per unit intensity
         r = camera_radius(probe.shape, cfg.optics.camera_pixel_size)
         self.bright_field = r <= job.bright_field_radius  # (H, W) bool: the page's detector
-        self.arrays = None  # (diffraction, block_done, block_checksum), by open_store
+        self.axes = camera_axes(probe.shape, cfg.optics.camera_pixel_size)  # det_y, det_x [m]
+        self.arrays = None  # (diffraction, block_done, block_checksum, *DETECTORS), by open_store
         self.blocks = 0  # blocks run with this state
         self._lock = threading.Lock()  # the worker's threads start their first blocks together
 
@@ -141,7 +143,7 @@ class BlockRunner:
                     zarr.open_array(self.job.store, path=name, mode="r+").with_config(
                         {"write_empty_chunks": True}
                     )
-                    for name in ("diffraction", "block_done", "block_checksum")
+                    for name in ("diffraction", "block_done", "block_checksum", *DETECTORS)
                 )
             return self.arrays
 
@@ -175,7 +177,8 @@ class BlockRunner:
     def run(
         self, block: int, origins, start: int, n_valid: int, shifts=None, worker="in-process"
     ) -> BlockReceipt:
-        """Simulate one block, write its patterns and their checksum, then mark it done.
+        """Simulate one block, write its patterns, virtual detectors (`jscan.pipeline.detectors`)
+        and checksum, then mark it done.
 
         block: its index; origins, shifts: as in `simulate`; start: global index of its first
         position; n_valid: its positions (the rest of block_size is padding); worker: the
@@ -184,9 +187,13 @@ class BlockRunner:
         """
         t0 = time.perf_counter()
         host = self.patterns(origins, start, n_valid, shifts)
+        bright = masked_sums(host, self.bright_field)
+        detectors = block_detectors(host, *self.axes, bright)
         t1 = time.perf_counter()
-        diffraction, block_done, block_checksum = self.open_store()
+        diffraction, block_done, block_checksum, *stored = self.open_store()
         diffraction[start : start + n_valid] = host
+        for arr, name in zip(stored, DETECTORS, strict=True):  # one chunk per block each
+            arr[start : start + n_valid] = detectors[name]
         block_checksum[block] = block_crc(host)
         block_done[block] = 1
         t2 = time.perf_counter()
@@ -199,7 +206,7 @@ class BlockRunner:
             worker=worker,
             compute_s=t1 - t0,
             write_s=t2 - t1,
-            bright_field=masked_sums(host, self.bright_field),
+            bright_field=bright,
             pattern=preview_pattern(host[-1]),
         )
 
