@@ -41,6 +41,7 @@ from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 from jscan.errors import StoreError
 from jscan.inputs.config import Config
 from jscan.inputs.digest import inputs_hash
+from jscan.pipeline.coords import diffraction_attrs, pattern_dtype, scan_coords
 from jscan.pipeline.detectors import DETECTORS, detector_attrs
 from jscan.pipeline.lock import LOCK_NAME, RunLock, clean_stale, is_local, publish, sibling
 
@@ -131,33 +132,16 @@ def create(
     """
     from jscan import __version__
 
-    positions, raster, n_blocks = plan.positions, plan.raster, plan.n_blocks
-    n, (h, w) = len(positions), plan.window
+    n, n_blocks, (h, w) = plan.n_positions, plan.n_blocks, plan.window
     block = config.run.block_size
-    dtype = np.dtype("uint32") if config.detector.dose > 0 else np.dtype("float32")
-    odx = config.optics.camera_pixel_size
-    coords = {
-        "x": ("position", positions[:, 0], {"units": "m", "long_name": "simulated probe centre x"}),
-        "y": ("position", positions[:, 1], {"units": "m", "long_name": "simulated probe centre y"}),
-        "det_y": ("det_y", (np.arange(h) - h // 2) * odx, {"units": "m"}),
-        "det_x": ("det_x", (np.arange(w) - w // 2) * odx, {"units": "m"}),
-    }
-    if plan.nominal is not None:  # snap: the positions asked for, next to those simulated
-        for k, axis in enumerate("xy"):
-            coords[f"{axis}_nominal"] = (
-                "position",
-                plan.nominal[:, k],
-                {"units": "m", "long_name": f"requested probe centre {axis} (simulated at {axis})"},
-            )
-    if raster is not None:
-        coords["scan_row"] = ("position", raster[0].astype(np.int32))
-        coords["scan_col"] = ("position", raster[1].astype(np.int32))
-    units = "photons" if dtype.kind == "u" else "|U'|^2, far-field intensity in units of |probe|^2"
+    dtype = pattern_dtype(config)
+    pattern_attrs = diffraction_attrs(config)
+    units = pattern_attrs["units"]
     data = {
         "diffraction": (
             ("position", "det_y", "det_x"),
             da.zeros((n, h, w), dtype=dtype, chunks=(block, h, w)),
-            {"units": units, "long_name": "far-field diffraction pattern"},
+            pattern_attrs,
         ),
         "block_done": (
             ("block",),
@@ -202,7 +186,7 @@ def create(
             for name in DETECTORS
         },
     }
-    ds = xr.Dataset(data, coords=coords, attrs=attrs)
+    ds = xr.Dataset(data, coords=scan_coords(config, plan), attrs=attrs)
     if not is_local(store):  # no rename on object stores: `complete` is written last
         _write_layout(store, ds, encoding, mode="w" if replace else "w-")
         return attrs["store_id"]
