@@ -361,8 +361,16 @@ def main(argv=None):
         sys.stdout = open(os.devnull, "w")
         return 0
     except Exception as err:
-        if os.environ.get("JSCAN_TRACEBACK") or args.command not in ("simulate", "demo"):
+        if os.environ.get("JSCAN_TRACEBACK"):
             raise
+        if args.command not in ("simulate", "demo"):  # a chunk failed its CRC32C, say
+            print(
+                f"jscan: error: reading {args.store} failed ({type(err).__name__}: {err}); "
+                f"it may be damaged: run jscan verify {args.store} (JSCAN_TRACEBACK=1 shows "
+                "the traceback)",
+                file=sys.stderr,
+            )
+            return 1
         print(
             f"jscan: error: the run stopped: {type(err).__name__}: {err}; blocks already "
             "written are kept: fix the cause, then finish with --resume, or start again "

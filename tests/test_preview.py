@@ -1,5 +1,7 @@
 """`jscan preview` of a partly finished store: missing positions grey, not zero."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -48,10 +50,10 @@ def test_preview_reads_only_the_patterns_it_draws(tmp_path, run_cli, partial_sto
             garble(store / name / "c" / str(b))
     code, _, err = run_cli("preview", store, "--out", tmp_path / "p.png")
     assert code == 0, err
-    # The control: a garbled shard that preview draws fails it.
+    # The control: a garbled shard that preview draws fails it (one line, exit 1).
     garble(store / "diffraction" / "c" / "5" / "0" / "0")
-    with pytest.raises(Exception, match=r"(?i)checksum|crc"):
-        run_cli("preview", store, "--out", tmp_path / "q.png")
+    code, _, err = run_cli("preview", store, "--out", tmp_path / "q.png")
+    assert code == 1 and re.search(r"(?i)checksum|crc", err) and "jscan verify" in err, err
 
 
 def test_binned_raster_keeps_means_and_gaps():

@@ -23,7 +23,7 @@ from zarr.core.sync import sync
 
 from jscan.pipeline.detectors import DETECTORS, block_detectors
 from jscan.pipeline.receipt import masked_sums
-from jscan.pipeline.store import block_crc, blocks_done, check_store, location
+from jscan.pipeline.store import block_crc, check_store, location, run_state
 
 MAX_NAMED = 20  # bad blocks named in the one-line summary; the rest are counted
 
@@ -106,20 +106,23 @@ def verify(
     attrs = check_store(store)
     block = int(attrs["block_size"])
     arr = zarr.open_array(store, path="diffraction", mode="r")
-    sums = zarr.open_array(store, path="block_checksum", mode="r")[:]
-    done = np.flatnonzero(blocks_done(store))
+    flags, lost = run_state(store, "block_done")
+    sums, lost_sums = run_state(store, "block_checksum") if full else (None, [])
+    done = np.flatnonzero(flags)
     sizes = shard_sizes(arr)
     floor = _index_bytes(arr)
     trailing = (0,) * (arr.ndim - 1)
     detectors = {name: zarr.open_array(store, path=name, mode="r") for name in DETECTORS}
     listed = {name: shard_sizes(d) for name, d in detectors.items()}
     camera = _camera(store, attrs) if full else None
-    faults = []
+    faults = [BlockFault(b, "block_done chunk unreadable") for b in lost]
     for k, b in enumerate(done):
         b = int(b)
         size = sizes.get(arr.metadata.encode_chunk_key((b, *trailing)))
         reason = _detector_presence(detectors, listed, b)
-        if size is None:
+        if b in lost_sums:
+            reason = "block_checksum chunk unreadable"
+        elif size is None:
             reason = "shard missing"
         elif size <= floor:
             reason = f"shard truncated ({size} bytes)"
@@ -137,7 +140,8 @@ def verify(
             faults.append(BlockFault(b, reason))
         if on_progress is not None:
             on_progress(k + 1, len(done))
-    return VerifyReport(store, int(attrs["n_blocks"]), len(done), full, tuple(faults))
+    faults.sort(key=lambda f: f.block)
+    return VerifyReport(store, int(attrs["n_blocks"]), len(done) + len(lost), full, tuple(faults))
 
 
 def _detector_presence(detectors, listed, b) -> str | None:

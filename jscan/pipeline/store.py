@@ -179,8 +179,9 @@ def create(
             # CRC32C after Blosc: a damaged inner chunk raises instead of decoding to garbage
             "compressors": (codec_for(dtype), Crc32cCodec()),
         },
-        "block_done": {"chunks": (1,)},
-        "block_checksum": {"chunks": (1,)},
+        # CRC32C alone (a few bytes per block): a damaged flag or checksum is found, not read
+        "block_done": {"chunks": (1,), "compressors": (Crc32cCodec(),)},
+        "block_checksum": {"chunks": (1,), "compressors": (Crc32cCodec(),)},
         **{
             name: {"chunks": (block,), "fill_value": np.nan, "compressors": (Crc32cCodec(),)}
             for name in DETECTORS
@@ -349,8 +350,25 @@ def check_id(store: str, store_id: str) -> None:
 
 
 def blocks_done(store: str) -> np.ndarray:
-    """block_done as a bool array (one per block)."""
-    return zarr.open_array(location(store), path="block_done", mode="r")[:].astype(bool)
+    """block_done as a bool array (one per block); a block whose flag cannot be read (its
+    chunk fails its CRC32C) counts as not done, so that a resumed run simulates it again."""
+    return run_state(store, "block_done")[0].astype(bool)
+
+
+def run_state(store: str, name: str) -> tuple[np.ndarray, list[int]]:
+    """A per-block array (``block_done`` or ``block_checksum``) and the blocks whose chunk
+    cannot be read (0 in the array)."""
+    arr = zarr.open_array(location(store), path=name, mode="r")
+    try:
+        return arr[:], []
+    except Exception:  # a chunk fails its CRC32C or its codec: read block by block
+        values, unreadable = np.zeros(arr.shape, arr.dtype), []
+        for b in range(arr.shape[0]):
+            try:
+                values[b] = arr[b]
+            except Exception:
+                unreadable.append(b)
+        return values, unreadable
 
 
 def block_crc(patterns: np.ndarray) -> int:

@@ -81,6 +81,33 @@ def test_damaged_block_is_named_and_resume_repairs_it(tmp_path, run_cli, client,
     assert code == 0 and "9/9 blocks done, all sound" in out
 
 
+@pytest.mark.parametrize("name", ["block_done", "block_checksum"])
+def test_damaged_run_state_is_named_and_resume_repairs_it(tmp_path, run_cli, client, clean, name):
+    """A block's done flag or checksum chunk with flipped bytes: found by its CRC32C."""
+    store, cfg, expected = clean
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    flip_64_bytes_or_all(copy / name / "c" / "4")
+    code, _, err = run_cli("verify", copy)
+    assert code == 1 and f"4 ({name} chunk unreadable)" in err, err
+    ds = simulate_scan(
+        parse_config(cfg.read_text()), copy, client=client, resume=True, verify=True, progress=False
+    )
+    assert ds.attrs["run_history"][-1]["blocks"] == 1
+    assert np.array_equal(ds.diffraction.values, expected)
+    code, out, _ = run_cli("verify", copy)
+    assert code == 0 and "9/9 blocks done, all sound" in out
+
+
+def flip_64_bytes_or_all(path):
+    """Flip 64 bytes in the middle, or every byte of a chunk shorter than that."""
+    data = bytearray(path.read_bytes())
+    start = max(0, len(data) // 2 - 32)
+    for i in range(start, min(len(data), start + 64)):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def test_flipped_byte_raises_when_read(tmp_path, clean):
     store, _, _ = clean
     copy = tmp_path / "s.zarr"
@@ -89,6 +116,16 @@ def test_flipped_byte_raises_when_read(tmp_path, clean):
     ds = open_scan(copy)
     with pytest.raises(ValueError, match="checksum"):
         ds.diffraction.isel(position=slice(2 * BLOCK, 3 * BLOCK)).load()
+
+
+def test_preview_of_a_damaged_drawn_block_is_one_line(tmp_path, run_cli, clean):
+    store, _, _ = clean
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    for b in range(9):  # whichever patterns preview draws
+        flip_64_bytes(shard(copy, b))
+    code, _, err = run_cli("preview", copy, "--out", tmp_path / "p.png")
+    assert code == 1 and err.count("\n") == 1 and f"jscan verify {copy}" in err, err
 
 
 def test_missing_array_is_one_line_exit_2_everywhere(tmp_path, run_cli, client, clean):
