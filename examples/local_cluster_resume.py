@@ -32,7 +32,7 @@ import xarray as xr
 import zarr
 from distributed import Client, LocalCluster
 
-from jscan.pipeline import simulate_scan
+from jscan import simulate_scan
 from jscan.pipeline.store import blocks_done
 
 CONFIG = """\

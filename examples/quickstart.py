@@ -27,9 +27,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import xarray as xr
 
+from jscan import simulate_scan
 from jscan.analysis import virtual_bright_field
 from jscan.inputs.config import DEMO_CONFIG, parse_config
-from jscan.pipeline import simulate_scan
 from jscan.preview import preview
 
 

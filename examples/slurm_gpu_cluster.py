@@ -110,7 +110,7 @@ def main(argv=None):
 
     from distributed import Client
 
-    from jscan.pipeline import simulate_scan
+    from jscan import simulate_scan
 
     with slurm_cluster(args) as cluster:
         if args.dry_run:  # no job is submitted: just show what would be
