@@ -238,16 +238,17 @@ def valid_event(msg, grid=None) -> bool:
     return True
 
 
-def screenshot(url, out, profile_dir, size=(1000, 760), wait_ms=3000):
-    """Render ``url`` in headless Chromium (Debian's ``chromium``) into the PNG ``out``.
+def headless_chromium(url, profile_dir, *args, wait_ms=3000) -> subprocess.CompletedProcess:
+    """Run Debian's ``chromium`` headless on ``url`` with extra ``args`` (``--dump-dom``,
+    ``--screenshot=PNG``...) once the page's scripts had ``wait_ms`` of virtual time.
 
-    profile_dir: an empty folder for the browser profile. Raises FileNotFoundError when no
-    Chromium is installed.
+    profile_dir: an empty folder for the browser profile. Returns the finished process (its
+    stdout as text). Raises FileNotFoundError when no Chromium is installed.
     """
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         raise FileNotFoundError("no chromium on PATH: apt install chromium")
-    subprocess.run(
+    return subprocess.run(
         [
             chromium,
             "--headless",
@@ -260,13 +261,24 @@ def screenshot(url, out, profile_dir, size=(1000, 760), wait_ms=3000):
             "--disable-sync",
             f"--user-data-dir={profile_dir}",
             f"--virtual-time-budget={wait_ms}",
-            f"--window-size={size[0]},{size[1]}",
-            f"--screenshot={out}",
+            *args,
             url,
         ],
         check=True,
         capture_output=True,
+        text=True,
         timeout=120,
+    )
+
+
+def screenshot(url, out, profile_dir, size=(1000, 760), wait_ms=3000):
+    """Render ``url`` in headless Chromium into the PNG ``out``; returns ``out``."""
+    headless_chromium(
+        url,
+        profile_dir,
+        f"--window-size={size[0]},{size[1]}",
+        f"--screenshot={out}",
+        wait_ms=wait_ms,
     )
     return out
 

@@ -351,31 +351,11 @@ def test_hostile_event_through_a_real_scheduler_is_never_served(client):
     assert "innerHTML" not in fetch(page_url(client))
 
 
-def dump_dom(url, profile_dir, wait_ms=3000):
+def dump_dom(url, profile_dir):
     """The page's DOM after its scripts ran, serialised by headless Chromium."""
-    import subprocess
+    from jscan.pipeline.page import headless_chromium
 
-    out = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile_dir}",
-            f"--virtual-time-budget={wait_ms}",
-            "--dump-dom",
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return out.stdout
+    return headless_chromium(url, profile_dir, "--dump-dom").stdout
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt install chromium)")
