@@ -241,7 +241,8 @@ def _preview(args):
 
 
 def info(store_path, stream=None):
-    """Print a store's layout, optics, progress, config and run history (to stdout)."""
+    """Print a store's layout, optics, progress, config and run history (to stdout); return
+    0, or 1 (with one line on stderr) when block_done flags cannot be read."""
     import zarr
 
     stream = stream or sys.stdout  # at call time: the one in use now, not at import
@@ -250,7 +251,8 @@ def info(store_path, stream=None):
 
     attrs = store.check_store(store_path)
     group = zarr.open_group(store_path, mode="r")
-    done = store.blocks_done(store_path)
+    flags, unreadable = store.run_state(store_path, "block_done")
+    done = flags.astype(bool)
     w = stream.write
     w(f"store: {store_path}  ({attrs['format']}, made by jscan {attrs['jscan_version']})\n")
     w(f"store_id: {attrs['store_id']}\n")
@@ -276,6 +278,14 @@ def info(store_path, stream=None):
     w("\nrun history:\n")
     for entry in attrs.get("run_history", []):
         w(f"  {json.dumps(entry)}\n")
+    if unreadable:  # counted as not done above; a resume would simulate them again
+        print(
+            f"jscan: error: {store_path}: the block_done flag of {len(unreadable)} block(s) "
+            f"cannot be read (first: {unreadable[0]}); run jscan verify {store_path}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def _detector_summary(store_path, attrs, done, w):
@@ -348,7 +358,7 @@ def main(argv=None):
         elif args.command == "verify":
             return verify(args.store, quick=args.quick)
         else:
-            info(args.store)
+            return info(args.store)
     except JscanError as err:  # ConfigError, StoreError, ClusterError, UsageError
         print(f"jscan: error: {err}", file=sys.stderr)
         return 2
@@ -363,7 +373,11 @@ def main(argv=None):
     except Exception as err:
         if os.environ.get("JSCAN_TRACEBACK"):
             raise
-        if args.command not in ("simulate", "demo"):  # a chunk failed its CRC32C, say
+        if args.command not in ("simulate", "demo"):
+            from jscan.pipeline.store import DECODE_ERRORS
+
+            if args.command == "verify" or not isinstance(err, DECODE_ERRORS):
+                raise  # not damage that verify would name: a bug, or an I/O error
             print(
                 f"jscan: error: reading {args.store} failed ({type(err).__name__}: {err}); "
                 f"it may be damaged: run jscan verify {args.store} (JSCAN_TRACEBACK=1 shows "

@@ -157,8 +157,9 @@ def block_bytes(config: Config, plan) -> tuple[int, int]:
     temporaries of the phantoms: 32 B/px). per_position: on the device the float32 pattern,
     the complex64 window x illumination and two complex64 buffers of each axis' FFT length;
     on the host the float32 copy, the uint32 counts, float64 for the bright-field sum, and
-    the encoded shard with its assembly buffer. Counted together: on CPU workers the device
-    is the host.
+    the encoded shard with its assembly buffer; with exact placement also the table of
+    shifted illuminations (at most one per position: spectrum x ramp, its inverse FFT and
+    the gathered copy, complex64). Counted together: on CPU workers the device is the host.
     """
     h, w = plan.window
     p, o = config.probe, config.optics
@@ -168,6 +169,8 @@ def block_bytes(config: Config, plan) -> tuple[int, int]:
         lengths.append(axis_spec(n, alpha).m)
     my, mx = lengths
     device = 4 * h * w + 8 * (h * w + 2 * h * mx + 2 * my * w)
+    if config.scan.placement == "exact":
+        device += 3 * 8 * h * w
     host = 4 * h * w + 8 * h * w + 2 * 4 * h * w + (4 * h * w if config.detector.dose else 0)
     rows, cols = plan.region_shape
     return 32 * rows * cols, device + host

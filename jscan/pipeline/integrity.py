@@ -145,13 +145,15 @@ def verify(
 
 
 def _detector_presence(detectors, listed, b) -> str | None:
-    """Why block b's detector chunks are not sound by their listing (missing, empty), or None."""
+    """Why block b's detector chunks are not sound by their listing (missing, not the size
+    of a whole chunk), or None."""
     for name, d in detectors.items():
         size = listed[name].get(d.metadata.encode_chunk_key((b,)))
         if size is None:
             return f"{name} chunk missing"
-        if size <= 4:  # a CRC32C alone: no values
-            return f"{name} chunk empty ({size} bytes)"
+        whole = d.chunks[0] * d.dtype.itemsize + 4  # float64 values and their CRC32C
+        if size != whole:
+            return f"{name} chunk truncated ({size} of {whole} bytes)"
     return None
 
 

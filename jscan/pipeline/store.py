@@ -349,6 +349,11 @@ def check_id(store: str, store_id: str) -> None:
         )
 
 
+# What zarr raises for a chunk that fails its CRC32C (ValueError) or its codec (Blosc's
+# RuntimeError); I/O errors (OSError) are not damage and propagate.
+DECODE_ERRORS = (ValueError, RuntimeError)
+
+
 def blocks_done(store: str) -> np.ndarray:
     """block_done as a bool array (one per block); a block whose flag cannot be read (its
     chunk fails its CRC32C) counts as not done, so that a resumed run simulates it again."""
@@ -361,12 +366,12 @@ def run_state(store: str, name: str) -> tuple[np.ndarray, list[int]]:
     arr = zarr.open_array(location(store), path=name, mode="r")
     try:
         return arr[:], []
-    except Exception:  # a chunk fails its CRC32C or its codec: read block by block
+    except DECODE_ERRORS:  # a chunk fails its CRC32C or its codec: read block by block
         values, unreadable = np.zeros(arr.shape, arr.dtype), []
         for b in range(arr.shape[0]):
             try:
                 values[b] = arr[b]
-            except Exception:
+            except DECODE_ERRORS:
                 unreadable.append(b)
         return values, unreadable
 

@@ -90,6 +90,9 @@ def test_damaged_run_state_is_named_and_resume_repairs_it(tmp_path, run_cli, cli
     flip_64_bytes_or_all(copy / name / "c" / "4")
     code, _, err = run_cli("verify", copy)
     assert code == 1 and f"4 ({name} chunk unreadable)" in err, err
+    if name == "block_done":  # info counts it as not done, and says so
+        code, out, err = run_cli("info", copy)
+        assert code == 1 and "blocks done: 8/9" in out and f"jscan verify {copy}" in err, err
     ds = simulate_scan(
         parse_config(cfg.read_text()), copy, client=client, resume=True, verify=True, progress=False
     )
