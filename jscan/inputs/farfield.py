@@ -63,9 +63,13 @@ def _probe_pattern(probe_config, o, stamp) -> np.ndarray:
     return image
 
 
-def camera_radius(shape, pixel):
-    """Distance [m] of each camera pixel centre (i - N//2) pixel from the optical axis."""
+def camera_axes(shape, pixel) -> tuple[np.ndarray, np.ndarray]:
+    """Camera pixel centres (det_y (H,), det_x (W,)) [m]: (i - N//2) * pixel, the store's."""
     h, w = shape
-    y = (np.arange(h) - h // 2) * pixel
-    x = (np.arange(w) - w // 2) * pixel
+    return (np.arange(h) - h // 2) * pixel, (np.arange(w) - w // 2) * pixel
+
+
+def camera_radius(shape, pixel):
+    """Distance [m] of each camera pixel centre (`camera_axes`) from the optical axis."""
+    y, x = camera_axes(shape, pixel)
     return np.hypot(y[:, None], x[None, :])

@@ -8,6 +8,7 @@ requested, with snap placement), the camera pixel centres and the raster indices
 import numpy as np
 
 from jscan.inputs.config import Config
+from jscan.inputs.farfield import camera_axes
 
 
 def pattern_dtype(config: Config) -> np.dtype:
@@ -31,12 +32,13 @@ def scan_coords(config: Config, plan) -> dict:
     requested, only with snap placement (where they differ); det_y, det_x [m]: camera pixel
     centres, (i - N//2) * camera_pixel_size; scan_row, scan_col (int32): raster scans only.
     """
-    (h, w), positions, odx = plan.window, plan.positions, config.optics.camera_pixel_size
+    positions = plan.positions
+    det_y, det_x = camera_axes(plan.window, config.optics.camera_pixel_size)
     coords = {
         "x": ("position", positions[:, 0], {"units": "m", "long_name": "simulated probe centre x"}),
         "y": ("position", positions[:, 1], {"units": "m", "long_name": "simulated probe centre y"}),
-        "det_y": ("det_y", (np.arange(h) - h // 2) * odx, {"units": "m"}),
-        "det_x": ("det_x", (np.arange(w) - w // 2) * odx, {"units": "m"}),
+        "det_y": ("det_y", det_y, {"units": "m"}),
+        "det_x": ("det_x", det_x, {"units": "m"}),
     }
     if plan.nominal is not None:
         for k, axis in enumerate("xy"):

@@ -34,12 +34,6 @@ def detector_attrs(units: str) -> dict[str, dict]:
     }
 
 
-def camera_axes(shape, pixel) -> tuple[np.ndarray, np.ndarray]:
-    """Camera pixel centres (det_y (H,), det_x (W,)) [m]: (i - N//2) * pixel, the store's."""
-    h, w = shape
-    return (np.arange(h) - h // 2) * pixel, (np.arange(w) - w // 2) * pixel
-
-
 def block_detectors(patterns, det_y, det_x, bright_field) -> dict[str, np.ndarray]:
     """The virtual detectors (n,) float64 of patterns (n, H, W), by name (`DETECTORS`).
 

@@ -28,10 +28,10 @@ from jscan.core.sharding import data_mesh, run_sharded, to_host
 from jscan.core.types import make_optical_wavefront
 from jscan.errors import ClusterError
 from jscan.inputs.config import Config
-from jscan.inputs.farfield import camera_radius
+from jscan.inputs.farfield import camera_axes, camera_radius
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline.cachedir import private_dir
-from jscan.pipeline.detectors import DETECTORS, block_detectors, camera_axes
+from jscan.pipeline.detectors import DETECTORS, block_detectors
 from jscan.pipeline.receipt import BlockReceipt, masked_sums, preview_pattern
 from jscan.pipeline.store import block_crc, check_id
 
