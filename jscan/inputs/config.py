@@ -334,8 +334,16 @@ def parse_config(text: str, base_dir: str | os.PathLike | None = None) -> Config
     return config
 
 
-_F32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32
-_F32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def float32_outside(value: float) -> str | None:
+    """ "overflows" or "underflows" when ``value`` is not in float32's normal range
+    [`FLOAT32_TINY`, `FLOAT32_MAX`], else None."""
+    if FLOAT32_TINY <= value <= FLOAT32_MAX:
+        return None
+    return "overflows" if value > FLOAT32_MAX else "underflows"
 
 
 def _lengths(config: Config) -> dict[str, float]:
@@ -353,11 +361,10 @@ def _lengths(config: Config) -> dict[str, float]:
 def _check_float32(config: Config) -> None:
     """Refuse optical values outside float32's normal range, which the kernel computes in."""
     for key, value in _lengths(config).items():
-        if not _F32_TINY <= value <= _F32_MAX:
-            way = "overflows" if value > _F32_MAX else "underflows"
+        if way := float32_outside(value):
             raise ConfigError(
-                f'"{key}" = {value!r} {way} float32 (normal range {_F32_TINY:.3g} to '
-                f"{_F32_MAX:.3g}), which the kernel computes in; give lengths in metres "
+                f'"{key}" = {value!r} {way} float32 (normal range {FLOAT32_TINY:.3g} to '
+                f"{FLOAT32_MAX:.3g}), which the kernel computes in; give lengths in metres "
                 "(e.g. wavelength = 500e-9)"
             )
 
@@ -389,12 +396,12 @@ def check_float32_products(config: Config, window: tuple[int, int]) -> None:
             ("the aperture radius^2", (diameter / 2) ** 2, "optics.aperture_diameter"),
         ]
     for name, value, keys in products:
-        low = not value >= _F32_TINY and name != "the largest chirp phase"
+        low = not value >= FLOAT32_TINY and name != "the largest chirp phase"
         if low or not np.isfinite(value):
             way = "underflows" if low and np.isfinite(value) else "overflows"
             raise ConfigError(
-                f"{name} = {float(value):.3g} {way} float32 (normal range {_F32_TINY:.3g} to "
-                f"{_F32_MAX:.3g}), which the kernel computes in; check the units (metres) of "
+                f"{name} = {float(value):.3g} {way} float32 (normal range {FLOAT32_TINY:.3g} to "
+                f"{FLOAT32_MAX:.3g}), which the kernel computes in; check the units (metres) of "
                 f"{keys}"
             )
 

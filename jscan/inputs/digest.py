@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from jscan.inputs.config import FLOAT32_MAX
 from jscan.inputs.samples import open_npy, open_zarr
 
 if TYPE_CHECKING:
     from jscan.inputs.config import Config, SampleConfig
 
 READ_BYTES = 1 << 20  # one read of a streamed file
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class SampleDigest(NamedTuple):

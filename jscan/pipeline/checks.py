@@ -11,11 +11,10 @@ import os
 import shutil
 
 import dask
-import numpy as np
 
 from jscan.core.propagation import axis_spec
 from jscan.errors import ConfigError, StoreError
-from jscan.inputs.config import Config
+from jscan.inputs.config import FLOAT32_MAX, Config, float32_outside
 from jscan.inputs.digest import SampleDigest, sample_digest
 from jscan.inputs.farfield import probe_pattern
 from jscan.inputs.samples import make_probe, sample_shape
@@ -25,8 +24,6 @@ from jscan.pipeline.worker import noise_factor
 
 COUNT_MAX = 2**32 - 1  # the uint32 photon counts of dose > 0
 SIGMA_MARGIN = 10.0  # a mean m may draw m + 10 sqrt(m): one pixel in ~1e23 goes beyond
-FLOAT32_TINY = float(np.finfo(np.float32).tiny)
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 PROCESS_BYTES = 512 << 20  # a worker's own baseline: Python, Dask, JAX runtime
 
 
@@ -88,8 +85,7 @@ def check_brightness(config: Config, sample: SampleDigest | None) -> None:
     """
     pattern = probe_pattern(config)
     transparent = float(pattern.max())
-    if not FLOAT32_TINY <= transparent <= FLOAT32_MAX:
-        way = "overflows" if transparent > FLOAT32_MAX else "underflows"
+    if way := float32_outside(transparent):
         raise ConfigError(
             f"the brightest pixel of the probe's own pattern, {transparent:.3g} (|U'|^2), "
             f"{way} float32; check the units (metres) of probe.wavelength, probe.dx, "
