@@ -62,21 +62,27 @@ def window_origins(positions, window_shape: tuple[int, int], dx, xp=np):
 
 
 def placed_positions(
-    positions, where: Placement, window_shape: tuple[int, int], dx, exact: bool
-) -> np.ndarray:
+    positions, where: Placement, window_shape: tuple[int, int], dx, exact: bool, xp=np
+):
     """The positions (n, 2) x, y (m) that are simulated for a `placement`.
 
     exact: the stated positions, except that those within tol of a pixel are put on it
-    ((origin + H//2) * dx); snap: (origin + H//2) * dx for every position.
+    ((origin + H//2) * dx); snap: (origin + H//2) * dx for every position. xp: numpy
+    (float64), or jax.numpy for traced positions, whose gradient then stays 1 (the value
+    snaps, the derivative does not).
     """
     height, width = (int(v) for v in window_shape)
-    origins = np.asarray(where.origins, dtype=np.float64)
-    on_pixel = (origins + np.array([height // 2, width // 2])) * dx  # row, col order
-    on_pixel = on_pixel[:, ::-1]  # x, y
+    positions = np.asarray(positions, dtype=np.float64) if xp is np else xp.asarray(positions)
+    on_pixel = ((where.origins + xp.asarray([height // 2, width // 2])) * dx)[:, ::-1]
+    on_pixel = on_pixel.astype(positions.dtype)  # x, y
     if not exact:
-        return np.ascontiguousarray(on_pixel)
-    snapped = (np.asarray(where.shifts) == 0)[:, ::-1]
-    return np.where(snapped, on_pixel, np.asarray(positions, dtype=np.float64))
+        return np.ascontiguousarray(on_pixel) if xp is np else on_pixel
+    snapped = xp.where((where.shifts == 0)[:, ::-1], on_pixel, positions)
+    if xp is np:
+        return snapped
+    from jax.lax import stop_gradient
+
+    return positions + stop_gradient(snapped - positions)
 
 
 def windows_leaving(origins, window_shape: tuple[int, int], sample_shape) -> str | None:

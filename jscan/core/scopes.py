@@ -4,7 +4,6 @@ Chain: sample x probe -> zoom (dx -> dx * zoom_factor) -> circular aperture ->
 Fraunhofer over travel_distance, exact at the camera pixel -> |.|^2.
 """
 
-import jax
 import jax.numpy as jnp
 
 from jscan.core import sharding
@@ -138,7 +137,7 @@ def simple_microscope(
         simulated = placed_positions(positions, where, window, dx, exact)
     else:  # traced positions or dx (inside a user's jit or grad): no bounds check possible
         where = window_placement(positions, window, sample.dx, xp=jnp)
-        simulated = _traced_positions(positions, where, window, sample.dx, exact)
+        simulated = placed_positions(positions, where, window, sample.dx, exact, xp=jnp)
     specs, plan = microscope_plan(
         lightwave,
         zoom_factor,
@@ -158,17 +157,6 @@ def simple_microscope(
         wavelength=jnp.asarray(lightwave.wavelength, rdt),
         dx=jnp.asarray(camera_pixel_size, rdt),
     )
-
-
-def _traced_positions(positions, where, window, dx, exact: bool):
-    """`placement.placed_positions` for traced positions: gradients flow through the exact ones."""
-    height, width = window
-    on_pixel = (where.origins + jnp.array([height // 2, width // 2])) * dx
-    on_pixel = on_pixel[:, ::-1].astype(jnp.asarray(positions).dtype)
-    if not exact:
-        return on_pixel
-    snapped = jnp.where((where.shifts == 0)[:, ::-1], on_pixel, positions)
-    return positions + jax.lax.stop_gradient(snapped - positions)  # the gradient stays 1
 
 
 __all__ = [
