@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from jscan.pipeline.detectors import DETECTORS
+from jscan.pipeline.store import per_position
 
 
 def _camera_radius(ds):
@@ -27,8 +28,10 @@ def position_done(ds) -> xr.DataArray:
         return ds.done
     if "block_done" not in ds or "block_size" not in ds.attrs:
         return xr.DataArray(np.ones(ds.sizes["position"], bool), dims="position")
-    done = np.repeat(ds.block_done.values.astype(bool), int(ds.attrs["block_size"]))
-    return xr.DataArray(done[: ds.sizes["position"]], dims="position")
+    done = per_position(
+        ds.block_done.values.astype(bool), ds.attrs["block_size"], ds.sizes["position"]
+    )
+    return xr.DataArray(done, dims="position")
 
 
 def _weighted_sum(ds, weights, name, long_name):

@@ -248,6 +248,7 @@ def info(store_path, stream=None):
     stream = stream or sys.stdout  # at call time: the one in use now, not at import
 
     from jscan.pipeline import store
+    from jscan.pipeline.coords import OPTICS_KEYS
 
     attrs = store.check_store(store_path)
     group = zarr.open_group(store_path, mode="r")
@@ -271,7 +272,7 @@ def info(store_path, stream=None):
             f"{shards} codecs {codecs}\n"
         )
     w("\noptics:\n")
-    for key in store.OPTICS_KEYS:
+    for key in OPTICS_KEYS:
         w(f"  {key} = {attrs.get(key)}\n")
     w(f"\nconfig (hash {attrs['config_hash'][:16]}):\n")
     w("".join(f"  {line}\n" for line in attrs["config"].splitlines()))
@@ -296,9 +297,10 @@ def _detector_summary(store_path, attrs, done, w):
 
     if not done.any():
         return
+    from jscan.pipeline.store import per_position
     from jscan.preview import READ_BATCH
 
-    mask = np.repeat(done, attrs["block_size"])[: attrs["n_positions"]]
+    mask = per_position(done, attrs["block_size"], attrs["n_positions"])
     with zarr.config.set({"codec_pipeline.batch_size": READ_BATCH}):  # one chunk per block
         read = {
             name: zarr.open_array(store_path, path=name, mode="r")[:][mask]

@@ -1,4 +1,5 @@
-"""The coordinates and the pattern variable's dtype and attributes of a planned scan.
+"""The coordinates, the pattern variable's dtype and attributes, and the root attributes of
+a planned scan.
 
 What a store's layout (`jscan.pipeline.store.create`) and the lazy dataset
 (`jscan.pipeline.lazy.simulate_lazy`) describe alike: the positions simulated (and those
@@ -51,3 +52,53 @@ def scan_coords(config: Config, plan) -> dict:
         coords["scan_row"] = ("position", plan.raster[0].astype(np.int32), {})
         coords["scan_col"] = ("position", plan.raster[1].astype(np.int32), {})
     return coords
+
+
+OPTICS_KEYS = (
+    "wavelength_m",
+    "probe_dx_m",
+    "sample_dx_m",
+    "zoom_factor",
+    "aperture_diameter_m",
+    "aperture_center_m",
+    "travel_distance_m",
+    "camera_pixel_size_m",
+    "dose_photons",
+    "noise_seed",
+)
+
+
+def optics_attrs(config: Config) -> dict:
+    """Every optical parameter, the unit in the key."""
+    p, o, d = config.probe, config.optics, config.detector
+    return {
+        "wavelength_m": p.wavelength,
+        "probe_dx_m": p.dx,
+        "sample_dx_m": config.sample.dx,
+        "zoom_factor": o.zoom_factor,
+        "aperture_diameter_m": o.aperture_diameter,
+        "aperture_center_m": list(o.aperture_center) if o.aperture_center else [0.0, 0.0],
+        "travel_distance_m": o.travel_distance,
+        "camera_pixel_size_m": o.camera_pixel_size,
+        "dose_photons": d.dose,
+        "noise_seed": d.seed,
+    }
+
+
+def scan_attrs(config: Config, plan, inputs: str, bright_field_radius: float) -> dict:
+    """The attributes a store and the lazy dataset share: the jscan version, the config
+    (text and hash), the input fingerprint, the blocks, every optical parameter (unit in the
+    key) and the bright-field radius (m on the camera)."""
+    from jscan import __version__
+
+    return {
+        "jscan_version": __version__,
+        "config": config.text,
+        "config_hash": config.hash,
+        "inputs_hash": inputs,
+        "block_size": plan.block_size,
+        "n_positions": plan.n_positions,
+        "n_blocks": plan.n_blocks,
+        **optics_attrs(config),
+        "bright_field_radius_m": bright_field_radius,
+    }

@@ -28,9 +28,8 @@ from jscan.inputs.config import Config, load_config, with_overrides
 from jscan.inputs.digest import inputs_hash
 from jscan.inputs.farfield import bright_field_radius
 from jscan.pipeline import checks
-from jscan.pipeline.coords import diffraction_attrs, pattern_dtype, scan_coords
+from jscan.pipeline.coords import diffraction_attrs, pattern_dtype, scan_attrs, scan_coords
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.store import optics_attrs
 from jscan.pipeline.worker import BlockRunner, ScanJob
 
 _COUNT = threading.Lock()  # guards BlockSimulator's counters across threads
@@ -104,8 +103,6 @@ def simulate_lazy(config, block_size=None) -> xr.Dataset:
     Raises ConfigError (bad config, sample values, brightness, a scan leaving the sample),
     as `simulate_scan` does before it writes anything.
     """
-    from jscan import __version__
-
     if not isinstance(config, Config):
         config = load_config(config)
     config = checks.cap_block_size(with_overrides(config, block_size=block_size))
@@ -122,17 +119,7 @@ def simulate_lazy(config, block_size=None) -> xr.Dataset:
         inputs_hash=inputs,
         bright_field_radius=radius,
     )
-    attrs = {
-        "jscan_version": __version__,
-        "config": config.text,
-        "config_hash": config.hash,
-        "inputs_hash": inputs,
-        "block_size": plan.block_size,
-        "n_positions": plan.n_positions,
-        "n_blocks": plan.n_blocks,
-        **optics_attrs(config),
-        "bright_field_radius_m": radius,
-    }
+    attrs = scan_attrs(config, plan, inputs, radius)
     data = xr.Variable(
         ("position", "det_y", "det_x"), lazy_patterns(job, plan), diffraction_attrs(config)
     )

@@ -41,7 +41,7 @@ from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 from jscan.errors import StoreError
 from jscan.inputs.config import Config
 from jscan.inputs.digest import inputs_hash
-from jscan.pipeline.coords import diffraction_attrs, pattern_dtype, scan_coords
+from jscan.pipeline.coords import diffraction_attrs, pattern_dtype, scan_attrs, scan_coords
 from jscan.pipeline.detectors import DETECTORS, detector_attrs
 from jscan.pipeline.lock import LOCK_NAME, RunLock, clean_stale, is_local, publish, sibling
 
@@ -81,37 +81,6 @@ def exists(store: str) -> bool:
         return False
 
 
-OPTICS_KEYS = (
-    "wavelength_m",
-    "probe_dx_m",
-    "sample_dx_m",
-    "zoom_factor",
-    "aperture_diameter_m",
-    "aperture_center_m",
-    "travel_distance_m",
-    "camera_pixel_size_m",
-    "dose_photons",
-    "noise_seed",
-)
-
-
-def optics_attrs(config: Config) -> dict:
-    """Every optical parameter, the unit in the key."""
-    p, o, d = config.probe, config.optics, config.detector
-    return {
-        "wavelength_m": p.wavelength,
-        "probe_dx_m": p.dx,
-        "sample_dx_m": config.sample.dx,
-        "zoom_factor": o.zoom_factor,
-        "aperture_diameter_m": o.aperture_diameter,
-        "aperture_center_m": list(o.aperture_center) if o.aperture_center else [0.0, 0.0],
-        "travel_distance_m": o.travel_distance,
-        "camera_pixel_size_m": o.camera_pixel_size,
-        "dose_photons": d.dose,
-        "noise_seed": d.seed,
-    }
-
-
 def create(
     store: str,
     config: Config,
@@ -130,8 +99,6 @@ def create(
     owner) and keeps it; replace: swap out what is at ``store`` (the caller checked it with
     `check_replaceable`, under the old store's lock).
     """
-    from jscan import __version__
-
     n, n_blocks, (h, w) = plan.n_positions, plan.n_blocks, plan.window
     block = config.run.block_size
     dtype = pattern_dtype(config)
@@ -158,15 +125,7 @@ def create(
         data[name] = ("position", da.full(n, np.nan, chunks=block), meta)
     attrs = {
         "format": FORMAT,
-        "jscan_version": __version__,
-        "config": config.text,
-        "config_hash": config.hash,
-        "inputs_hash": inputs or inputs_hash(config),
-        "block_size": block,
-        "n_positions": n,
-        "n_blocks": n_blocks,
-        **optics_attrs(config),
-        "bright_field_radius_m": bright_field_radius,
+        **scan_attrs(config, plan, inputs or inputs_hash(config), bright_field_radius),
         "run_history": [],
         "store_id": uuid.uuid4().hex,
         "complete": False,  # set last, once every array's metadata is written
@@ -396,6 +355,11 @@ def append_history(store: str, **entry) -> None:
     _consolidate(store)
 
 
+def per_position(block_values, block_size: int, n_positions: int) -> np.ndarray:
+    """A per-block array (n_blocks,) spread over its blocks' positions (n_positions,)."""
+    return np.repeat(np.asarray(block_values), int(block_size))[: int(n_positions)]
+
+
 def open_scan(store: str) -> xr.Dataset:
     """Open a scan lazily (dask-backed), also a run in progress.
 
@@ -406,7 +370,7 @@ def open_scan(store: str) -> xr.Dataset:
     store = location(store)
     attrs = check_store(store)
     ds = xr.open_zarr(store)
-    done = np.repeat(blocks_done(store), attrs["block_size"])[: attrs["n_positions"]]
+    done = per_position(blocks_done(store), attrs["block_size"], attrs["n_positions"])
     return ds.assign_coords(
         done=("position", done, {"long_name": "position's block simulated (when opened)"})
     )
