@@ -36,16 +36,17 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
     store = zstore.location(store)
     if "://" not in store:
         store = os.path.abspath(store)
+    exists = zstore.exists(store)
+    if exists and not (resume or overwrite):  # before the inputs are read (they may be large)
+        raise StoreError(
+            f"{store} already exists; pass --resume to finish it or --overwrite to "
+            "replace it, or choose another --out"
+        )
     sample = checks.check_inputs(config)  # one streamed pass: values checked, fingerprint
     inputs = inputs_hash(config, sample)
-    if zstore.exists(store) and overwrite:
+    if exists and overwrite:
         zstore.check_replaceable(store)
-    elif zstore.exists(store):
-        if not resume:
-            raise StoreError(
-                f"{store} already exists; pass --resume to finish it or --overwrite to "
-                "replace it, or choose another --out"
-            )
+    elif exists:
         attrs = zstore.check_store(store)
         if attrs["config_hash"] != config.hash:
             raise StoreError(
