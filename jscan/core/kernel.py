@@ -70,6 +70,16 @@ def microscope_plan(
     return specs, MicroscopePlan(illumination, py, px, jnp.fft.fft2(field), frame)
 
 
+def window_probe(plan: MicroscopePlan):
+    """The probe as it multiplies the sample window: probe x aperture after the zoom.
+
+    ``plan.illumination / plan.frame`` (the illumination without the transform's input
+    phases and the scale dx^2 / (lambda z)): (H, W), or (M, H, W) with probe modes, the
+    unshifted probe with its axis on window pixel (H//2, W//2).
+    """
+    return plan.illumination / plan.frame
+
+
 def shift_ramps(shifts, shape: tuple[int, int], xp=np):
     """Fourier phase ramps (K, H), (K, W) that move an (H, W) array by ``shifts`` (K, 2) px.
 

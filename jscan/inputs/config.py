@@ -75,6 +75,7 @@ class DetectorConfig:
 
     dose: float = 0.0
     seed: int = 0
+    noise: bool = True  # dose > 0 and false: float32 expected counts, no Poisson draw
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,14 @@ def _seed(key: str, value: Any) -> int:
     if seed >= 2**63:  # keys numpy's generators with the seed as a uint64
         raise ConfigError(f'"{key}" must be below 2**63, got {seed}; use a smaller seed')
     return seed
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f'"{key}" must be true or false, got {value!r}; write {key.rsplit(".", 1)[-1]} = true'
+        )
+    return value
 
 
 def _pair(key: str, value: Any, check=_number) -> tuple:
@@ -230,7 +239,11 @@ _SPEC: dict[str, dict[str, tuple[Any, tuple[str, ...] | None, Any]]] = {
         "path": (_path, ("file",), _REQUIRED),
         "placement": (_choice("exact", "snap"), _ALL, "exact"),
     },
-    "detector": {"dose": (_non_negative, _ALL, 0.0), "seed": (_seed, _ALL, 0)},
+    "detector": {
+        "dose": (_non_negative, _ALL, 0.0),
+        "seed": (_seed, _ALL, 0),
+        "noise": (_boolean, _ALL, True),
+    },
     "run": {"block_size": (_integer, _ALL, 1024)},
 }
 _OPTIONAL_SECTIONS = ("detector", "run")

@@ -63,6 +63,22 @@ def _probe_pattern(probe_config, o, stamp) -> np.ndarray:
     return image
 
 
+def noise_factor(config, probe=None) -> float:
+    """Expected photons per unit of the kernel's intensity |U'|^2:
+    dose * camera_pixel^2 / (sum|probe|^2 (dx zoom)^2); 0 when dose is 0.
+
+    probe: the (H, W) or (M, H, W) field of `make_probe` (made from the config when None);
+    its power sums over the modes. By Parseval a transparent sample sends the whole dose into
+    a detector that covers the far field, so ``dose`` is the mean total count per pattern of
+    such a sample. numpy only: a store's ``photons_per_intensity`` needs no worker.
+    """
+    if probe is None:
+        probe = make_probe(config.probe)
+    dxz = config.probe.dx * config.optics.zoom_factor
+    energy = float(np.sum(np.abs(np.asarray(probe).astype(np.complex128)) ** 2)) * dxz**2
+    return config.detector.dose * config.optics.camera_pixel_size**2 / energy
+
+
 def camera_axes(shape, pixel) -> tuple[np.ndarray, np.ndarray]:
     """Camera pixel centres (det_y (H,), det_x (W,)) [m]: (i - N//2) * pixel, the store's."""
     h, w = shape

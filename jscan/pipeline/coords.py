@@ -13,17 +13,24 @@ from jscan.inputs.farfield import camera_axes
 
 
 def pattern_dtype(config: Config) -> np.dtype:
-    """uint32 photon counts when detector.dose > 0, else float32 intensities."""
-    return np.dtype("uint32") if config.detector.dose > 0 else np.dtype("float32")
+    """uint32 photon counts when detector.dose > 0 (with noise), else float32: expected
+    photon counts (dose > 0, noise false) or intensities |U'|^2 (dose 0)."""
+    d = config.detector
+    return np.dtype("uint32") if d.dose > 0 and d.noise else np.dtype("float32")
 
 
 def diffraction_attrs(config: Config) -> dict:
-    """units and long_name of the ``diffraction`` variable."""
-    if pattern_dtype(config).kind == "u":
-        units = "photons"
-    else:
-        units = "|U'|^2, far-field intensity in units of |probe|^2"
-    return {"units": units, "long_name": "far-field diffraction pattern"}
+    """units (pint-readable: "count" for photons, "1" for |U'|^2) and long_name of the
+    ``diffraction`` variable."""
+    d = config.detector
+    if d.dose > 0 and d.noise:
+        return {"units": "count", "long_name": "photon counts (Poisson draws)"}
+    if d.dose > 0:
+        return {"units": "count", "long_name": "expected photon counts (no noise drawn)"}
+    return {
+        "units": "1",
+        "long_name": "far-field intensity |U'|^2 of a probe with sum |probe|^2 = 1",
+    }
 
 
 def scan_coords(config: Config, plan) -> dict:
@@ -38,8 +45,8 @@ def scan_coords(config: Config, plan) -> dict:
     coords = {
         "x": ("position", positions[:, 0], {"units": "m", "long_name": "simulated probe centre x"}),
         "y": ("position", positions[:, 1], {"units": "m", "long_name": "simulated probe centre y"}),
-        "det_y": ("det_y", det_y, {"units": "m"}),
-        "det_x": ("det_x", det_x, {"units": "m"}),
+        "det_y": ("det_y", det_y, {"units": "m", "long_name": "camera pixel centre y"}),
+        "det_x": ("det_x", det_x, {"units": "m", "long_name": "camera pixel centre x"}),
     }
     if plan.nominal is not None:
         for k, axis in enumerate("xy"):
@@ -49,8 +56,9 @@ def scan_coords(config: Config, plan) -> dict:
                 {"units": "m", "long_name": f"requested probe centre {axis} (simulated at {axis})"},
             )
     if plan.raster is not None:
-        coords["scan_row"] = ("position", plan.raster[0].astype(np.int32), {})
-        coords["scan_col"] = ("position", plan.raster[1].astype(np.int32), {})
+        for name, values in zip(("scan_row", "scan_col"), plan.raster, strict=True):
+            meta = {"units": "1", "long_name": f"raster {name.removeprefix('scan_')} index"}
+            coords[name] = ("position", values.astype(np.int32), meta)
     return coords
 
 

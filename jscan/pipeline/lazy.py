@@ -27,9 +27,11 @@ from dask.highlevelgraph import HighLevelGraph
 from jscan.inputs.config import Config, load_config, with_overrides
 from jscan.inputs.digest import inputs_hash
 from jscan.inputs.farfield import bright_field_radius
+from jscan.inputs.samples import make_probe
 from jscan.pipeline import checks
 from jscan.pipeline.coords import diffraction_attrs, pattern_dtype, scan_attrs, scan_coords
 from jscan.pipeline.plan import plan_scan
+from jscan.pipeline.truth import truth_variables
 from jscan.pipeline.worker import BlockRunner, ScanJob
 
 _COUNT = threading.Lock()  # guards BlockSimulator's counters across threads
@@ -120,10 +122,40 @@ def simulate_lazy(config, block_size=None) -> xr.Dataset:
         bright_field_radius=radius,
     )
     attrs = scan_attrs(config, plan, inputs, radius)
-    data = xr.Variable(
-        ("position", "det_y", "det_x"), lazy_patterns(job, plan), diffraction_attrs(config)
+    data = {
+        "diffraction": (
+            ("position", "det_y", "det_x"),
+            lazy_patterns(job, plan),
+            diffraction_attrs(config),
+        )
+    }
+    truth, truth_coords, truth_meta = truth_variables(config, plan, lazy_probe(job, plan))
+    data.update(truth)
+    coords = {**scan_coords(config, plan), **truth_coords}
+    return xr.Dataset(data, coords=coords, attrs={**attrs, **truth_meta})
+
+
+def _token(job: ScanJob, plan) -> str:
+    return tokenize(job.config.hash, job.config.text, job.inputs_hash, plan.block_size)
+
+
+def runner_probe(simulator: BlockSimulator) -> np.ndarray:
+    """The task of the ground-truth probe: the runner's (M, H, W) `BlockRunner.probe`."""
+    return simulator.runner.probe
+
+
+def lazy_probe(job: ScanJob, plan) -> da.Array:
+    """The (M, H, W) ground-truth probe as a one-chunk dask array, computed by the scan's
+    `BlockSimulator` (the same state key as `lazy_patterns`: built once for both)."""
+    token = _token(job, plan)
+    name, state = f"jscan-probe-{token}", f"jscan-simulator-{token}"
+    modes = int(np.prod(make_probe(job.config.probe).shape[:-2], dtype=int))
+    graph = HighLevelGraph(
+        {state: {state: BlockSimulator(job)}, name: {(name, 0, 0, 0): (runner_probe, state)}},
+        {state: set(), name: {state}},
     )
-    return xr.Dataset({"diffraction": data}, coords=scan_coords(config, plan), attrs=attrs)
+    h, w = plan.window
+    return da.Array(graph, name, chunks=((modes,), (h,), (w,)), dtype=np.complex64)
 
 
 def lazy_patterns(job: ScanJob, plan) -> da.Array:
@@ -133,7 +165,7 @@ def lazy_patterns(job: ScanJob, plan) -> da.Array:
     <token>``; the token covers the config, the input files and the block size, so equal
     scans share keys.
     """
-    token = tokenize(job.config.hash, job.config.text, job.inputs_hash, plan.block_size)
+    token = _token(job, plan)
     name, state = f"jscan-diffraction-{token}", f"jscan-simulator-{token}"
     blocks = {}
     for b in range(plan.n_blocks):

@@ -84,13 +84,16 @@ def compile_cache(path) -> str | None:
         raise UsageError(f"compilation cache (--compile-cache) {path}: {err}") from None
 
 
-def open_store(config, plan, store, inputs, lock, resume, overwrite, verify, cache, out):
+def open_store(
+    config, plan, store, inputs, lock, resume, overwrite, verify, cache, out, probe=None
+):
     """Take the run lock on the store, create it unless resuming; return (job, repaired).
 
     job: the `ScanJob` the workers build their state from, with the store's store_id and
     bright-field radius (the store's own when resuming, else the new store's); repaired:
     the damaged blocks found and un-marked when resuming (verify: decode every done block).
-    cache: the compilation cache folder or None; out: a stream for the repair line, or None.
+    cache: the compilation cache folder or None; out: a stream for the repair line, or None;
+    probe: the new store's ground-truth probe (`zstore.create`; None: computed here).
     """
     if resume:
         lock.take(store)
@@ -110,7 +113,9 @@ def open_store(config, plan, store, inputs, lock, resume, overwrite, verify, cac
         radius, repaired = bright_field_radius(config), []
         # Built under a temporary name, locked, and renamed: a store made meanwhile by a
         # concurrent run is refused, naming its owner.
-        store_id = zstore.create(store, config, plan, radius, inputs, lock=lock, replace=overwrite)
+        store_id = zstore.create(
+            store, config, plan, radius, inputs, lock=lock, replace=overwrite, probe=probe
+        )
     job = ScanJob(
         config,
         store,

@@ -20,7 +20,7 @@ from jscan.pipeline.lock import RunLock
 from jscan.pipeline.plan import ScanPlan
 from jscan.pipeline.prepare import compile_cache, open_store, prepare
 from jscan.pipeline.progress import Progress
-from jscan.pipeline.worker import ScanWorker, block_task
+from jscan.pipeline.worker import ScanWorker, block_task, ground_truth_probe
 
 TASK_PREFIX = "jscan-block"
 
@@ -59,9 +59,12 @@ def simulate_scan(
     # The cluster first: a scheduler that cannot be reached leaves nothing on disk.
     with connect(client, n_workers, scheduler_file, threads_per_worker) as c:
         checks.check_block_memory(c, config, plan)
+        # The ground-truth probe comes from the kernel, so a worker computes it: the client
+        # starts no JAX backend (on a GPU node it would take the card's memory).
+        probe = None if resume else c.submit(ground_truth_probe, config, pure=False).result()
         with RunLock(store, hold=False) as lock:
             job, repaired = open_store(
-                config, plan, store, inputs, lock, resume, overwrite, verify, cache, out
+                config, plan, store, inputs, lock, resume, overwrite, verify, cache, out, probe
             )
             with ScanWorker(job).registered(c) as name:  # every worker builds its state
                 done = zstore.blocks_done(store)

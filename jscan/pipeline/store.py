@@ -44,9 +44,21 @@ from jscan.inputs.digest import inputs_hash
 from jscan.pipeline.coords import diffraction_attrs, pattern_dtype, scan_attrs, scan_coords
 from jscan.pipeline.detectors import DETECTORS, detector_attrs
 from jscan.pipeline.lock import LOCK_NAME, RunLock, clean_stale, is_local, publish, sibling
+from jscan.pipeline.truth import TRUTH_ARRAYS, truth_encoding, truth_variables
 
-FORMAT = "jscan-scan/3"  # 2: block checksums, CRC32C, store_id, atomic; 3: virtual detectors
-ARRAYS = ("diffraction", "block_done", "block_checksum", *DETECTORS, "x", "y", "det_y", "det_x")
+# 2: block checksums, CRC32C, store_id, atomic; 3: virtual detectors; 4: ground truth
+FORMAT = "jscan-scan/4"
+ARRAYS = (
+    "diffraction",
+    "block_done",
+    "block_checksum",
+    *DETECTORS,
+    "x",
+    "y",
+    "det_y",
+    "det_x",
+    *TRUTH_ARRAYS,
+)
 _INNER_CHUNK_BYTES = 4 << 20  # inner chunks near 4 MiB: cheap partial reads, few objects
 
 
@@ -89,6 +101,7 @@ def create(
     inputs=None,
     lock: RunLock | None = None,
     replace: bool = False,
+    probe=None,
 ) -> str:
     """Write the layout, coordinates and attributes (no patterns) of a new store, whole or
     not at all; return its ``store_id``.
@@ -97,7 +110,9 @@ def create(
     inputs: `inputs_hash(config)` when the caller has it already; lock: a `RunLock` that
     takes the new store's lock before it appears at ``store`` (so a concurrent run sees its
     owner) and keeps it; replace: swap out what is at ``store`` (the caller checked it with
-    `check_replaceable`, under the old store's lock).
+    `check_replaceable`, under the old store's lock); probe: the (M, H, W) ground-truth
+    probe (`jscan.pipeline.worker.ground_truth_probe`, which a run computes on a worker), or
+    None to compute it in this process (this starts JAX here).
     """
     n, n_blocks, (h, w) = plan.n_positions, plan.n_blocks, plan.window
     block = config.run.block_size
@@ -113,19 +128,26 @@ def create(
         "block_done": (
             ("block",),
             da.zeros(n_blocks, dtype="uint8", chunks=1),
-            {"long_name": "1 once the block's patterns are written"},
+            {"units": "1", "long_name": "1 once the block's patterns are written"},
         ),
         "block_checksum": (
             ("block",),
             da.zeros(n_blocks, dtype="uint32", chunks=1),
-            {"long_name": "CRC32 (zlib) of the block's patterns, little-endian C order"},
+            {"units": "1", "long_name": "CRC32 (zlib) of the block's patterns, little-endian C order"},
         ),
     }
     for name, meta in detector_attrs(units).items():
         data[name] = ("position", da.full(n, np.nan, chunks=block), meta)
+    if probe is None:
+        from jscan.pipeline.worker import ground_truth_probe  # JAX: only when not given
+
+        probe = ground_truth_probe(config)
+    truth, truth_coords, truth_meta = truth_variables(config, plan, probe)
+    data.update(truth)
     attrs = {
         "format": FORMAT,
         **scan_attrs(config, plan, inputs or inputs_hash(config), bright_field_radius),
+        **truth_meta,
         "run_history": [],
         "store_id": uuid.uuid4().hex,
         "complete": False,  # set last, once every array's metadata is written
@@ -145,8 +167,10 @@ def create(
             name: {"chunks": (block,), "fill_value": np.nan, "compressors": (Crc32cCodec(),)}
             for name in DETECTORS
         },
+        **truth_encoding(truth, (Crc32cCodec(),)),  # written here, whole: CRC32C like the rest
     }
-    ds = xr.Dataset(data, coords=scan_coords(config, plan), attrs=attrs)
+    coords = {**scan_coords(config, plan), **truth_coords}
+    ds = xr.Dataset(data, coords=coords, attrs=attrs)
     if not is_local(store):  # no rename on object stores: `complete` is written last
         _write_layout(store, ds, encoding, mode="w" if replace else "w-")
         return attrs["store_id"]
@@ -208,9 +232,9 @@ def read_attrs(store: str) -> dict:
     if fmt != FORMAT:
         if isinstance(fmt, str) and fmt.startswith("jscan-scan/"):
             raise StoreError(
-                f"{store} is in the older format {fmt} (no block checksums, or no stored "
-                f"virtual detectors); this jscan reads {FORMAT}: open it with xarray.open_zarr, "
-                "or make it again with --overwrite"
+                f"{store} is in the older format {fmt} (no block checksums, no stored "
+                f"virtual detectors, or no ground-truth probe); this jscan reads {FORMAT}: open "
+                "it with xarray.open_zarr, or make it again with --overwrite"
             )
         raise StoreError(f"{store} is a Zarr store but not a jscan scan; choose another --out")
     if attrs.get("complete") is not True:
@@ -372,5 +396,5 @@ def open_scan(store: str) -> xr.Dataset:
     ds = xr.open_zarr(store)
     done = per_position(blocks_done(store), attrs["block_size"], attrs["n_positions"])
     return ds.assign_coords(
-        done=("position", done, {"long_name": "position's block simulated (when opened)"})
+        done=("position", done, {"units": "1", "long_name": "position's block simulated (when opened)"})
     )

@@ -23,12 +23,12 @@ from distributed import WorkerPlugin, get_worker
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jscan.core.kernel import microscope_plan
+from jscan.core.kernel import microscope_plan, window_probe
 from jscan.core.sharding import data_mesh, run_sharded, to_host
 from jscan.core.types import make_optical_wavefront
 from jscan.errors import ClusterError
 from jscan.inputs.config import Config
-from jscan.inputs.farfield import camera_axes, camera_radius
+from jscan.inputs.farfield import camera_axes, camera_radius, noise_factor
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline.cachedir import private_dir
 from jscan.pipeline.detectors import DETECTORS, block_detectors
@@ -70,17 +70,6 @@ def photon_counts(intensity, indices, seed: int, factor: float):
     return out
 
 
-def noise_factor(config: Config, probe) -> float:
-    """Photons per unit intensity: dose * camera_pixel^2 / (sum|probe|^2 (dx zoom)^2).
-
-    By Parseval a transparent sample sends the whole dose into a detector that covers the
-    far field, so ``dose`` is the mean total count per pattern of such a sample.
-    """
-    dxz = config.probe.dx * config.optics.zoom_factor
-    energy = float(np.sum(np.abs(probe.astype(np.complex128)) ** 2)) * dxz**2
-    return config.detector.dose * config.optics.camera_pixel_size**2 / energy
-
-
 def region_origin(origins, region_shape, sample_shape):
     """Top-left of the fixed-size region that holds all windows of a block, inside the sample."""
     low = origins.min(axis=0)
@@ -97,6 +86,33 @@ def use_compilation_cache(path: str) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
+def scan_microscope(config: Config, probe):
+    """(specs, `MicroscopePlan`) of a scan's optics for ``probe`` (`make_probe`)."""
+    light = make_optical_wavefront(probe, config.probe.wavelength, config.probe.dx)
+    o = config.optics
+    center = None if o.aperture_center is None else np.asarray(o.aperture_center)
+    return microscope_plan(
+        light, o.zoom_factor, o.aperture_diameter, o.travel_distance, o.camera_pixel_size, center
+    )
+
+
+def ground_truth_probe(config: Config) -> np.ndarray:
+    """The store's ``probe`` (mode, probe_y, probe_x) complex64: the illumination exactly as
+    the kernel multiplies the sample window (`jscan.core.kernel.window_probe`: probe x
+    aperture after the zoom, sum |probe|^2 = 1 before the aperture), from the kernel's own
+    `MicroscopePlan` on this process's default device. A run computes it on a worker (the
+    client starts no JAX backend); one mode today, (M, H, W) as the kernel gives it.
+    """
+    _, plan = scan_microscope(config, make_probe(config.probe))
+    return probe_modes(plan)
+
+
+def probe_modes(plan) -> np.ndarray:
+    """`window_probe` of a `MicroscopePlan` on the host, as (M, H, W) complex64."""
+    field = np.asarray(jax.device_get(window_probe(plan)), dtype=np.complex64)
+    return field.reshape((-1, *field.shape[-2:]))
+
+
 class BlockRunner:
     """One scan's worker-side state, and the block function that uses it.
 
@@ -111,17 +127,8 @@ class BlockRunner:
         self.job = job
         cfg = job.config
         probe = make_probe(cfg.probe)
-        light = make_optical_wavefront(probe, cfg.probe.wavelength, cfg.probe.dx)
-        o = cfg.optics
-        center = None if o.aperture_center is None else np.asarray(o.aperture_center)
-        self.specs, microscope = microscope_plan(
-            light,
-            o.zoom_factor,
-            o.aperture_diameter,
-            o.travel_distance,
-            o.camera_pixel_size,
-            center,
-        )
+        self.specs, microscope = scan_microscope(cfg, probe)
+        self.probe = probe_modes(microscope)  # (M, H, W): the store's ground-truth probe
         self.mesh = data_mesh()
         self.microscope = jax.device_put(microscope, NamedSharding(self.mesh, P()))
         self.factor = noise_factor(cfg, probe)  # photons per unit intensity
@@ -164,12 +171,16 @@ class BlockRunner:
     def patterns(self, origins, start: int, n_valid: int, shifts=None) -> np.ndarray:
         """One block's patterns on the host, as the store holds them; touches no store.
 
-        (n_valid, H, W) float32 intensities (dose 0) or uint32 `photon_counts` keyed by
-        the global indices start .. start + n_valid - 1; origins, shifts: as in `simulate`.
+        (n_valid, H, W): float32 intensities |U'|^2 (dose 0); float32 expected photon counts
+        intensity x `noise_factor` (dose > 0, noise false); uint32 `photon_counts` keyed by
+        the global indices start .. start + n_valid - 1 (dose > 0); origins, shifts: as in
+        `simulate`.
         """
         cfg = self.job.config
         host = to_host(self.simulate(origins, shifts))[:n_valid]
-        if cfg.detector.dose > 0:
+        if cfg.detector.dose > 0 and not cfg.detector.noise:
+            host = (host.astype(np.float64) * self.factor).astype(np.float32)
+        elif cfg.detector.dose > 0:
             indices = np.arange(start, start + n_valid)
             host = photon_counts(host, indices, cfg.detector.seed, self.factor)
         return host

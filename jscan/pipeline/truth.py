@@ -1,0 +1,101 @@
+"""Ground truth that a store keeps beside its patterns: the probe, the photon scale and the
+sample's scanned region (numpy and xarray only; the probe itself comes from the kernel).
+
+- ``probe`` (mode, probe_y, probe_x) complex64: the illumination exactly as it multiplies
+  the sample window (`jscan.pipeline.worker.ground_truth_probe`), pixel (H//2, W//2) on the
+  stored position (x, y); coordinates probe_y, probe_x = (i - N//2) dx zoom [m].
+- attribute ``photons_per_intensity`` (`jscan.inputs.farfield.noise_factor`): expected photons
+  per unit of |U'|^2, the intensity of ``probe`` through jscan's far field; 0 when dose is 0.
+- ``sample_truth`` (sample_y, sample_x) complex64: the sample's pixels under every window,
+  pixel (r, c) at y = r sample_dx, x = c sample_dx (the frame of x, y), when it holds at most
+  `SAMPLE_TRUTH_LIMIT` bytes; otherwise the attribute ``sample_truth_ref`` names the config's
+  sample and the region (row0, col0, rows, cols) to read from it.
+"""
+
+import json
+
+import numpy as np
+
+from jscan.inputs.config import Config
+from jscan.inputs.farfield import noise_factor
+from jscan.inputs.samples import make_probe, sample_region
+
+SAMPLE_TRUTH_LIMIT = 512 << 20  # bytes of complex64 stored as sample_truth; larger: a reference
+TRUTH_ARRAYS = ("probe",)  # always written at creation (sample_truth only when small)
+
+
+def scanned_region(plan) -> tuple[int, int, int, int]:
+    """(row0, col0, rows, cols) of the sample pixels under every window of a `ScanPlan`."""
+    origins = np.asarray(plan.origins)
+    low = origins.min(axis=0)
+    high = origins.max(axis=0) + np.asarray(plan.window)
+    return int(low[0]), int(low[1]), int(high[0] - low[0]), int(high[1] - low[1])
+
+
+def truth_attrs(config: Config) -> dict:
+    """Root attributes: ``photons_per_intensity`` (expected photons per unit |U'|^2)."""
+    return {
+        "photons_per_intensity": noise_factor(config, make_probe(config.probe)),
+        "detector_noise": config.detector.noise,
+    }
+
+
+def truth_variables(config: Config, plan, probe: np.ndarray) -> tuple[dict, dict, dict]:
+    """(variables, coordinates, attributes) of the ground truth for xarray.
+
+    probe: (M, H, W) complex64 from `ground_truth_probe` (numpy, or a dask array for the
+    lazy dataset). Variables: ``probe`` and, when it
+    fits `SAMPLE_TRUTH_LIMIT`, ``sample_truth``; coordinates: probe_y, probe_x and
+    sample_y, sample_x [m]; attributes: `truth_attrs` and, for a large sample,
+    ``sample_truth_ref`` (a JSON string).
+    """
+    probe = probe.reshape((-1, *probe.shape[-2:])).astype(np.complex64)
+    h, w = probe.shape[-2:]
+    dxz = config.probe.dx * config.optics.zoom_factor
+    coords = {
+        "probe_y": ("probe_y", (np.arange(h) - h // 2) * dxz, _m("probe pixel centre y")),
+        "probe_x": ("probe_x", (np.arange(w) - w // 2) * dxz, _m("probe pixel centre x")),
+    }
+    variables = {
+        "probe": (
+            ("mode", "probe_y", "probe_x"),
+            probe,
+            {
+                "units": "1",
+                "long_name": "illumination multiplying the sample window (probe x aperture, "
+                "after the zoom; sum |probe|^2 = 1 before the aperture)",
+            },
+        )
+    }
+    attrs = truth_attrs(config)
+    r0, c0, rows, cols = scanned_region(plan)
+    dx = config.sample.dx
+    if rows * cols * 8 <= SAMPLE_TRUTH_LIMIT:
+        region = sample_region(config.sample, r0, c0, rows, cols)
+        coords["sample_y"] = ("sample_y", (r0 + np.arange(rows)) * dx, _m("sample pixel y"))
+        coords["sample_x"] = ("sample_x", (c0 + np.arange(cols)) * dx, _m("sample pixel x"))
+        variables["sample_truth"] = (
+            ("sample_y", "sample_x"),
+            region,
+            {"units": "1", "long_name": "sample transmission over the scanned region"},
+        )
+    else:
+        ref = {
+            "kind": config.sample.kind,
+            "path": config.sample.path,
+            "array": config.sample.array,
+            "phantom": config.sample.phantom,
+            "region": [r0, c0, rows, cols],
+            "dx_m": dx,
+        }
+        attrs["sample_truth_ref"] = json.dumps(ref)
+    return variables, coords, attrs
+
+
+def truth_encoding(variables: dict, compressors) -> dict:
+    """Zarr encoding of the truth variables: one chunk each, with ``compressors``."""
+    return {name: {"compressors": compressors} for name in variables}
+
+
+def _m(long_name: str) -> dict:
+    return {"units": "m", "long_name": long_name}
