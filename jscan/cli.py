@@ -134,7 +134,22 @@ def build_parser():
         action="store_true",
         help="only check that each done block's shard is there (one listing, reads no data)",
     )
+    _add_export(sub)
     return parser
+
+
+def _add_export(sub):
+    exp = sub.add_parser(
+        "export", help="write a store's patterns, positions and probe for a reconstruction engine"
+    )
+    exp.add_argument("store", help="Zarr store (path or URL)")
+    exp.add_argument("--format", required=True, choices=("cxi", "ptychodus", "ptylab"))
+    exp.add_argument(
+        "--out", required=True, metavar="PATH", help="file (cxi, ptylab .h5) or folder (ptychodus)"
+    )
+    exp.add_argument(
+        "--partial", action="store_true", help="export the done blocks of an unfinished store"
+    )
 
 
 def _scheduler_address(address: str, flag: str) -> None:
@@ -359,6 +374,11 @@ def main(argv=None):
             _preview(args)
         elif args.command == "verify":
             return verify(args.store, quick=args.quick)
+        elif args.command == "export":
+            from jscan.export import export
+
+            report = export(args.store, args.format, args.out, partial=args.partial)
+            print(f"{report.out}: {report.positions} patterns ({report.format})")
         else:
             return info(args.store)
     except JscanError as err:  # ConfigError, StoreError, ClusterError, UsageError
