@@ -219,7 +219,9 @@ def write_cxi(src: ScanSource, out: str, bar: _Bar) -> None:
         source.create_dataset("wavelength", data=src.wavelength)
         source.create_dataset("illumination", data=src.engine_probe())
         geometry = entry.create_group("sample_1/geometry_1")
-        translation = geometry.create_dataset("translation", shape=(len(src.indexes), 3))
+        translation = geometry.create_dataset(
+            "translation", shape=(len(src.indexes), 3), dtype=np.float64
+        )
         if src.sample is not None:
             entry.create_dataset("sample_1/transmission", data=src.sample)
         entry.create_group("data_1")
@@ -319,7 +321,10 @@ def write_ptylab(src: ScanSource, out: str, bar: _Bar) -> None:
 WRITERS = {"cxi": write_cxi, "ptychodus": write_ptychodus, "ptylab": write_ptylab}
 
 
-def export(store: str, fmt: str, out: str, partial: bool = False, stream=sys.stderr):
+_STDERR = object()  # sys.stderr as it is when export runs
+
+
+def export(store: str, fmt: str, out: str, partial: bool = False, stream=_STDERR):
     """Export a store's done blocks as ``fmt`` ("cxi", "ptychodus", "ptylab") to ``out``;
     return an `ExportReport`.
 
@@ -327,6 +332,8 @@ def export(store: str, fmt: str, out: str, partial: bool = False, stream=sys.std
     StoreError); stream: where the progress bar and warnings go (None: silent). UsageError
     when h5py is missing or the format is unknown.
     """
+    if stream is _STDERR:
+        stream = sys.stderr
     if fmt not in WRITERS:
         raise UsageError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
     try:

@@ -133,7 +133,10 @@ def create(
         "block_checksum": (
             ("block",),
             da.zeros(n_blocks, dtype="uint32", chunks=1),
-            {"units": "1", "long_name": "CRC32 (zlib) of the block's patterns, little-endian C order"},
+            {
+                "units": "1",
+                "long_name": "CRC32 (zlib) of the block's patterns, little-endian C order",
+            },
         ),
     }
     for name, meta in detector_attrs(units).items():
@@ -396,5 +399,9 @@ def open_scan(store: str) -> xr.Dataset:
     ds = xr.open_zarr(store)
     done = per_position(blocks_done(store), attrs["block_size"], attrs["n_positions"])
     return ds.assign_coords(
-        done=("position", done, {"units": "1", "long_name": "position's block simulated (when opened)"})
+        done=(
+            "position",
+            done,
+            {"units": "1", "long_name": "position's block simulated (when opened)"},
+        )
     )
