@@ -97,3 +97,13 @@ def test_slurm_dry_run_prints_the_slurmcluster_job_script():
     assert "#SBATCH -p gpu" in script and "#SBATCH --gres=gpu:2" in script
     assert "export XLA_PYTHON_CLIENT_PREALLOCATE=false" in script
     assert "--nthreads 2" in script and "--resources GPU=2" in script
+
+
+@pytest.mark.slow
+def test_reconstruct_ptychi(tmp_path):
+    pytest.importorskip("ptychi")
+    pytest.importorskip("h5py")
+    out = run_example("reconstruct_ptychi.py", "--small", "--out", tmp_path, timeout=600)
+    err0 = number(r"object error after \d+ epochs: initial (\S+)", out)
+    err = number(r"object error after \d+ epochs: initial \S+ final (\S+)", out)
+    assert err < err0 / 2

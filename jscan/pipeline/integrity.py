@@ -23,7 +23,7 @@ from zarr.core.sync import sync
 
 from jscan.pipeline.detectors import DETECTORS, block_detectors
 from jscan.pipeline.receipt import masked_sums
-from jscan.pipeline.store import block_crc, check_store, location, run_state
+from jscan.pipeline.store import DECODE_ERRORS, block_crc, check_store, location, run_state
 
 MAX_NAMED = 20  # bad blocks named in the one-line summary; the rest are counted
 
@@ -45,10 +45,11 @@ class VerifyReport:
     checked: int  # blocks marked done, all checked
     full: bool  # True: decoded and checksummed; False: presence and size only
     faults: tuple[BlockFault, ...] = ()
+    truth: tuple[str, ...] = ()  # ground-truth arrays (probe, sample_truth) that do not decode
 
     @property
     def ok(self) -> bool:
-        return not self.faults
+        return not self.faults and not self.truth
 
     @property
     def bad_blocks(self) -> list[int]:
@@ -65,6 +66,12 @@ class VerifyReport:
         level = "decoded, checksums match" if self.full else "shards present"
         if self.ok:
             return f"{self.store}: {self.checked}/{self.n_blocks} blocks done, all sound ({level})"
+        if not self.faults:
+            return (
+                f"{self.store}: its ground truth {', '.join(self.truth)} is damaged (written once "
+                "when the store was made; --resume does not rewrite it): make the store again "
+                "with --overwrite"
+            )
         return (
             f"{self.store}: {len(self.faults)} of {self.checked} done blocks are damaged: "
             f"{self.named()}; re-run them with jscan simulate CONFIG --out {self.store} --resume "
@@ -141,7 +148,29 @@ def verify(
         if on_progress is not None:
             on_progress(k + 1, len(done))
     faults.sort(key=lambda f: f.block)
-    return VerifyReport(store, int(attrs["n_blocks"]), len(done) + len(lost), full, tuple(faults))
+    truth = _damaged_truth(store) if full else ()
+    n_blocks = int(attrs["n_blocks"])
+    return VerifyReport(store, n_blocks, len(done) + len(lost), full, tuple(faults), truth)
+
+
+def _damaged_truth(store) -> tuple[str, ...]:
+    """The ground-truth arrays (probe, sample_truth when stored) with a chunk missing (it
+    would read as zeros: every chunk is written at creation) or failing to decode."""
+    group = zarr.open_group(store, mode="r")
+    damaged = []
+    for name in ("probe", "sample_truth"):
+        if name not in group.array_keys():
+            continue
+        arr = group[name]
+        grid = np.ceil(np.divide(arr.shape, arr.chunks)).astype(int)
+        if len(shard_sizes(arr)) < int(np.prod(grid)):
+            damaged.append(f"{name} (chunk missing)")
+            continue
+        try:
+            arr[...]
+        except DECODE_ERRORS as err:  # a CRC32C mismatch or a garbled codec stream
+            damaged.append(f"{name} ({type(err).__name__})")
+    return tuple(damaged)
 
 
 def _detector_presence(detectors, listed, b) -> str | None:

@@ -201,8 +201,16 @@ def _write_layout(store: str, ds: xr.Dataset, encoding: dict, mode: str) -> None
         # Consolidated metadata is what lets plain xr.open_zarr(STORE) open it without a
         # warning; zarr warns that v3 does not standardise it yet.
         warnings.filterwarnings("ignore", category=zarr.errors.ZarrUserWarning)
+        # write_empty_chunks: every chunk written now (the ground truth) is there even when
+        # all zero, so that a missing chunk is damage (`integrity.verify`), never a zero.
         ds.to_zarr(
-            store, mode=mode, compute=False, encoding=encoding, zarr_format=3, consolidated=True
+            store,
+            mode=mode,
+            compute=False,
+            encoding=encoding,
+            zarr_format=3,
+            consolidated=True,
+            write_empty_chunks=True,
         )
     zarr.open_group(store, mode="r+").attrs["complete"] = True
     _consolidate(store)

@@ -92,9 +92,20 @@ def truth_variables(config: Config, plan, probe: np.ndarray) -> tuple[dict, dict
     return variables, coords, attrs
 
 
+SAMPLE_CHUNK = 1024  # sample_truth chunk side: 8 MiB of complex64 per chunk at most
+
+
 def truth_encoding(variables: dict, compressors) -> dict:
-    """Zarr encoding of the truth variables: one chunk each, with ``compressors``."""
-    return {name: {"compressors": compressors} for name in variables}
+    """Zarr encoding of the truth variables with ``compressors``: the probe in one chunk,
+    sample_truth in chunks of at most SAMPLE_CHUNK x SAMPLE_CHUNK (a 512 MiB region is read
+    piece by piece)."""
+    out = {}
+    for name, (_, values, _) in variables.items():
+        chunks = tuple(values.shape) if name == "probe" else None
+        if name == "sample_truth":
+            chunks = tuple(min(n, SAMPLE_CHUNK) for n in values.shape)
+        out[name] = {"compressors": compressors, "chunks": chunks}
+    return out
 
 
 def _m(long_name: str) -> dict:

@@ -146,3 +146,26 @@ def test_every_variable_has_units_pint_reads_and_a_long_name(make_store, dose):
     for name, var in ds.variables.items():
         assert "long_name" in var.attrs, name
         units.parse_units(var.attrs["units"])  # raises when pint cannot read it
+
+
+@pytest.mark.parametrize("damage", ["delete", "flip"])
+def test_verify_names_a_damaged_ground_truth(make_store, damage):
+    from pathlib import Path
+
+    from jscan.pipeline.integrity import verify
+
+    store, _ = make_store()
+    assert verify(store).ok
+    chunks = [
+        p for p in (Path(store) / "probe").rglob("*") if p.is_file() and p.name != "zarr.json"
+    ]
+    assert len(chunks) == 1
+    if damage == "delete":
+        chunks[0].unlink()
+    else:
+        raw = bytearray(chunks[0].read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        chunks[0].write_bytes(bytes(raw))
+    report = verify(store)
+    assert not report.ok and report.faults == ()
+    assert "probe" in report.line() and "--overwrite" in report.line()
