@@ -62,8 +62,9 @@ block_size = 64
 """
 
 
-def reconstruct(folder: Path, epochs: int, algorithm: str = "LSQML"):
-    """pty-chi LSQML on an exported ptychodus folder: (object, truth) over the padded grid."""
+def reconstruct(folder: Path, epochs: int, algorithm: str = "LSQML", start=None):
+    """pty-chi (LSQML by default) on an exported ptychodus folder from a flat object (or
+    ``start``, on the padded grid): (object, truth, margin) on the padded grid."""
     import ptychi.api as api
     import torch
     from ptychi.api.task import PtychographyTask
@@ -92,12 +93,17 @@ def reconstruct(folder: Path, epochs: int, algorithm: str = "LSQML"):
     options.object_options.optimizable = True
     options.probe_options.optimizable = False
     options.probe_position_options.optimizable = False
-    options.reconstructor_options.batch_size = 49
+    # The exported probe is exact, photon scale included: nothing to rescale or trade between
+    # probe and object.
+    if algorithm == "LSQML":
+        options.object_options.remove_object_probe_ambiguity.enabled = False
+        options.reconstructor_options.rescale_probe_intensity_in_first_epoch = False
+    options.reconstructor_options.batch_size = 49 if algorithm == "LSQML" else 1
     options.reconstructor_options.num_epochs = epochs
     task = PtychographyTask(
         options,
         diffraction_data=data,
-        object_data=np.ones((1, rows, cols), np.complex64),
+        object_data=(np.ones((rows, cols)) if start is None else start)[None].astype(np.complex64),
         probe_data=probe[None],
         probe_position_x_px=px,
         probe_position_y_px=py,
