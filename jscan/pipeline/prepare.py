@@ -12,6 +12,7 @@ from jscan.pipeline import store as zstore
 from jscan.pipeline.cachedir import private_dir
 from jscan.pipeline.integrity import repair
 from jscan.pipeline.plan import plan_scan
+from jscan.pipeline.receipt import PageGrid
 from jscan.pipeline.worker import ScanJob
 
 
@@ -114,11 +115,11 @@ def open_store(config, plan, store, inputs, lock, resume, overwrite, verify, cac
     job = ScanJob(
         config,
         store,
-        plan.region_shape,
-        plan.sample_shape,
+        plan,
         inputs_hash=inputs,
         bright_field_radius=radius,
         compilation_cache=cache,
         store_id=store_id,
+        grid=PageGrid.of(plan.n_positions, plan.extent_m, plan.raster_shape),
     )
     return job, repaired

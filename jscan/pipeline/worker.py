@@ -31,23 +31,25 @@ from jscan.inputs.config import Config
 from jscan.inputs.farfield import camera_axes, camera_radius
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline.cachedir import private_dir
-from jscan.pipeline.detectors import DETECTORS, block_detectors
-from jscan.pipeline.receipt import BlockReceipt, masked_sums, preview_pattern
-from jscan.pipeline.store import block_crc, check_id
+from jscan.pipeline.coords import block_coords
+from jscan.pipeline.detectors import block_detectors
+from jscan.pipeline.plan import BlockGeometry, ScanPlan
+from jscan.pipeline.receipt import BlockReceipt, PageGrid, binned, masked_sums, preview_pattern
+from jscan.pipeline.store import BLOCK_ARRAYS, block_crc, check_id
 
 
 @dataclass(frozen=True)
 class ScanJob:
-    """What a scan's worker state is built from: small (config text and a few numbers)."""
+    """What a scan's worker state is built from: small (the config and its O(blocks) plan)."""
 
     config: Config
     store: str
-    region_shape: tuple[int, int]  # sample pixels read per block
-    sample_shape: tuple[int, int]
+    plan: ScanPlan  # makes each block's positions from its index
     inputs_hash: str = ""  # fingerprint of the probe/positions/sample files (inputs_hash)
     bright_field_radius: float = 0.0  # m on the camera: the live page's virtual detector
     compilation_cache: str | None = None  # JAX's persistent compilation cache (private dir)
     store_id: str = ""  # the store's UUID (attribute store_id): checked before the first write
+    grid: PageGrid | None = None  # the live page's bright-field image, or None (no page)
 
 
 def photon_counts(intensity, indices, seed: int, factor: float):
@@ -128,7 +130,7 @@ class BlockRunner:
         r = camera_radius(probe.shape, cfg.optics.camera_pixel_size)
         self.bright_field = r <= job.bright_field_radius  # (H, W) bool: the page's detector
         self.axes = camera_axes(probe.shape, cfg.optics.camera_pixel_size)  # det_y, det_x [m]
-        self.arrays = None  # (diffraction, block_done, block_checksum, *DETECTORS), by open_store
+        self.arrays = None  # {name: zarr array} the block writes, by open_store
         self.blocks = 0  # blocks run with this state
         self._lock = threading.Lock()  # the worker's threads start their first blocks together
 
@@ -139,12 +141,14 @@ class BlockRunner:
                 check_id(self.job.store, self.job.store_id)
                 # Every inner chunk is written, zeros too: a done block always has a whole
                 # shard, which is what the presence check of --resume relies on.
-                self.arrays = tuple(
-                    zarr.open_array(self.job.store, path=name, mode="r+").with_config(
+                group = zarr.open_group(self.job.store, mode="r")
+                names = [n for n in BLOCK_ARRAYS if n in group] + ["block_done", "block_checksum"]
+                self.arrays = {
+                    name: zarr.open_array(self.job.store, path=name, mode="r+").with_config(
                         {"write_empty_chunks": True}
                     )
-                    for name in ("diffraction", "block_done", "block_checksum", *DETECTORS)
-                )
+                    for name in names
+                }
             return self.arrays
 
     def simulate(self, origins, shifts=None):
@@ -153,60 +157,66 @@ class BlockRunner:
         origins: the block's window origins (block_size, 2) row, col [sample px]; shifts:
         their sub-pixel shifts (block_size, 2) row, col [px] (exact placement), or None (snap).
         """
-        job = self.job
-        r0, c0 = region_origin(origins, job.region_shape, job.sample_shape)
-        region = sample_region(job.config.sample, int(r0), int(c0), *job.region_shape)
+        plan = self.job.plan
+        r0, c0 = region_origin(origins, plan.region_shape, plan.sample_shape)
+        region = sample_region(self.job.config.sample, int(r0), int(c0), *plan.region_shape)
         local = (origins - np.array([r0, c0])).astype(np.int32)
         return run_sharded(
             self.specs, self.mesh, region, local, self.microscope, trim=False, shifts=shifts
         )
 
-    def patterns(self, origins, start: int, n_valid: int, shifts=None) -> np.ndarray:
+    def patterns(self, geometry: BlockGeometry) -> np.ndarray:
         """One block's patterns on the host, as the store holds them; touches no store.
 
-        (n_valid, H, W) float32 intensities (dose 0) or uint32 `photon_counts` keyed by
-        the global indices start .. start + n_valid - 1; origins, shifts: as in `simulate`.
+        geometry: the block's `BlockGeometry` (`ScanPlan.block`). Returns (n_valid, H, W)
+        float32 intensities (dose 0) or uint32 `photon_counts` keyed by the global indices
+        start .. start + n_valid - 1.
         """
-        cfg = self.job.config
-        host = to_host(self.simulate(origins, shifts))[:n_valid]
+        cfg, g = self.job.config, geometry
+        host = to_host(self.simulate(g.origins, g.shifts))[: g.n_valid]
         if cfg.detector.dose > 0:
-            indices = np.arange(start, start + n_valid)
+            indices = np.arange(g.start, g.start + g.n_valid)
             host = photon_counts(host, indices, cfg.detector.seed, self.factor)
         return host
 
-    def run(
-        self, block: int, origins, start: int, n_valid: int, shifts=None, worker="in-process"
-    ) -> BlockReceipt:
-        """Simulate one block, write its patterns, virtual detectors (`jscan.pipeline.detectors`)
-        and checksum, then mark it done.
+    def run(self, block: int, worker="in-process") -> BlockReceipt:
+        """Simulate one block, write its patterns, positions, virtual detectors
+        (`jscan.pipeline.detectors`) and checksum, then mark it done.
 
-        block: its index; origins, shifts: as in `simulate`; start: global index of its first
-        position; n_valid: its positions (the rest of block_size is padding); worker: the
-        name the receipt gives. Raises StoreError before writing anything when the store is
-        not the run's (store_id).
+        block: its index in the plan (its positions are made here, from the index); worker:
+        the name the receipt gives. Raises StoreError before writing anything when the store
+        is not the run's (store_id).
         """
         t0 = time.perf_counter()
-        host = self.patterns(origins, start, n_valid, shifts)
+        g = self.job.plan.block(block)
+        host = self.patterns(g)
         bright = masked_sums(host, self.bright_field)
         detectors = block_detectors(host, *self.axes, bright)
+        coords = block_coords(g)
         t1 = time.perf_counter()
-        diffraction, block_done, block_checksum, *stored = self.open_store()
-        diffraction[start : start + n_valid] = host
-        for arr, name in zip(stored, DETECTORS, strict=True):  # one chunk per block each
-            arr[start : start + n_valid] = detectors[name]
-        block_checksum[block] = block_crc(host)
-        block_done[block] = 1
+        arrays = self.open_store()
+        rows = slice(g.start, g.start + g.n_valid)
+        arrays["diffraction"][rows] = host
+        for name, values in {**detectors, **coords}.items():  # one chunk per block each
+            if name in arrays:
+                arrays[name][rows] = values
+        arrays["block_checksum"][block] = block_crc(host, coords["x"], coords["y"])
+        arrays["block_done"][block] = 1
         t2 = time.perf_counter()
         with self._lock:
             self.blocks += 1
+        grid = self.job.grid or PageGrid((1, 1), None)  # no page: one cell
+        cells, sums, counts = binned(grid.cells(g.positions, g.raster), bright)
         return BlockReceipt(
             block=block,
-            positions=n_valid,
+            positions=g.n_valid,
             bytes=host.nbytes,
             worker=worker,
             compute_s=t1 - t0,
             write_s=t2 - t1,
-            bright_field=bright,
+            bf_cells=cells,
+            bf_sums=sums,
+            bf_counts=counts,
             pattern=preview_pattern(host[-1]),
         )
 
@@ -268,7 +278,7 @@ class ScanWorker(WorkerPlugin):
         client.unregister_worker_plugin(self.name)
 
 
-def block_task(name: str, block: int, origins, start: int, n_valid: int, shifts=None):
+def block_task(name: str, block: int):
     """The Dask task of one block: `BlockRunner.run` with the state of plugin ``name``.
 
     Returns the block's `BlockReceipt`. Raises the error of the plugin's setup when it failed
@@ -284,4 +294,4 @@ def block_task(name: str, block: int, origins, start: int, n_valid: int, shifts=
     runner = plugin.runner
     if runner is None:
         raise plugin.error or ClusterError(f"worker {worker.address}: {name} is not set up")
-    return runner.run(block, origins, start, n_valid, shifts, worker=worker.address)
+    return runner.run(block, worker=worker.address)
