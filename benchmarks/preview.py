@@ -86,11 +86,7 @@ def make_store(path: str, n_positions: int, real_blocks=None, block: int = 1024)
     store_id = create(path, cfg, plan, radius)
     t1 = time.perf_counter()
     n, block = plan.n_positions, plan.block_size
-    job = ScanJob(
-        cfg,
-        path,
-        plan.region_shape,
-        plan.sample_shape,
+    job = ScanJob(cfg, path, plan,
         bright_field_radius=radius,
         store_id=store_id,
     )
@@ -101,7 +97,7 @@ def make_store(path: str, n_positions: int, real_blocks=None, block: int = 1024)
         real = sorted({int(i) // block for i in pattern_picks(np.ones(n, bool), 4)})
     for b in real:
         start, stop = plan.block_range(b)
-        runner.run(b, plan.block_origins(b), start, stop - start, plan.block_shifts(b))
+        runner.run(b)
     if real_blocks is not None:
         # What a worker writes for every other block, with synthetic values around the real
         # blocks' level: detector chunks, then done marks (whole-array writes: the same

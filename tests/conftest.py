@@ -207,15 +207,13 @@ def partial_store(tmp_path):
         job = ScanJob(
             cfg,
             store,
-            plan.region_shape,
-            plan.sample_shape,
+            plan,
             bright_field_radius=radius,
             store_id=store_id,
         )
         runner = BlockRunner(job)  # in this process, as a worker would
         for b in blocks:
-            start, stop = plan.block_range(b)
-            runner.run(b, plan.block_origins(b), start, stop - start, plan.block_shifts(b))
+            runner.run(b)
         return store
 
     return make

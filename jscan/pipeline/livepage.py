@@ -10,7 +10,7 @@ import cloudpickle
 
 from jscan.pipeline import page
 from jscan.pipeline.plan import ScanPlan
-from jscan.pipeline.receipt import BlockReceipt, PageGrid
+from jscan.pipeline.receipt import BlockReceipt
 
 
 def _has_plugin(dask_scheduler, name):
@@ -32,15 +32,13 @@ def register_page(client) -> None:
 class LivePage:
     """Registers the dashboard's scan page on the scheduler and feeds it block receipts.
 
-    client: the run's Client; plan: its `ScanPlan`; grid: the `PageGrid` the workers bin
-    their bright field onto; store: the store's location; done_blocks, done_positions: what
-    the store held at the start. When the page cannot be registered the run goes on without
+    client: the run's Client; plan: its `ScanPlan` (whose `page_grid` the workers bin their
+    bright field onto); store: the store's location; done_blocks, done_positions: what the
+    store held at the start. When the page cannot be registered the run goes on without
     it (a RuntimeWarning says why) and ``link`` is None.
     """
 
-    def __init__(
-        self, client, plan: ScanPlan, grid: PageGrid, store: str, done_blocks: int, done_positions
-    ):
+    def __init__(self, client, plan: ScanPlan, store: str, done_blocks: int, done_positions):
         self.client, self.link = client, None
         try:
             register_page(client)
@@ -60,7 +58,7 @@ class LivePage:
                 "total_positions": plan.n_positions,
                 "done_blocks": int(done_blocks),
                 "done_positions": int(done_positions),
-                "grid": list(grid.shape),
+                "grid": list(plan.page_grid.shape),
             },
         )
 

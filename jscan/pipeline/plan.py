@@ -22,6 +22,7 @@ from jscan.inputs.scan import (
     scan_length,
     scan_positions,
 )
+from jscan.pipeline.receipt import PageGrid
 
 
 class BlockGeometry(NamedTuple):
@@ -62,6 +63,11 @@ class ScanPlan:
     def raster_shape(self) -> tuple[int, int] | None:
         """(rows, cols) of a raster scan, else None."""
         return tuple(self.scan.shape) if self.scan.kind == "raster" else None
+
+    @property
+    def page_grid(self) -> PageGrid:
+        """The live page's bright-field image over this scan (the workers bin onto it)."""
+        return PageGrid.of(self.n_positions, self.extent_m, self.raster_shape)
 
     def block_range(self, block: int) -> tuple[int, int]:
         """Global position indices [start, stop) of a block."""

@@ -12,7 +12,6 @@ from jscan.pipeline import store as zstore
 from jscan.pipeline.cachedir import private_dir
 from jscan.pipeline.integrity import repair
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.receipt import PageGrid
 from jscan.pipeline.worker import ScanJob
 
 
@@ -120,6 +119,5 @@ def open_store(config, plan, store, inputs, lock, resume, overwrite, verify, cac
         bright_field_radius=radius,
         compilation_cache=cache,
         store_id=store_id,
-        grid=PageGrid.of(plan.n_positions, plan.extent_m, plan.raster_shape),
     )
     return job, repaired

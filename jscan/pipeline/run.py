@@ -65,7 +65,7 @@ def simulate_scan(
             with ScanWorker(job).registered(c) as name:  # every worker builds its state
                 done = zstore.blocks_done(store)
                 bar = Progress(plan, done, out)
-                page = LivePage(c, plan, job.grid, store, bar.blocks, bar.positions)
+                page = LivePage(c, plan, store, bar.blocks, bar.positions)
                 links = [("dashboard", c.dashboard_link), ("scan page", page.link)]
                 bar.start(store, checks.store_bytes(config, plan), links)
                 zstore.append_history(

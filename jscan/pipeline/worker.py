@@ -34,7 +34,7 @@ from jscan.pipeline.cachedir import private_dir
 from jscan.pipeline.coords import block_coords
 from jscan.pipeline.detectors import block_detectors
 from jscan.pipeline.plan import BlockGeometry, ScanPlan
-from jscan.pipeline.receipt import BlockReceipt, PageGrid, binned, masked_sums, preview_pattern
+from jscan.pipeline.receipt import BlockReceipt, binned, masked_sums, preview_pattern
 from jscan.pipeline.store import BLOCK_ARRAYS, block_crc, check_id
 
 
@@ -49,7 +49,6 @@ class ScanJob:
     bright_field_radius: float = 0.0  # m on the camera: the live page's virtual detector
     compilation_cache: str | None = None  # JAX's persistent compilation cache (private dir)
     store_id: str = ""  # the store's UUID (attribute store_id): checked before the first write
-    grid: PageGrid | None = None  # the live page's bright-field image, or None (no page)
 
 
 def photon_counts(intensity, indices, seed: int, factor: float):
@@ -130,6 +129,7 @@ class BlockRunner:
         r = camera_radius(probe.shape, cfg.optics.camera_pixel_size)
         self.bright_field = r <= job.bright_field_radius  # (H, W) bool: the page's detector
         self.axes = camera_axes(probe.shape, cfg.optics.camera_pixel_size)  # det_y, det_x [m]
+        self.grid = job.plan.page_grid  # the page's image, which receipts bin onto
         self.arrays = None  # {name: zarr array} the block writes, by open_store
         self.blocks = 0  # blocks run with this state
         self._lock = threading.Lock()  # the worker's threads start their first blocks together
@@ -205,8 +205,7 @@ class BlockRunner:
         t2 = time.perf_counter()
         with self._lock:
             self.blocks += 1
-        grid = self.job.grid or PageGrid((1, 1), None)  # no page: one cell
-        cells, sums, counts = binned(grid.cells(g.positions, g.raster), bright)
+        cells, sums, counts = binned(self.grid.cells(g.positions, g.raster), bright)
         return BlockReceipt(
             block=block,
             positions=g.n_valid,
