@@ -36,7 +36,8 @@ from jscan.inputs.farfield import bright_field_radius
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline import store as zstore
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.worker import BlockRunner, ScanJob
+from jscan.pipeline.runner import BlockRunner
+from jscan.pipeline.worker import ScanJob
 
 
 def bench_config(n_positions, size=64, dose=0.0, block=1024):

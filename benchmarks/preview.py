@@ -33,8 +33,9 @@ from jscan.inputs.config import parse_config
 from jscan.inputs.farfield import bright_field_radius
 from jscan.pipeline.detectors import DETECTORS
 from jscan.pipeline.plan import plan_scan
+from jscan.pipeline.runner import BlockRunner
 from jscan.pipeline.store import create
-from jscan.pipeline.worker import BlockRunner, ScanJob
+from jscan.pipeline.worker import ScanJob
 from jscan.preview import pattern_picks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -86,7 +87,10 @@ def make_store(path: str, n_positions: int, real_blocks=None, block: int = 1024)
     store_id = create(path, cfg, plan, radius)
     t1 = time.perf_counter()
     n, block = plan.n_positions, plan.block_size
-    job = ScanJob(cfg, path, plan,
+    job = ScanJob(
+        cfg,
+        path,
+        plan,
         bright_field_radius=radius,
         store_id=store_id,
     )
@@ -96,7 +100,6 @@ def make_store(path: str, n_positions: int, real_blocks=None, block: int = 1024)
     else:  # the blocks whose patterns preview draws
         real = sorted({int(i) // block for i in pattern_picks(np.ones(n, bool), 4)})
     for b in real:
-        start, stop = plan.block_range(b)
         runner.run(b)
     if real_blocks is not None:
         # What a worker writes for every other block, with synthetic values around the real

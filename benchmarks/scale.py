@@ -101,7 +101,7 @@ class PeakRSS:
 
 
 def config_text(n, size, block):
-    rows = int(round(math.sqrt(n)))
+    rows = round(math.sqrt(n))
     cols = n // rows
     assert rows * cols == n, f"{n} is not rows x cols of a near-square raster"
     # 1 px steps: the sample is the raster plus one window

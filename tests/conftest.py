@@ -195,8 +195,9 @@ def partial_store(tmp_path):
     from jscan.inputs import farfield
     from jscan.inputs.config import parse_config
     from jscan.pipeline.plan import plan_scan
+    from jscan.pipeline.runner import BlockRunner
     from jscan.pipeline.store import create
-    from jscan.pipeline.worker import BlockRunner, ScanJob
+    from jscan.pipeline.worker import ScanJob
 
     def make(blocks, dose=0.0):
         cfg = parse_config(_to_toml(_small_scan(dose=dose, block_size=16)))

@@ -17,8 +17,8 @@ from jscan.errors import ConfigError, StoreError
 from jscan.inputs.config import FLOAT32_MAX, Config, float32_outside
 from jscan.inputs.digest import SampleDigest, sample_digest
 from jscan.inputs.farfield import probe_pattern
-from jscan.inputs.samples import make_probe, sample_shape
-from jscan.inputs.scan import scan_positions
+from jscan.inputs.samples import make_probe
+from jscan.inputs.scan import scan_length
 from jscan.pipeline import store as zstore
 from jscan.pipeline.worker import noise_factor
 
@@ -42,7 +42,10 @@ def cap_block_size(config: Config) -> Config:
 
     A larger block only pads: every block is simulated and laid out at full block size.
     """
-    n = len(scan_positions(config.scan, sample_shape(config.sample), config.sample.dx))
+    try:
+        n = scan_length(config.scan)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     if config.run.block_size <= n:
         return config
     return dataclasses.replace(config, run=dataclasses.replace(config.run, block_size=n))

@@ -38,7 +38,8 @@ from jscan.pipeline.coords import (
     scan_attrs,
 )
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.worker import BlockRunner, ScanJob
+from jscan.pipeline.runner import BlockRunner
+from jscan.pipeline.worker import ScanJob
 
 _COUNT = threading.Lock()  # guards BlockSimulator's counters across threads
 

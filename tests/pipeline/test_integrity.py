@@ -14,8 +14,9 @@ from jscan.errors import StoreError
 from jscan.inputs.config import parse_config
 from jscan.pipeline import simulate_scan
 from jscan.pipeline.plan import plan_scan
+from jscan.pipeline.runner import BlockRunner
 from jscan.pipeline.store import create, open_scan
-from jscan.pipeline.worker import BlockRunner, ScanJob
+from jscan.pipeline.worker import ScanJob
 
 BLOCK = 16  # 144 positions: 9 blocks
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from jscan.inputs.config import parse_config
-from jscan.pipeline import simulate_scan
-from jscan.pipeline import page
+from jscan.pipeline import page, simulate_scan
 from jscan.pipeline.page import screenshot
 from jscan.pipeline.receipt import MAX_GRID, PageGrid, binned, preview_pattern
 

@@ -327,7 +327,7 @@ def test_file_url_store(tmp_path, scan_config, client):
 
 
 def test_persistent_compilation_cache_in_a_private_folder(tmp_path, scan_config):
-    from jscan.pipeline.worker import private_dir
+    from jscan.pipeline.runner import private_dir
 
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o777)

@@ -24,8 +24,9 @@ from jscan.inputs import farfield
 from jscan.inputs.config import parse_config
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.receipt import BlockReceipt, masked_sums, preview_pattern
+from jscan.pipeline.runner import BlockRunner
 from jscan.pipeline.store import create
-from jscan.pipeline.worker import BlockRunner, ScanJob, ScanWorker, block_task
+from jscan.pipeline.worker import ScanJob, ScanWorker, block_task
 
 distributed = pytest.importorskip("distributed")
 
