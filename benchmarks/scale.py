@@ -37,6 +37,7 @@ wavelength = 1e-6
 waist = 4e-6
 
 [optics]
+zoom_factor = 1.0
 aperture_diameter = 12e-6
 travel_distance = 0.05
 camera_pixel_size = {pixel}
@@ -101,9 +102,8 @@ class PeakRSS:
 
 
 def config_text(n, size, block):
-    rows = round(math.sqrt(n))
+    rows = max(d for d in range(1, math.isqrt(n) + 1) if n % d == 0)  # near-square raster
     cols = n // rows
-    assert rows * cols == n, f"{n} is not rows x cols of a near-square raster"
     # 1 px steps: the sample is the raster plus one window
     sample = max(rows, cols) + 2 * size
     pixel = 1e-6 * 0.05 / (size * 1e-6)  # the natural camera pixel, lambda z / (N dx)

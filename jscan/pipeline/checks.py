@@ -12,7 +12,7 @@ import shutil
 
 import dask
 
-from jscan.core.propagation import axis_spec
+from jscan.core.axes import choose_axis
 from jscan.errors import ConfigError, StoreError
 from jscan.inputs.config import FLOAT32_MAX, Config, float32_outside
 from jscan.inputs.digest import SampleDigest, sample_digest
@@ -165,7 +165,7 @@ def block_bytes(config: Config, plan) -> tuple[int, int]:
     lengths = []
     for n in (h, w):  # the axis' FFT length, as the kernel's plan chooses it
         alpha = n * p.dx * o.zoom_factor * o.camera_pixel_size / (p.wavelength * o.travel_distance)
-        lengths.append(axis_spec(n, alpha).m)
+        lengths.append(choose_axis(n, alpha).m)
     my, mx = lengths
     device = 4 * h * w + 8 * (h * w + 2 * h * mx + 2 * my * w)
     if config.scan.placement == "exact":

@@ -40,6 +40,7 @@ import numpy as np
 import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
+from zarr.core.sync import sync
 
 from jscan.errors import StoreError
 from jscan.inputs.config import Config
@@ -114,6 +115,9 @@ def create(
     `check_replaceable`, under the old store's lock).
     """
     n, n_blocks, (h, w) = plan.n_positions, plan.n_blocks, plan.window
+    # The arrays below are never computed (to_zarr writes metadata only): one dask chunk
+    # each, so that the graph has a few tasks whatever the number of blocks; the encoding
+    # sets the store's chunks and shards.
     block = config.run.block_size
     dtype = pattern_dtype(config)
     pattern_attrs = diffraction_attrs(config)
@@ -121,26 +125,26 @@ def create(
     data = {
         "diffraction": (
             ("position", "det_y", "det_x"),
-            da.zeros((n, h, w), dtype=dtype, chunks=(block, h, w)),
+            da.zeros((n, h, w), dtype=dtype, chunks=-1),
             pattern_attrs,
         ),
         "block_done": (
             ("block",),
-            da.zeros(n_blocks, dtype="uint8", chunks=1),
+            da.zeros(n_blocks, dtype="uint8", chunks=-1),
             {"long_name": "1 once the block's patterns are written"},
         ),
         "block_checksum": (
             ("block",),
-            da.zeros(n_blocks, dtype="uint32", chunks=1),
+            da.zeros(n_blocks, dtype="uint32", chunks=-1),
             {"long_name": "CRC32 (zlib) of the block's patterns, little-endian C order"},
         ),
     }
     for name, meta in detector_attrs(units).items():
-        data[name] = ("position", da.full(n, np.nan, chunks=block), meta)
+        data[name] = ("position", da.full(n, np.nan, chunks=-1), meta)
     coords = camera_coords(config, plan)
     for name in position_coords(plan):
         dtype_, fill, meta = POSITION_COORDS[name]
-        coords[name] = ("position", da.full(n, fill, dtype=dtype_, chunks=block), meta)
+        coords[name] = ("position", da.full(n, fill, dtype=dtype_, chunks=-1), meta)
     attrs = {
         "format": FORMAT,
         **scan_attrs(config, plan, inputs or inputs_hash(config), bright_field_radius),
@@ -345,10 +349,27 @@ def blocks_done(store: str) -> np.ndarray:
     return run_state(store, "block_done")[0].astype(bool)
 
 
+def shard_sizes(arr: zarr.Array) -> dict[str, int]:
+    """Bytes of every stored chunk (or shard) of ``arr`` by its key (one listing)."""
+
+    async def collect():
+        store, prefix = arr.store_path.store, arr.store_path.path
+        prefix = f"{prefix}/" if prefix else ""
+        out = {}
+        async for key in store.list_prefix(prefix):
+            if not key.endswith("zarr.json"):
+                out[key.removeprefix(prefix)] = await store.getsize(key)
+        return out
+
+    return sync(collect())
+
+
 def run_state(store: str, name: str) -> tuple[np.ndarray, list[int]]:
     """A per-block array (``block_done`` or ``block_checksum``) and the blocks whose chunk
     cannot be read (0 in the array)."""
     arr = zarr.open_array(location(store), path=name, mode="r")
+    if not shard_sizes(arr):  # a new store: nothing to decode (zarr reads chunk by chunk)
+        return np.zeros(arr.shape, arr.dtype), []
     try:
         return arr[:], []
     except DECODE_ERRORS:  # a chunk fails its CRC32C or its codec: read block by block
