@@ -111,7 +111,8 @@ def make_store(path: str, n_positions: int, real_blocks=None, block: int = 1024)
             for name, arr in arrays.items()
         }
         level = float(np.median(np.concatenate(list(kept["bright_field"].values()))))
-        x, y = plan.positions[:, 0], plan.positions[:, 1]
+        positions = plan.positions()
+        x, y = positions[:, 0], positions[:, 1]
         span = np.ptp(x) or 1.0
         values = {
             "bright_field": level * (1 + 0.1 * np.cos(2 * np.pi * (x - y) / (span / 3))),
@@ -123,6 +124,10 @@ def make_store(path: str, n_positions: int, real_blocks=None, block: int = 1024)
             arr[:] = values[name]
             for b, saved in kept[name].items():
                 arr[b * block : b * block + len(saved)] = saved
+        rows, cols = np.divmod(np.arange(n), plan.raster_shape[1])
+        coords = {"x": x, "y": y, "scan_row": rows, "scan_col": cols}  # as the workers write
+        for name, value in coords.items():
+            zarr.open_array(path, path=name, mode="r+")[:] = value
         zarr.open_array(path, path="block_done", mode="r+")[:] = 1
     del plan
     return t1 - t0, time.perf_counter() - t1, len(real)

@@ -81,7 +81,16 @@ def preview(store, out, n_patterns: int = 4, dpi: int = 110):
     with zarr.config.set({"codec_pipeline.batch_size": READ_BATCH}):
         done = position_done(ds).values
         bf = np.where(done, ds.bright_field.values, np.nan)  # not simulated: NaN, drawn grey
-    x_um, y_um = ds.x.values * 1e6, ds.y.values * 1e6  # NaN where not simulated yet
+    raster = "scan_shape" in ds.attrs
+    picks = pattern_picks(done, n_patterns)
+    # A raster's image needs no positions: read them all only for other scans (NaN where
+    # not simulated yet), else just those of the patterns drawn.
+    where = slice(None) if not raster or done.size <= MAX_MARKERS else picks
+    x_um = np.full(done.size, np.nan)
+    y_um = np.full(done.size, np.nan)
+    with zarr.config.set({"codec_pipeline.batch_size": READ_BATCH}):
+        x_um[where] = ds.x.isel(position=where).values * 1e6
+        y_um[where] = ds.y.isel(position=where).values * 1e6
     (x0, x1), (y0, y1) = np.asarray(ds.attrs["scan_extent_m"]) * 1e6
 
     fig = plt.figure(figsize=(12, 6.2), layout="constrained")
@@ -89,7 +98,7 @@ def preview(store, out, n_patterns: int = 4, dpi: int = 110):
     grid = fig.add_gridspec(2, 2 + n_cols, width_ratios=[2, 2] + [1.3] * n_cols)
     ax = fig.add_subplot(grid[:, :2])
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.75")
-    if "scan_shape" in ds.attrs:  # a raster, in scan order (row-major): no positions needed
+    if raster:  # in scan order (row-major): the image needs no positions
         image = bf.reshape([int(v) for v in ds.attrs["scan_shape"]])
         extent = [x0, x1, y1, y0]
         shown = ax.imshow(binned_raster(image), cmap=cmap, extent=extent, interpolation="nearest")
@@ -118,7 +127,7 @@ def preview(store, out, n_patterns: int = 4, dpi: int = 110):
 
     z = ds.attrs["travel_distance_m"]
     theta = np.concatenate([ds.det_x.values[[0, -1]], ds.det_y.values[[0, -1]]]) / z * 1e3
-    for k, i in enumerate(pattern_picks(done, n_patterns)):
+    for k, i in enumerate(picks):
         pax = fig.add_subplot(grid[k // n_cols, 2 + k % n_cols])
         pattern = ds.diffraction.isel(position=int(i)).values.astype(np.float64)
         pax.imshow(np.log10(1 + np.maximum(pattern, 0)), cmap="magma", extent=theta, origin="lower")

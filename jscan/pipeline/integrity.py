@@ -126,7 +126,7 @@ def verify(
             reason = "shard missing"
         elif size <= floor:
             reason = f"shard truncated ({size} bytes)"
-        elif full:
+        elif full and reason is None:
             rows = slice(b * block, (b + 1) * block)
             try:
                 patterns = arr[rows]
@@ -136,7 +136,7 @@ def verify(
             else:
                 if block_crc(patterns, x, y) != int(sums[b]):
                     reason = "checksum differs"
-                elif reason is None:
+                else:
                     reason = _detector_values(detectors, camera, patterns, b * block)
         if reason is not None:
             faults.append(BlockFault(b, reason))

@@ -104,6 +104,8 @@ def test_page_fills_in_while_the_run_goes_on(tmp_path, client, scan_config):
     assert np.std(final["bf"]["values"]) > 0.01 * np.mean(final["bf"]["values"])
     html = fetch(url)
     assert '<canvas id="bf"' in html and "data.json" in html
+    # 128 block events were counted into the page's state, none kept in the event log
+    assert client.get_events(page.TOPIC) == ()
     status = fetch(client.dashboard_link)
     assert 'href="jscan-scan"' in status  # listed in the dashboard's "More..." menu
 
