@@ -69,9 +69,9 @@ class ScanPage(SchedulerPlugin):
             msg
         )
         # Counted into the state above: the scheduler's copy of the event is not needed.
-        events = getattr(getattr(self, "scheduler", None), "events", {})
-        if TOPIC in events:
-            events[TOPIC].clear()
+        broker = getattr(getattr(self, "scheduler", None), "_broker", None)
+        if broker is not None:  # distributed's event log (Broker.truncate, 2024.1 and later)
+            broker.truncate(TOPIC)
 
     def _on_start(self, msg):
         gh, gw = msg["grid"]
