@@ -61,6 +61,7 @@ class ScanSource:
         self.attrs = check_store(self.store)
         self.group = zarr.open_group(self.store, mode="r")
         self.diffraction = self.group["diffraction"]
+        self.x, self.y = self.group["x"], self.group["y"]  # written per block, with the patterns
         self.block_size = int(self.attrs["block_size"])
         self.n_positions = int(self.attrs["n_positions"])
         done = blocks_done(self.store)
@@ -96,18 +97,17 @@ class ScanSource:
             start, stop = self.block_range(b)
             try:
                 patterns = self.diffraction[start:stop]
+                x, y = self.x[start:stop], self.y[start:stop]
             except DECODE_ERRORS as err:
                 raise StoreError(
                     f"{self.store}: block {b} cannot be read ({type(err).__name__}); run jscan "
                     f"verify {self.store}"
                 ) from None
-            if block_crc(patterns) != int(self.checksums[b]):
+            if block_crc(patterns, x, y) != int(self.checksums[b]):
                 raise StoreError(
                     f"{self.store}: block {b} differs from its checksum; run jscan verify "
                     f"{self.store}"
                 )
-            x = self.group["x"][start:stop]
-            y = self.group["y"][start:stop]
             yield row, patterns, x, y
             row += stop - start
 

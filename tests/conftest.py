@@ -195,8 +195,9 @@ def partial_store(tmp_path):
     from jscan.inputs import farfield
     from jscan.inputs.config import parse_config
     from jscan.pipeline.plan import plan_scan
+    from jscan.pipeline.runner import BlockRunner
     from jscan.pipeline.store import create
-    from jscan.pipeline.worker import BlockRunner, ScanJob
+    from jscan.pipeline.worker import ScanJob
 
     def make(blocks, dose=0.0):
         cfg = parse_config(_to_toml(_small_scan(dose=dose, block_size=16)))
@@ -207,15 +208,40 @@ def partial_store(tmp_path):
         job = ScanJob(
             cfg,
             store,
-            plan.region_shape,
-            plan.sample_shape,
+            plan,
             bright_field_radius=radius,
             store_id=store_id,
         )
         runner = BlockRunner(job)  # in this process, as a worker would
         for b in blocks:
-            start, stop = plan.block_range(b)
-            runner.run(b, plan.block_origins(b), start, stop - start, plan.block_shifts(b))
+            runner.run(b)
+        return store
+
+    return make
+
+
+@pytest.fixture
+def simulated_store(tmp_path):
+    """simulated_store(cfg, name="scan.zarr", blocks=None) -> path of a real store of the
+    config dict ``cfg`` (as `small_scan` gives) with ``blocks`` simulated (None: all), in
+    this process as a worker would."""
+    from jscan.inputs import farfield
+    from jscan.inputs.config import parse_config
+    from jscan.pipeline.plan import plan_scan
+    from jscan.pipeline.runner import BlockRunner
+    from jscan.pipeline.store import create
+    from jscan.pipeline.worker import ScanJob
+
+    def make(cfg, name="scan.zarr", blocks=None):
+        config = parse_config(_to_toml(cfg))
+        plan = plan_scan(config)
+        store = str(tmp_path / name)
+        radius = farfield.bright_field_radius(config)
+        store_id = create(store, config, plan, radius)
+        job = ScanJob(config, store, plan, bright_field_radius=radius, store_id=store_id)
+        runner = BlockRunner(job)
+        for b in range(plan.n_blocks) if blocks is None else blocks:
+            runner.run(b)
         return store
 
     return make

@@ -7,17 +7,13 @@ import pytest
 
 from jscan.errors import StoreError
 from jscan.export import ScanSource, export
-from jscan.inputs import farfield
-from jscan.inputs.config import parse_config
-from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.store import create, open_scan
-from jscan.pipeline.worker import BlockRunner, ScanJob
+from jscan.pipeline.store import open_scan
 
 h5py = pytest.importorskip("h5py")
 
 
 @pytest.fixture
-def natural_store(tmp_path, small_scan, to_toml):
+def natural_store(simulated_store, small_scan):
     """natural_store(dose=1e6, noise=False) -> path: the small scan (6x6 positions on whole
     sample pixels, 3 blocks of 16, camera at the natural sampling lambda z / (N dx)),
     simulated in this process."""
@@ -27,24 +23,7 @@ def natural_store(tmp_path, small_scan, to_toml):
         d["optics"]["travel_distance"] = 0.0128
         d["scan"].update(step=7e-6, start=[40e-6, 41e-6])
         d["detector"]["noise"] = noise
-        cfg = parse_config(to_toml(d))
-        plan = plan_scan(cfg)
-        store = str(tmp_path / "natural.zarr")
-        radius = farfield.bright_field_radius(cfg)
-        store_id = create(store, cfg, plan, radius)
-        job = ScanJob(
-            cfg,
-            store,
-            plan.region_shape,
-            plan.sample_shape,
-            bright_field_radius=radius,
-            store_id=store_id,
-        )
-        runner = BlockRunner(job)
-        for b in range(plan.n_blocks):
-            start, stop = plan.block_range(b)
-            runner.run(b, plan.block_origins(b), start, stop - start, plan.block_shifts(b))
-        return store
+        return simulated_store(d, "natural.zarr")
 
     return make
 

@@ -119,8 +119,7 @@ def open_store(
     job = ScanJob(
         config,
         store,
-        plan.region_shape,
-        plan.sample_shape,
+        plan,
         inputs_hash=inputs,
         bright_field_radius=radius,
         compilation_cache=cache,

@@ -16,6 +16,7 @@ import json
 
 import numpy as np
 
+from jscan.core.placement import placement
 from jscan.inputs.config import Config
 from jscan.inputs.farfield import noise_factor
 from jscan.inputs.samples import make_probe, sample_region
@@ -25,10 +26,14 @@ TRUTH_ARRAYS = ("probe",)  # always written at creation (sample_truth only when 
 
 
 def scanned_region(plan) -> tuple[int, int, int, int]:
-    """(row0, col0, rows, cols) of the sample pixels under every window of a `ScanPlan`."""
-    origins = np.asarray(plan.origins)
-    low = origins.min(axis=0)
-    high = origins.max(axis=0) + np.asarray(plan.window)
+    """(row0, col0, rows, cols) of the sample pixels under every window of a `ScanPlan`.
+
+    From the plan's extent (the extreme positions simulated): the window rule is monotonic
+    in the position, so the extreme positions give the extreme windows. O(1).
+    """
+    (x0, x1), (y0, y1) = plan.extent_m
+    corners = placement(np.array([[x0, y0], [x1, y1]]), plan.window, plan.sample_dx).origins
+    low, high = corners[0], corners[1] + np.asarray(plan.window)
     return int(low[0]), int(low[1]), int(high[0] - low[0]), int(high[1] - low[1])
 
 
@@ -40,11 +45,14 @@ def truth_attrs(config: Config) -> dict:
     }
 
 
-def truth_variables(config: Config, plan, probe: np.ndarray) -> tuple[dict, dict, dict]:
+def truth_variables(
+    config: Config, plan, probe: np.ndarray, read=sample_region
+) -> tuple[dict, dict, dict]:
     """(variables, coordinates, attributes) of the ground truth for xarray.
 
     probe: (M, H, W) complex64 from `ground_truth_probe` (numpy, or a dask array for the
-    lazy dataset). Variables: ``probe`` and, when it
+    lazy dataset); read: reads the region, as `sample_region` (the lazy dataset's returns a
+    dask array). Variables: ``probe`` and, when it
     fits `SAMPLE_TRUTH_LIMIT`, ``sample_truth``; coordinates: probe_y, probe_x and
     sample_y, sample_x [m]; attributes: `truth_attrs` and, for a large sample,
     ``sample_truth_ref`` (a JSON string).
@@ -71,7 +79,7 @@ def truth_variables(config: Config, plan, probe: np.ndarray) -> tuple[dict, dict
     r0, c0, rows, cols = scanned_region(plan)
     dx = config.sample.dx
     if rows * cols * 8 <= SAMPLE_TRUTH_LIMIT:
-        region = sample_region(config.sample, r0, c0, rows, cols)
+        region = read(config.sample, r0, c0, rows, cols)
         coords["sample_y"] = ("sample_y", (r0 + np.arange(rows)) * dx, _m("sample pixel y"))
         coords["sample_x"] = ("sample_x", (c0 + np.arange(cols)) * dx, _m("sample pixel x"))
         variables["sample_truth"] = (

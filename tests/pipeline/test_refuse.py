@@ -12,12 +12,11 @@ import zarr
 
 from jscan.errors import ConfigError
 from jscan.inputs.config import load_config, parse_config
-from jscan.inputs.farfield import probe_pattern
+from jscan.inputs.farfield import noise_factor, probe_pattern
 from jscan.inputs.samples import make_probe
 from jscan.pipeline import simulate_scan
 from jscan.pipeline.checks import COUNT_MAX, SIGMA_MARGIN
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.worker import noise_factor
 
 distributed = pytest.importorskip("distributed")
 
@@ -336,7 +335,8 @@ def _focusing_inputs(folder, small_scan, to_toml, rng):
     (folder / "scan.toml").write_text(to_toml(data))
     cfg = load_config(folder / "scan.toml")
     unit = make_probe(cfg.probe)
-    r0, c0 = plan_scan(cfg).origins[-1]
+    plan = plan_scan(cfg)
+    r0, c0 = plan.block(plan.n_blocks - 1).origins[-1]
     sample = np.ones((160, 160), np.complex64)
     sample[r0 : r0 + n, c0 : c0 + n] = np.conj(unit / np.abs(unit))
     np.save(folder / "sample.npy", sample)

@@ -11,38 +11,20 @@ from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline import truth
 from jscan.pipeline.lazy import simulate_lazy
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.store import create, open_scan
-from jscan.pipeline.worker import BlockRunner, ScanJob
+from jscan.pipeline.store import open_scan
 
 
 @pytest.fixture
-def make_store(tmp_path, small_scan, to_toml):
-    """make_store(name, **edits) -> (path, config): the small scan (6x6 positions on whole
-    pixels, camera at the natural sampling) simulated in this process."""
+def make_store(simulated_store, small_scan, to_toml):
+    """make_store(name, dose, noise, shape) -> (path, config): the small scan (6x6 positions
+    on whole sample pixels, camera at the natural sampling), simulated in this process."""
 
     def make(name="s.zarr", dose=0.0, noise=True, shape=(6, 6)):
         d = small_scan(dose=dose, shape=shape)
         d["optics"]["travel_distance"] = 0.0128  # camera pixel = lambda z / (N dx)
         d["scan"].update(step=7e-6, start=[40e-6, 41e-6])  # whole sample pixels
         d["detector"]["noise"] = noise
-        cfg = parse_config(to_toml(d))
-        plan = plan_scan(cfg)
-        store = str(tmp_path / name)
-        radius = farfield.bright_field_radius(cfg)
-        store_id = create(store, cfg, plan, radius)
-        job = ScanJob(
-            cfg,
-            store,
-            plan.region_shape,
-            plan.sample_shape,
-            bright_field_radius=radius,
-            store_id=store_id,
-        )
-        runner = BlockRunner(job)  # in this process, as a worker would
-        for b in range(plan.n_blocks):
-            start, stop = plan.block_range(b)
-            runner.run(b, plan.block_origins(b), start, stop - start, plan.block_shifts(b))
-        return store, cfg
+        return simulated_store(d, name), parse_config(to_toml(d))
 
     return make
 
