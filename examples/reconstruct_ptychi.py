@@ -1,7 +1,8 @@
 """Simulate a small scan, export it for ptychodus, and reconstruct it with pty-chi.
 
-The scan: a 32x32 Gaussian probe behind a 24 um aperture over the "cells" phantom, a raster
-on whole sample pixels, the camera at the natural sampling lambda z / (N dx) (so an FFT
+The scan: a 32x32 Gaussian probe behind a 24 um aperture over a smooth random object (phase
+within +-1 rad, transmission 0.8 to 1, saved as the scan's .npy sample), a raster on whole
+sample pixels, the camera at the natural sampling lambda z / (N dx) (so an FFT
 engine's object pixel is the sample's), 1e6 photons per position stored as expected counts
 (``[detector] noise = false``). `jscan export --format ptychodus` writes diffraction.h5 and
 product-in.h5; pty-chi (LSQML) then recovers the object from a flat start with the exported
@@ -41,11 +42,9 @@ travel_distance = 0.0128      # camera pixel = lambda z / (N dx): an FFT engine'
 camera_pixel_size = 200.0e-6
 
 [sample]
-kind = "phantom"
-phantom = "cells"
-shape = [128, 128]
+kind = "file"
+path = "sample.npy"
 dx = 1.0e-6
-seed = 3
 
 [scan]
 kind = "raster"
@@ -60,6 +59,18 @@ noise = false                 # float32 expected photon counts
 [run]
 block_size = 64
 """
+
+
+def make_sample(path: Path, seed: int = 0) -> None:
+    """A smooth random 128x128 object: phase within +-1 rad, transmission 0.8 to 1."""
+    rng = np.random.default_rng(seed)
+    k = np.fft.fftfreq(128)
+    low_pass = np.exp(-(k[:, None] ** 2 + k[None, :] ** 2) / (2 * 0.06**2))
+    phase, absorb = (
+        np.fft.ifft2(np.fft.fft2(rng.normal(size=(128, 128))) * low_pass).real for _ in range(2)
+    )
+    transmission = 0.9 + 0.1 * absorb / np.abs(absorb).max()
+    np.save(path, (transmission * np.exp(1j * phase / np.abs(phase).max())).astype(np.complex64))
 
 
 def reconstruct(folder: Path, epochs: int, algorithm: str = "LSQML", start=None):
@@ -128,6 +139,7 @@ def main():
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    make_sample(out / "sample.npy")
     config = out / "scan.toml"
     config.write_text(CONFIG)
     store = out / "scan.zarr"

@@ -2,9 +2,10 @@
 
 Layout (readable with plain ``xarray.open_zarr(STORE)``, no jscan needed):
 
-- ``diffraction`` (position, det_y, det_x): float32 intensities (dose 0) or uint32 photon
-  counts; one Zarr shard per block of positions, so each block writes whole shards of its
-  own (no locks, idempotent rewrites), split into smaller inner chunks for readers.
+- ``diffraction`` (position, det_y, det_x): float32 intensities (dose 0), uint32 photon
+  counts (dose > 0) or float32 expected counts (dose > 0, noise false); one Zarr shard per
+  block of positions, so each block writes whole shards of its own (no locks, idempotent
+  rewrites), split into smaller inner chunks for readers.
 - ``block_done`` (block,) uint8: set to 1 only after that block's patterns and checksum are
   written; one chunk per block.
 - ``block_checksum`` (block,) uint32: CRC32 (zlib) of the block's patterns, then its ``x``
@@ -18,6 +19,10 @@ Layout (readable with plain ``xarray.open_zarr(STORE)``, no jscan needed):
   and for raster scans ``scan_row``, ``scan_col``: written by the worker with its block (one
   chunk per block, CRC32C; NaN or -1 where not written), so that planning and creating a
   store cost O(blocks); ``det_y``, ``det_x`` (camera pixel centres, m).
+- ground truth, written at creation (`jscan.pipeline.truth`): ``probe`` (mode, probe_y,
+  probe_x), the illumination as the kernel multiplies the sample window; ``sample_truth``
+  (sample_y, sample_x), the scanned region of the sample (or the attribute
+  ``sample_truth_ref`` past 512 MiB); the attribute ``photons_per_intensity``.
 - attributes: every optical parameter (unit in the name), the config text and its hash,
   the jscan version, the run history, a ``store_id`` (UUID) that workers check before
   writing, and ``complete`` (true once the layout is whole).

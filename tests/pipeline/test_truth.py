@@ -123,11 +123,11 @@ def test_lazy_dataset_has_the_stores_truth(make_store, small_scan, to_toml):
 def test_every_variable_has_units_pint_reads_and_a_long_name(make_store, dose):
     pint = pytest.importorskip("pint")
     units = pint.UnitRegistry()
-    store, _ = make_store(dose=dose)
-    ds = open_scan(store)
-    for name, var in ds.variables.items():
-        assert "long_name" in var.attrs, name
-        units.parse_units(var.attrs["units"])  # raises when pint cannot read it
+    store, cfg = make_store(dose=dose)
+    for ds in (open_scan(store), simulate_lazy(cfg)):
+        for name, var in ds.variables.items():
+            assert "long_name" in var.attrs, name
+            units.parse_units(var.attrs["units"])  # raises when pint cannot read it
 
 
 @pytest.mark.parametrize("damage", ["delete", "flip"])
