@@ -106,4 +106,5 @@ def test_reconstruct_ptychi(tmp_path):
     out = run_example("reconstruct_ptychi.py", "--small", "--out", tmp_path, timeout=600)
     err0 = number(r"object error after \d+ epochs: initial (\S+)", out)
     err = number(r"object error after \d+ epochs: initial \S+ final (\S+)", out)
-    assert err < err0 / 2
+    # Measured: 0.31 -> 0.029 (20 LSQML epochs, CPU).
+    assert err < 0.06 and err < err0 / 5
