@@ -323,7 +323,7 @@ def _detector_summary(store_path, attrs, done, w):
         }
     total = read["total"]
     units = zarr.open_array(store_path, path="total", mode="r").attrs.get("units", "")
-    units = "photons" if units == "photons" else "intensity"
+    units = "photons" if units in ("count", "photons") else "intensity"  # "photons": format 4
     with np.errstate(invalid="ignore", divide="ignore"):
         fraction = np.nanmedian(read["bright_field"] / total)
     w(
