@@ -344,6 +344,11 @@ def parse_config(text: str, base_dir: str | os.PathLike | None = None) -> Config
     )
     _check_float32(config)
     _check_grids(config)
+    if not config.detector.noise and config.detector.dose == 0:
+        raise ConfigError(
+            '"detector.noise" = false stores the expected counts of a dose, but "detector.dose" '
+            "is 0; set dose = the photons per position (or remove noise = false)"
+        )
     return config
 
 

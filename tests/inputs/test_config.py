@@ -120,6 +120,11 @@ BAD = [
     (_edit("optics", "travel_distance", math.nan), ["optics.travel_distance", "finite"]),
     (_edit("optics", "camera_pixel_size", math.inf), ["optics.camera_pixel_size", "finite"]),
     (_edit("detector", "dose", -1.0), ["detector.dose", ">= 0"]),
+    (_edit("detector", "noise", "no"), ["detector.noise", "true or false"]),
+    (
+        lambda d: d["detector"].update(dose=0.0, noise=False),
+        ['"detector.noise" = false', "dose"],
+    ),
     (_edit("run", "block_size", 0), ["run.block_size", ">= 1"]),
     (_edit("probe", "wavelength", delete=True), ['missing key "probe.wavelength"']),
     (_edit("probe", "waist", delete=True), ['missing key "probe.waist"', "gaussian"]),
