@@ -76,7 +76,7 @@ class ScanSource:
         if not self.blocks:
             raise StoreError(f"{self.store} has no block done yet: nothing to export")
         self.checksums = self.group["block_checksum"][:]
-        self.indexes = np.concatenate([np.arange(*self.block_range(b)) for b in self.blocks])
+        self.n_rows = sum(np.diff(self.block_range(b))[0] for b in self.blocks)  # rows written
         self.window = tuple(int(v) for v in self.diffraction.shape[1:])
         self.probe = self.group["probe"][:]  # (M, H, W)
         names = set(self.group.array_keys())
@@ -91,7 +91,8 @@ class ScanSource:
         return start, min(start + self.block_size, self.n_positions)
 
     def read(self):
-        """Yield (row, patterns, x, y) per done block: row is its first row in the export."""
+        """Yield (row, patterns, x, y, index) per done block: row is its first row in the
+        export, index (n,) int64 the store positions of its rows."""
         row = 0
         for b in self.blocks:
             start, stop = self.block_range(b)
@@ -108,7 +109,7 @@ class ScanSource:
                     f"{self.store}: block {b} differs from its checksum; run jscan verify "
                     f"{self.store}"
                 )
-            yield row, patterns, x, y
+            yield row, patterns, x, y, np.arange(start, stop, dtype=np.int64)
             row += stop - start
 
     @property
@@ -185,16 +186,21 @@ class _Bar:
 
 
 def _patterns_dataset(h5, path: str, src: ScanSource, dtype=None):
-    n, (h, w) = len(src.indexes), src.window
+    n, (h, w) = src.n_rows, src.window
     dtype = np.dtype(dtype or src.diffraction.dtype)
     chunk = (max(1, min(n, src.block_size, (4 << 20) // (h * w * dtype.itemsize))), h, w)
     return h5.create_dataset(path, shape=(n, h, w), dtype=dtype, chunks=chunk)
 
 
 def _stream(src: ScanSource, bar: _Bar, write) -> None:
-    for k, (row, patterns, x, y) in enumerate(src.read()):
-        write(row, patterns, x, y)
+    """write(rows, patterns, x, y, index) per done block (rows: its slice in the export)."""
+    for k, (row, patterns, x, y, index) in enumerate(src.read()):
+        write(slice(row, row + len(patterns)), patterns, x, y, index)
         bar(k + 1)
+
+
+def _index_dataset(h5, path: str, src: ScanSource):
+    return h5.create_dataset(path, shape=(src.n_rows,), dtype=np.int64)
 
 
 def write_cxi(src: ScanSource, out: str, bar: _Bar) -> None:
@@ -220,18 +226,19 @@ def write_cxi(src: ScanSource, out: str, bar: _Bar) -> None:
         source.create_dataset("illumination", data=src.engine_probe())
         geometry = entry.create_group("sample_1/geometry_1")
         translation = geometry.create_dataset(
-            "translation", shape=(len(src.indexes), 3), dtype=np.float64
+            "translation", shape=(src.n_rows, 3), dtype=np.float64
         )
         if src.sample is not None:
             entry.create_dataset("sample_1/transmission", data=src.sample)
         entry.create_group("data_1")
         entry["data_1/data"] = h5py.SoftLink("/entry_1/instrument_1/detector_1/data")
         entry["data_1/translation"] = h5py.SoftLink("/entry_1/sample_1/geometry_1/translation")
-        entry.create_dataset("jscan_index", data=src.indexes)
+        index = _index_dataset(entry, "jscan_index", src)
 
-        def write(row, patterns, x, y):
-            data[row : row + len(patterns)] = patterns
-            translation[row : row + len(patterns)] = np.stack([x, y, np.zeros_like(x)], axis=1)
+        def write(rows, patterns, x, y, positions):
+            data[rows] = patterns
+            translation[rows] = np.stack([x, y, np.zeros_like(x)], axis=1)
+            index[rows] = positions
 
         _stream(src, bar, write)
 
@@ -245,47 +252,59 @@ def write_ptychodus(src: ScanSource, out: str, bar: _Bar) -> None:
     import h5py
 
     os.makedirs(out, exist_ok=True)
-    with h5py.File(os.path.join(out, "diffraction.h5"), "w") as f:
+    with (
+        h5py.File(os.path.join(out, "diffraction.h5"), "w") as f,
+        h5py.File(os.path.join(out, "product-in.h5"), "w") as p,
+    ):
         patterns = _patterns_dataset(f, "patterns", src)
-        f.create_dataset("indexes", data=src.indexes.astype(np.int64))
+        indexes = _index_dataset(f, "indexes", src)
         f.create_dataset("bad_pixels", data=src.mask)
-        xs = np.empty(len(src.indexes))
-        ys = np.empty(len(src.indexes))
+        xs = p.create_dataset("probe_position_x_m", shape=(src.n_rows,), dtype=np.float64)
+        ys = p.create_dataset("probe_position_y_m", shape=(src.n_rows,), dtype=np.float64)
+        position_indexes = _index_dataset(p, "probe_position_indexes", src)
 
-        def write(row, block, x, y):
-            patterns[row : row + len(block)] = block
-            xs[row : row + len(block)] = x
-            ys[row : row + len(block)] = y
+        def write(rows, block, x, y, positions):
+            patterns[rows] = block
+            indexes[rows] = positions
+            xs[rows], ys[rows] = x, y
+            position_indexes[rows] = positions
 
         _stream(src, bar, write)
-    with h5py.File(os.path.join(out, "product-in.h5"), "w") as f:
-        f.attrs["name"] = os.path.basename(os.path.normpath(src.store))
-        f.attrs["comments"] = f"exported by jscan from {src.store}"
-        f.attrs["detector_object_distance_m"] = float(src.attrs["travel_distance_m"])
-        f.attrs["probe_energy_eV"] = _energy_j(src.wavelength) / ELECTRON_VOLT_J
-        f.attrs["probe_photon_count"] = float(src.attrs.get("dose_photons", 0.0))
-        f.attrs["exposure_time_s"] = 0.0
-        f.attrs["mass_attenuation_m2_kg"] = 0.0
-        f.attrs["tomography_angle_deg"] = 0.0
-        f.create_dataset("probe_position_indexes", data=src.indexes.astype(np.int64))
-        f.create_dataset("probe_position_x_m", data=xs)
-        f.create_dataset("probe_position_y_m", data=ys)
-        probe = f.create_dataset("probe", data=src.engine_probe())
-        probe.attrs["pixel_width_m"] = src.probe_dx
-        probe.attrs["pixel_height_m"] = src.probe_dx
-        sample = src.sample
-        if sample is None:
-            rows, cols = json.loads(src.attrs["sample_truth_ref"])["region"][2:]
-            sample = np.ones((rows, cols), np.complex64)
-        obj = f.create_dataset("object", data=sample[None])
-        cx, cy = src.object_centre()
-        obj.attrs["center_x_m"] = cx
-        obj.attrs["center_y_m"] = cy
-        obj.attrs["pixel_width_m"] = float(src.attrs["sample_dx_m"])
-        obj.attrs["pixel_height_m"] = float(src.attrs["sample_dx_m"])
-        f.create_dataset("object_layer_spacing_m", data=np.zeros(0))
-        f.create_dataset("loss_epochs", data=np.zeros(0, np.int64))
-        f.create_dataset("loss_values", data=np.zeros(0))
+        _product_metadata(p, src)
+
+
+def _product_metadata(f, src: ScanSource) -> None:
+    """The product file's attributes, probe and object (ptychodus's H5ProductFileIO)."""
+    f.attrs["name"] = os.path.basename(os.path.normpath(src.store))
+    f.attrs["comments"] = f"exported by jscan from {src.store}"
+    f.attrs["detector_object_distance_m"] = float(src.attrs["travel_distance_m"])
+    f.attrs["probe_energy_eV"] = _energy_j(src.wavelength) / ELECTRON_VOLT_J
+    f.attrs["probe_photon_count"] = float(src.attrs.get("dose_photons", 0.0))
+    f.attrs["exposure_time_s"] = 0.0
+    f.attrs["mass_attenuation_m2_kg"] = 0.0
+    f.attrs["tomography_angle_deg"] = 0.0
+    probe = f.create_dataset("probe", data=src.engine_probe())
+    probe.attrs["pixel_width_m"] = src.probe_dx
+    probe.attrs["pixel_height_m"] = src.probe_dx
+    if src.sample is not None:
+        obj = f.create_dataset("object", data=src.sample[None])
+    else:  # a sample past the store's limit: ones over the region, never held in memory
+        rows, cols = json.loads(src.attrs["sample_truth_ref"])["region"][2:]
+        obj = f.create_dataset(
+            "object",
+            shape=(1, rows, cols),
+            dtype=np.complex64,
+            fillvalue=np.complex64(1),
+            chunks=True,
+        )
+    cx, cy = src.object_centre()
+    obj.attrs["center_x_m"] = cx
+    obj.attrs["center_y_m"] = cy
+    obj.attrs["pixel_width_m"] = float(src.attrs["sample_dx_m"])
+    obj.attrs["pixel_height_m"] = float(src.attrs["sample_dx_m"])
+    f.create_dataset("object_layer_spacing_m", data=np.zeros(0))
+    f.create_dataset("loss_epochs", data=np.zeros(0, np.int64))
+    f.create_dataset("loss_values", data=np.zeros(0))
 
 
 def write_ptylab(src: ScanSource, out: str, bar: _Bar) -> None:
@@ -301,7 +320,7 @@ def write_ptylab(src: ScanSource, out: str, bar: _Bar) -> None:
     cx, cy = src.object_centre()
     with h5py.File(out, "w") as f:
         data = _patterns_dataset(f, "ptychogram", src, dtype=np.float32)
-        encoder = f.create_dataset("encoder", shape=(len(src.indexes), 2), dtype=np.float64)
+        encoder = f.create_dataset("encoder", shape=(src.n_rows, 2), dtype=np.float64)
         f.create_dataset("wavelength", data=src.wavelength)
         f.create_dataset("dxd", data=float(src.attrs["camera_pixel_size_m"]))
         f.create_dataset("zo", data=float(src.attrs["travel_distance_m"]))
@@ -309,11 +328,12 @@ def write_ptylab(src: ScanSource, out: str, bar: _Bar) -> None:
         f.create_dataset("probe", data=src.engine_probe(norm="ortho"))
         if src.sample is not None:
             f.create_dataset("object", data=src.sample)
-        f.create_dataset("jscan_index", data=src.indexes)
+        index = _index_dataset(f, "jscan_index", src)
 
-        def write(row, patterns, x, y):
-            data[row : row + len(patterns)] = patterns.astype(np.float32)
-            encoder[row : row + len(patterns)] = np.stack([y - cy, x - cx], axis=1)
+        def write(rows, patterns, x, y, positions):
+            data[rows] = patterns.astype(np.float32)
+            encoder[rows] = np.stack([y - cy, x - cx], axis=1)
+            index[rows] = positions
 
         _stream(src, bar, write)
 
@@ -348,4 +368,4 @@ def export(store: str, fmt: str, out: str, partial: bool = False, stream=_STDERR
         if stream is not None:
             print(f"jscan export: warning: {line}", file=stream)
     WRITERS[fmt](src, out, _Bar(stream, len(src.blocks), f"export {fmt}"))
-    return ExportReport(out, fmt, len(src.indexes), len(src.blocks), src.skipped, tuple(warnings))
+    return ExportReport(out, fmt, src.n_rows, len(src.blocks), src.skipped, tuple(warnings))

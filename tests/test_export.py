@@ -2,6 +2,8 @@
 value; an engine's forward model given the exported probe, positions and true object gives
 the stored patterns back."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -179,3 +181,20 @@ def test_ptychi_forward_model_gives_the_patterns(natural_store, tmp_path):
     scale = float((model * data).sum() / (model * model).sum())
     assert scale == pytest.approx(1.0, rel=1e-4)  # the exported probe carries the photons
     assert np.abs(scale * model - data).max() <= 1e-4 * data.max()
+
+
+def test_a_sample_past_the_limit_exports_a_flat_object_over_its_region(
+    natural_store, tmp_path, monkeypatch
+):
+    from jscan.pipeline import truth
+
+    monkeypatch.setattr(truth, "SAMPLE_TRUTH_LIMIT", 1000)
+    store = natural_store()
+    ds = open_scan(store)
+    assert "sample_truth" not in ds
+    export(store, "ptychodus", str(tmp_path / "p"), stream=None)
+    _, c0, rows, cols = json.loads(ds.attrs["sample_truth_ref"])["region"]
+    with h5py.File(tmp_path / "p" / "product-in.h5", "r") as f:
+        assert f["object"].shape == (1, rows, cols)
+        assert np.all(f["object"][:] == 1)
+        assert f["object"].attrs["center_x_m"] == pytest.approx((c0 + (cols - 1) / 2) * 1e-6)

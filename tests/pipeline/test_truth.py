@@ -1,6 +1,8 @@
 """Ground truth in the store: the probe the kernel multiplies, the photon scale, the sample's
 scanned region, expected counts without noise, and units that pint reads."""
 
+import json
+
 import numpy as np
 import pytest
 import zarr
@@ -98,7 +100,7 @@ def test_large_sample_is_a_reference(make_store, monkeypatch):
     store, cfg = make_store()
     ds = open_scan(store)
     assert "sample_truth" not in ds
-    ref = __import__("json").loads(ds.attrs["sample_truth_ref"])
+    ref = json.loads(ds.attrs["sample_truth_ref"])
     assert ref["kind"] == "phantom" and ref["region"] == list(truth.scanned_region(plan_scan(cfg)))
 
 
