@@ -16,7 +16,8 @@ from numcodecs import Blosc
 from jscan.inputs.config import DEMO_CONFIG, parse_config
 from jscan.inputs.samples import make_probe
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.worker import BlockRunner, ScanJob, noise_factor, photon_counts
+from jscan.pipeline.detector_model import photon_counts
+from jscan.pipeline.worker import BlockRunner, ScanJob, noise_factor
 
 CODECS = {
     "lz4 + shuffle": Blosc("lz4", 5, Blosc.SHUFFLE),

@@ -117,6 +117,8 @@ def simple_microscope(
     (see `jscan.core.propagation`); mesh: a 1-D "data" mesh (default: all local devices);
     placement: "snap" (janssen-compatible: the probe sits on the window's axis pixel) or
     "exact" (probe x aperture moved by the sub-pixel remainder, `jscan.core.kernel.intensities`).
+    A lightwave with an (M, H, W) field holds M mutually incoherent probe modes: each
+    pattern is sum_m |F{P_m O}|^2 (the modes are used as given, not normalised).
     Returns MicroscopeData with image_data (n, H, W) and the positions simulated
     (snap: on the pixel; exact: as given, those within tol put on the pixel).
     """
@@ -130,7 +132,7 @@ def simple_microscope(
     if placement not in ("snap", "exact"):
         raise ValueError(f'`placement` must be "snap" or "exact", got {placement!r}')
     exact = placement == "exact"
-    window = lightwave.field.shape
+    window = lightwave.field.shape[-2:]
     if concrete(positions) is not None and concrete(sample.dx) is not None:
         dx = float(concrete(sample.dx))
         where = checked_placement(positions, sample.sample.shape, window, dx)

@@ -28,7 +28,14 @@ from jscan.inputs.config import Config, load_config, with_overrides
 from jscan.inputs.digest import inputs_hash
 from jscan.inputs.farfield import bright_field_radius
 from jscan.pipeline import checks
-from jscan.pipeline.coords import diffraction_attrs, pattern_dtype, scan_attrs, scan_coords
+from jscan.pipeline.coords import (
+    diffraction_attrs,
+    mask_variable,
+    pattern_dtype,
+    scan_attrs,
+    scan_coords,
+)
+from jscan.pipeline.detector_model import check_detector
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import BlockRunner, ScanJob
 
@@ -90,8 +97,9 @@ def simulate_lazy(config, block_size=None) -> xr.Dataset:
     capped at the scan length). Indexing computes only the blocks it touches: one position,
     one block. ``.compute()``, ``.values`` and ``.to_zarr(path)`` run on the active Dask
     scheduler (threaded by default, a distributed Client when one is active). The values
-    equal those of `simulate_scan`'s store bit for bit: float32 intensities, or uint32
-    photon counts when detector.dose > 0 (the same keys, so the same noise).
+    equal those of `simulate_scan`'s store bit for bit: float32 intensities, or integer
+    counts when detector.dose > 0 (the same keys, so the same noise); ``mask`` (det_y,
+    det_x) marks the bad pixels and module gaps, as in the store.
 
     The coordinates and attributes are a store's (x, y, x_nominal/y_nominal with snap,
     det_y, det_x, scan_row/scan_col for rasters; optics, bright_field_radius_m, config,
@@ -110,6 +118,7 @@ def simulate_lazy(config, block_size=None) -> xr.Dataset:
     inputs = inputs_hash(config, sample)
     plan = plan_scan(config)
     checks.check_brightness(config, sample)
+    check_detector(config, plan.window)
     radius = bright_field_radius(config)
     job = ScanJob(
         config,
@@ -123,7 +132,8 @@ def simulate_lazy(config, block_size=None) -> xr.Dataset:
     data = xr.Variable(
         ("position", "det_y", "det_x"), lazy_patterns(job, plan), diffraction_attrs(config)
     )
-    return xr.Dataset({"diffraction": data}, coords=scan_coords(config, plan), attrs=attrs)
+    variables = {"diffraction": data, "mask": mask_variable(config, plan.window)}
+    return xr.Dataset(variables, coords=scan_coords(config, plan), attrs=attrs)
 
 
 def lazy_patterns(job: ScanJob, plan) -> da.Array:

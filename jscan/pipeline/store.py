@@ -2,8 +2,8 @@
 
 Layout (readable with plain ``xarray.open_zarr(STORE)``, no jscan needed):
 
-- ``diffraction`` (position, det_y, det_x): float32 intensities (dose 0) or uint32 photon
-  counts; one Zarr shard per block of positions, so each block writes whole shards of its
+- ``diffraction`` (position, det_y, det_x): float32 intensities (dose 0) or integer counts
+  (uint32, or uint16 when detector.saturation <= 65535; `jscan.pipeline.detector_model`); one Zarr shard per block of positions, so each block writes whole shards of its
   own (no locks, idempotent rewrites), split into smaller inner chunks for readers.
 - ``block_done`` (block,) uint8: set to 1 only after that block's patterns and checksum are
   written; one chunk per block.
@@ -13,6 +13,7 @@ Layout (readable with plain ``xarray.open_zarr(STORE)``, no jscan needed):
 - ``bright_field``, ``total``, ``com_x``, ``com_y`` (position,) float64: the virtual
   detectors of `jscan.pipeline.detectors`, written by the worker with the block's patterns
   (before ``block_done``); one chunk per block, CRC32C, NaN where not written.
+- ``mask`` (det_y, det_x) bool: True at bad pixels and module gaps, whose values are 0.
 - coordinates ``x``, ``y`` (position, m), ``det_y``, ``det_x`` (camera pixel centres, m),
   and for raster scans ``scan_row``, ``scan_col``.
 - attributes: every optical parameter (unit in the name), the config text and its hash,
@@ -41,7 +42,13 @@ from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 from jscan.errors import StoreError
 from jscan.inputs.config import Config
 from jscan.inputs.digest import inputs_hash
-from jscan.pipeline.coords import diffraction_attrs, pattern_dtype, scan_attrs, scan_coords
+from jscan.pipeline.coords import (
+    diffraction_attrs,
+    mask_variable,
+    pattern_dtype,
+    scan_attrs,
+    scan_coords,
+)
 from jscan.pipeline.detectors import DETECTORS, detector_attrs
 from jscan.pipeline.lock import LOCK_NAME, RunLock, clean_stale, is_local, publish, sibling
 
@@ -123,6 +130,7 @@ def create(
     }
     for name, meta in detector_attrs(units).items():
         data[name] = ("position", da.full(n, np.nan, chunks=block), meta)
+    data["mask"] = mask_variable(config, (h, w))
     attrs = {
         "format": FORMAT,
         **scan_attrs(config, plan, inputs or inputs_hash(config), bright_field_radius),

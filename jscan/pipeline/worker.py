@@ -31,6 +31,7 @@ from jscan.inputs.config import Config
 from jscan.inputs.farfield import camera_axes, camera_radius
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline.cachedir import private_dir
+from jscan.pipeline.detector_model import detector_model, detector_values
 from jscan.pipeline.detectors import DETECTORS, block_detectors
 from jscan.pipeline.receipt import BlockReceipt, masked_sums, preview_pattern
 from jscan.pipeline.store import block_crc, check_id
@@ -50,28 +51,10 @@ class ScanJob:
     store_id: str = ""  # the store's UUID (attribute store_id): checked before the first write
 
 
-def photon_counts(intensity, indices, seed: int, factor: float):
-    """Poisson counts (n, H, W) uint32 with mean intensity * factor, drawn on the host.
-
-    Position i draws from Philox keyed (seed, i), i its global index, so the counts do not
-    depend on the block size, the worker, the device or the order of completion. numpy's
-    sampler is faster than jax.random.poisson on CPU (benchmarks/RESULTS.md).
-    """
-    out = np.empty(intensity.shape, np.uint32)
-    for k, i in enumerate(indices):
-        rng = np.random.Generator(np.random.Philox(key=np.array([seed, i], np.uint64)))
-        counts = rng.poisson(intensity[k].astype(np.float64) * factor)
-        if counts.max() > np.iinfo(np.uint32).max:  # would wrap around in uint32
-            raise ValueError(
-                f"position {i}: a pixel counts {counts.max()} photons, more than uint32 holds; "
-                "lower detector.dose and write a new store (a changed config cannot be resumed)"
-            )
-        out[k] = counts
-    return out
-
-
 def noise_factor(config: Config, probe) -> float:
     """Photons per unit intensity: dose * camera_pixel^2 / (sum|probe|^2 (dx zoom)^2).
+
+    probe: (H, W), or (M, H, W) incoherent modes, whose sum over every mode is the power.
 
     By Parseval a transparent sample sends the whole dose into a detector that covers the
     far field, so ``dose`` is the mean total count per pattern of such a sample.
@@ -125,9 +108,11 @@ class BlockRunner:
         self.mesh = data_mesh()
         self.microscope = jax.device_put(microscope, NamedSharding(self.mesh, P()))
         self.factor = noise_factor(cfg, probe)  # photons per unit intensity
-        r = camera_radius(probe.shape, cfg.optics.camera_pixel_size)
+        window = probe.shape[-2:]  # (M, H, W) with incoherent modes
+        self.camera = detector_model(cfg, window, self.factor)  # [detector]: noise, mask
+        r = camera_radius(window, cfg.optics.camera_pixel_size)
         self.bright_field = r <= job.bright_field_radius  # (H, W) bool: the page's detector
-        self.axes = camera_axes(probe.shape, cfg.optics.camera_pixel_size)  # det_y, det_x [m]
+        self.axes = camera_axes(window, cfg.optics.camera_pixel_size)  # det_y, det_x [m]
         self.arrays = None  # (diffraction, block_done, block_checksum, *DETECTORS), by open_store
         self.blocks = 0  # blocks run with this state
         self._lock = threading.Lock()  # the worker's threads start their first blocks together
@@ -164,15 +149,12 @@ class BlockRunner:
     def patterns(self, origins, start: int, n_valid: int, shifts=None) -> np.ndarray:
         """One block's patterns on the host, as the store holds them; touches no store.
 
-        (n_valid, H, W) float32 intensities (dose 0) or uint32 `photon_counts` keyed by
-        the global indices start .. start + n_valid - 1; origins, shifts: as in `simulate`.
+        (n_valid, H, W) float32 intensities (dose 0) or integer counts, through the
+        [detector] model (`detector_model.detector_values`) keyed by the global indices
+        start .. start + n_valid - 1; origins, shifts: as in `simulate`.
         """
-        cfg = self.job.config
         host = to_host(self.simulate(origins, shifts))[:n_valid]
-        if cfg.detector.dose > 0:
-            indices = np.arange(start, start + n_valid)
-            host = photon_counts(host, indices, cfg.detector.seed, self.factor)
-        return host
+        return detector_values(host, np.arange(start, start + n_valid), self.camera)
 
     def run(
         self, block: int, origins, start: int, n_valid: int, shifts=None, worker="in-process"
