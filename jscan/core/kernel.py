@@ -127,8 +127,16 @@ def intensities(sample, origins, plan, specs, shifts=None, index=None):
         cut = jax.lax.dynamic_slice(sample, (origin[0], origin[1]), shape)
         f = apply_axis(cut * illumination, -1, spec_x, plan.px, phases=False)
         f = apply_axis(f, -2, spec_y, plan.py, phases=False)
-        # modes are mutually incoherent: their intensities add
-        return field_intensity(f).sum(axis=0) if modal else field_intensity(f)
+        intensity = field_intensity(f)
+        if not modal:
+            return intensity
+        # Modes are mutually incoherent: their intensities add, one after the other. (XLA's
+        # reduce over the mode axis rounds differently with the number of positions per
+        # call, which would make a pattern depend on its block.)
+        total = intensity[0]
+        for m in range(1, intensity.shape[0]):
+            total = total + intensity[m]
+        return total
 
     if shifts is None:
         return jax.vmap(lambda o: pattern(o, plan.illumination))(origins)
