@@ -17,8 +17,8 @@ from numcodecs import Blosc
 
 from jscan.inputs.config import DEMO_CONFIG, parse_config
 from jscan.inputs.samples import make_probe
-from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.detector_model import detector_model, detector_values, photon_counts
+from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import BlockRunner, ScanJob, noise_factor
 
 CODECS = {
@@ -101,11 +101,19 @@ def detector_rows(intensity, factor, size):
     full = detector_model(cfg, intensity.shape[-2:], factor)
     cases = {
         "Poisson only (uint32)": full._replace(
-            background=0.0, psf_sigma=0.0, gain=1.0, readout_noise=0.0, saturation=None,
-            mask=full.mask & False, dtype=np.dtype("uint32"),
+            background=0.0,
+            psf_sigma=0.0,
+            gain=1.0,
+            readout_noise=0.0,
+            saturation=None,
+            mask=full.mask & False,
+            dtype=np.dtype("uint32"),
         ),
         "+ readout noise, gain, rounding": full._replace(
-            background=0.0, psf_sigma=0.0, saturation=None, mask=full.mask & False,
+            background=0.0,
+            psf_sigma=0.0,
+            saturation=None,
+            mask=full.mask & False,
             dtype=np.dtype("uint32"),
         ),
         "+ PSF blur (sigma 0.8 px)": full._replace(

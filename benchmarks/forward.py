@@ -195,13 +195,17 @@ def mode_rows(size, n, repeats, counts):
 
 
 def print_modes(rows):
-    print(f"| {'placement (random positions)':<30} | {'modes':>5} | {'positions/s':>11} | "
-          f"{'x 1 mode':>8} | {'time per mode, x 1 mode':>23} |")
+    print(
+        f"| {'placement (random positions)':<30} | {'modes':>5} | {'positions/s':>11} | "
+        f"{'x 1 mode':>8} | {'time per mode, x 1 mode':>23} |"
+    )
     print(f"|{'-' * 32}|{'-' * 7}|{'-' * 13}|{'-' * 10}|{'-' * 25}|")
     for (placement, m), rate in rows.items():
         one = rows[(placement, 1)]
-        print(f"| {placement:<30} | {m:5d} | {rate:11.0f} | {rate / one:8.2f} | "
-              f"{one / (rate * m):23.2f} |")
+        print(
+            f"| {placement:<30} | {m:5d} | {rate:11.0f} | {rate / one:8.2f} | "
+            f"{one / (rate * m):23.2f} |"
+        )
 
 
 def print_placement(rows):

@@ -28,8 +28,8 @@ import numpy as np
 
 from jscan.core.sharding import to_host
 from jscan.inputs.samples import make_probe
-from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.detector_model import photon_counts
+from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import BlockRunner, ScanJob, noise_factor
 
 

@@ -314,7 +314,11 @@ def _load_probe_file(path: str) -> np.ndarray:
         field = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise ValueError(f"probe.path: cannot read {path} as .npy ({err}); check the file") from err
-    if not isinstance(field, np.ndarray) or field.ndim not in (2, 3) or field.dtype.kind not in "iufc":
+    if (
+        not isinstance(field, np.ndarray)
+        or field.ndim not in (2, 3)
+        or field.dtype.kind not in "iufc"
+    ):
         raise ValueError(
             f"probe.path: {path} must hold one 2-D complex array (H, W), or (M, H, W) for M "
             f"incoherent modes, got {getattr(field, 'shape', type(field).__name__)}; save one "

@@ -56,8 +56,9 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
             )
         if attrs["inputs_hash"] != inputs:
             raise StoreError(
-                f"the probe, positions, sample or bad-pixel file of {store} changed since it was made; "
-                "restore the files it was made with, or replace the store with --overwrite"
+                f"the probe, positions, sample or bad-pixel file of {store} changed since it "
+                "was made; restore the files it was made with, or replace the store with "
+                "--overwrite"
             )
         if attrs["block_size"] != config.run.block_size:
             raise StoreError(

@@ -3,8 +3,9 @@
 Layout (readable with plain ``xarray.open_zarr(STORE)``, no jscan needed):
 
 - ``diffraction`` (position, det_y, det_x): float32 intensities (dose 0) or integer counts
-  (uint32, or uint16 when detector.saturation <= 65535; `jscan.pipeline.detector_model`); one Zarr shard per block of positions, so each block writes whole shards of its
-  own (no locks, idempotent rewrites), split into smaller inner chunks for readers.
+  (uint32, or uint16 when detector.saturation <= 65535; `jscan.pipeline.detector_model`);
+  one Zarr shard per block of positions, so each block writes whole shards of its own (no
+  locks, idempotent rewrites), split into smaller inner chunks for readers.
 - ``block_done`` (block,) uint8: set to 1 only after that block's patterns and checksum are
   written; one chunk per block.
 - ``block_checksum`` (block,) uint32: CRC32 (zlib) of the block's patterns as little-endian

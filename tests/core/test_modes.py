@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import jscan
-from jscan.core import sharding
 from jscan.core.kernel import microscope_plan
 
 LAM, DX, Z = 633e-9, 2e-6, 0.1
@@ -44,8 +43,9 @@ def test_modes_are_the_sum_of_single_mode_runs(rng, random_field, placement):
     assert both.shape == (11, H, W) and both.dtype == np.float32
     assert np.max(np.abs(both - singles)) <= 2e-6 * np.max(singles)
     # a one-mode stack is the coherent probe
-    np.testing.assert_array_equal(_run(sample, pos, modes[:1], placement), _run(
-        sample, pos, modes[0], placement))
+    np.testing.assert_array_equal(
+        _run(sample, pos, modes[:1], placement), _run(sample, pos, modes[0], placement)
+    )
 
 
 def test_modes_are_bit_identical_whatever_the_call_size(rng, random_field):
@@ -77,7 +77,7 @@ def test_traced_shifts_with_modes_match_the_table(rng, random_field):
 
 def test_plan_keeps_the_modes(random_field):
     probe = jscan.make_optical_wavefront(random_field((4, H, W)), LAM, DX)
-    specs, plan = microscope_plan(probe, *OPTICS)
+    _, plan = microscope_plan(probe, *OPTICS)
     assert plan.illumination.shape == (4, H, W) and plan.spectrum.shape == (4, H, W)
     assert plan.frame.shape == (H, W)
 

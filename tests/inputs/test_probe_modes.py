@@ -31,9 +31,9 @@ def test_procedural_modes_are_orthogonal_with_geometric_powers(kind, ratio):
     off = gram - np.diag(np.diag(gram))
     assert np.max(np.abs(off)) < 1e-6  # mutually orthogonal
     # the first mode is the coherent probe, with its share of the power
-    single = make_probe(
-        ProbeConfig(kind=kind, dx=1e-6, wavelength=5e-7, size=48, **extra)
-    ).astype(np.complex128)
+    single = make_probe(ProbeConfig(kind=kind, dx=1e-6, wavelength=5e-7, size=48, **extra)).astype(
+        np.complex128
+    )
     np.testing.assert_allclose(probe[0], single * np.sqrt(powers[0]), atol=1e-6)
 
 
@@ -110,10 +110,15 @@ def test_modes_key_is_refused_for_a_file_probe(tmp_path, demo_scan, to_toml):
 
 def test_too_many_modes_for_the_window_are_refused():
     cfg = ProbeConfig(
-        kind="gaussian", dx=1e-6, wavelength=5e-7, size=4, waist=1e-6, modes=30,
+        kind="gaussian",
+        dx=1e-6,
+        wavelength=5e-7,
+        size=4,
+        waist=1e-6,
+        modes=30,
         mode_power_ratio=0.5,
     )
-    with pytest.raises(ValueError, match="probe.modes = 30: mode .* vanishes"):
+    with pytest.raises(ValueError, match=r"probe.modes = 30: mode .* vanishes"):
         make_probe(cfg)
 
 

@@ -126,8 +126,11 @@ def test_psf_blurs_the_expected_counts(model):
     lam[:, 32, 32] = 1000.0
     values = detector_values(lam, np.arange(N), model(psf_sigma=1.5)).astype(np.float64)
     expected = gaussian_blur(lam[0].astype(np.float64), 1.5)
-    np.testing.assert_allclose(values.mean(axis=0)[28:37, 28:37], expected[28:37, 28:37],
-                               atol=4 * np.sqrt(expected.max() / N))
+    np.testing.assert_allclose(
+        values.mean(axis=0)[28:37, 28:37],
+        expected[28:37, 28:37],
+        atol=4 * np.sqrt(expected.max() / N),
+    )
     assert abs(values.sum(axis=(1, 2)).mean() - 1000) < 3 * np.sqrt(1000 / N)
 
 
@@ -136,8 +139,9 @@ def test_psf_and_mask_apply_to_float_intensities(model):
     lam = np.random.default_rng(1).uniform(0, 1, (2, *SHAPE)).astype(np.float32)
     values = detector_values(lam, np.arange(2), m)
     assert values.dtype == np.float32 and np.all(values[:, 5, :] == 0)
-    np.testing.assert_allclose(values[0, 6:], gaussian_blur(lam[0].astype(np.float64), 1.0)[6:],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        values[0, 6:], gaussian_blur(lam[0].astype(np.float64), 1.0)[6:], rtol=1e-6
+    )
 
 
 def test_readout_noise_does_not_change_the_poisson_draws(model):
@@ -179,8 +183,12 @@ def test_mask_from_bad_pixels_and_gaps(model, tmp_path):
 
 
 def test_photon_effects_are_refused_with_dose_zero(small_scan, to_toml):
-    for key, value in (("background", 1.0), ("gain", 2.0), ("readout_noise", 1.0),
-                       ("saturation", 100)):
+    for key, value in (
+        ("background", 1.0),
+        ("gain", 2.0),
+        ("readout_noise", 1.0),
+        ("saturation", 100),
+    ):
         data = small_scan(dose=0.0)
         data["detector"][key] = value
         with pytest.raises(ConfigError, match=rf'"detector.{key}" needs photons.*dose > 0'):

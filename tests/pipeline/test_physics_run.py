@@ -36,8 +36,13 @@ def test_modes_and_detector_are_bit_identical_whatever_the_block_size(
     physics_config, tmp_path, client
 ):
     runs = [
-        simulate_scan(physics_config, tmp_path / f"b{size}.zarr", client=client,
-                      block_size=size, progress=False)
+        simulate_scan(
+            physics_config,
+            tmp_path / f"b{size}.zarr",
+            client=client,
+            block_size=size,
+            progress=False,
+        )
         for size in (16, 7)
     ]
     a, b = (ds.diffraction.values for ds in runs)
