@@ -34,6 +34,11 @@ def _check_same_grid(sample: SampleFunction, light: OpticalWavefront, what: str)
 
 def linear_interaction(sample: SampleFunction, light: OpticalWavefront) -> OpticalWavefront:
     """Thin-sample interaction: field -> sample * field (same shape, same dx)."""
+    if light.field.ndim == 3:
+        raise ValueError(
+            f"the probe has {light.field.shape[0]} incoherent modes, which only "
+            "simple_microscope sums; pass one mode (field[m]) here"
+        )
     if sample.sample.shape != light.field.shape:
         raise ValueError(
             f"sample shape {sample.sample.shape} differs from the probe shape "

@@ -149,3 +149,10 @@ def test_modes_in_float64_on_four_devices(rng):
         assert got[placement]["dtype"] == "float64"
         assert got[placement]["rel"] <= 1e-13, got
         assert got[placement]["bitwise_one_device"], got
+
+
+def test_single_pattern_functions_refuse_modes(random_field):
+    probe = jscan.make_optical_wavefront(random_field((2, H, W)), LAM, DX)
+    cut = jscan.make_sample_function(random_field((H, W)), DX)
+    with pytest.raises(ValueError, match="2 incoherent modes, which only simple_microscope"):
+        jscan.simple_diffractogram(cut, probe, *OPTICS[:4])
