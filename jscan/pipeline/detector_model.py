@@ -215,11 +215,13 @@ def detector_values(intensity: np.ndarray, indices, model: DetectorModel) -> np.
         lam = gaussian_blur(lam, model.psf_sigma)
         adu = stream(model.seed, i, POISSON_STREAM).poisson(lam)
         if model.gain != 1 or model.readout_noise > 0:
-            adu = adu * model.gain
+            adu = adu * model.gain  # float64, then in place (a block is 10^5-10^7 pixels)
             if model.readout_noise > 0:
-                noise = stream(model.seed, i, READOUT_STREAM).normal(0.0, 1.0, adu.shape)
-                adu = adu + model.readout_noise * noise
-            adu = np.maximum(np.rint(adu), 0)
+                noise = stream(model.seed, i, READOUT_STREAM).standard_normal(adu.shape)
+                noise *= model.readout_noise
+                adu += noise
+            np.rint(adu, out=adu)
+            np.maximum(adu, 0, out=adu)
         if model.saturation is not None:
             adu = np.minimum(adu, model.saturation)
         peak = adu.max()
