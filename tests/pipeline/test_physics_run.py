@@ -4,9 +4,11 @@ import dask
 import numpy as np
 import pytest
 
+from jscan.errors import StoreError
 from jscan.inputs.config import parse_config
 from jscan.pipeline.detector_model import detector_mask
 from jscan.pipeline.lazy import simulate_lazy
+from jscan.pipeline.prepare import prepare
 from jscan.pipeline.run import simulate_scan
 from jscan.pipeline.store import open_scan
 
@@ -84,3 +86,14 @@ def test_modes_run_is_the_power_weighted_sum_of_single_mode_runs(
     expected = (powers[1] * a + powers[2] * b) / powers[0]  # each run has unit total power
     assert both.shape == (144, 32, 32)
     np.testing.assert_allclose(both, expected, rtol=1e-4, atol=1e-5 * expected.max())
+
+
+def test_resume_refuses_a_changed_bad_pixel_file(physics_config, tmp_path, client):
+    store = tmp_path / "s.zarr"
+    simulate_scan(physics_config, store, client=client, progress=False)
+    prepare(physics_config, store, resume=True)  # unchanged: accepted
+    bad = np.load(tmp_path / "bad.npy")
+    bad[0, 0] = True
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(StoreError, match=r"bad-pixel file of .* changed since it was made"):
+        prepare(physics_config, store, resume=True)
