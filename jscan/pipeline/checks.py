@@ -12,13 +12,13 @@ import shutil
 
 import dask
 
-from jscan.core.propagation import axis_spec
+from jscan.core.axes import choose_axis
 from jscan.errors import ConfigError, StoreError
 from jscan.inputs.config import FLOAT32_MAX, Config, float32_outside
 from jscan.inputs.digest import SampleDigest, sample_digest
 from jscan.inputs.farfield import probe_pattern
-from jscan.inputs.samples import make_probe, probe_mode_count, sample_shape
-from jscan.inputs.scan import scan_positions
+from jscan.inputs.samples import make_probe, probe_mode_count
+from jscan.inputs.scan import scan_length
 from jscan.pipeline import store as zstore
 from jscan.pipeline.worker import noise_factor
 
@@ -42,7 +42,10 @@ def cap_block_size(config: Config) -> Config:
 
     A larger block only pads: every block is simulated and laid out at full block size.
     """
-    n = len(scan_positions(config.scan, sample_shape(config.sample), config.sample.dx))
+    try:
+        n = scan_length(config.scan)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     if config.run.block_size <= n:
         return config
     return dataclasses.replace(config, run=dataclasses.replace(config.run, block_size=n))
@@ -168,7 +171,7 @@ def block_bytes(config: Config, plan) -> tuple[int, int]:
     lengths = []
     for n in (h, w):  # the axis' FFT length, as the kernel's plan chooses it
         alpha = n * p.dx * o.zoom_factor * o.camera_pixel_size / (p.wavelength * o.travel_distance)
-        lengths.append(axis_spec(n, alpha).m)
+        lengths.append(choose_axis(n, alpha).m)
     my, mx = lengths
     modes = probe_mode_count(make_probe(p)) if p.kind == "file" else p.modes
     device = 4 * h * w + 8 * modes * (h * w + 2 * h * mx + 2 * my * w)
