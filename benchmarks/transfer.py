@@ -28,9 +28,10 @@ import numpy as np
 
 from jscan.core.sharding import to_host
 from jscan.inputs.samples import make_probe
+from jscan.pipeline.detector_model import photon_counts
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.runner import BlockRunner
-from jscan.pipeline.worker import ScanJob, noise_factor, photon_counts
+from jscan.pipeline.worker import ScanJob, noise_factor
 
 
 def _timed(fn):

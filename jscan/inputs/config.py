@@ -27,7 +27,9 @@ class ProbeConfig:
     size: int | None = None  # gaussian/airy: square window side in pixels
     waist: float | None = None  # gaussian: 1/e^2 intensity radius, amplitude exp(-r^2/waist^2)
     radius: float | None = None  # airy: radius of the first dark ring
-    path: str | None = None  # file: absolute path of a 2-D complex .npy
+    path: str | None = None  # file: absolute path of a (H, W) or (M, H, W) complex .npy
+    modes: int | None = None  # gaussian/airy: mutually incoherent modes (samples.probe_modes)
+    mode_power_ratio: float | None = None  # gaussian/airy: power of mode m+1 / mode m
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,18 @@ class ScanConfig:
 class DetectorConfig:
     """[detector]: dose 0 = noiseless float32; dose > 0 = Poisson counts, with ``dose`` the mean
     number of photons in the incident probe per position (the pattern's total for a
-    transparent sample whose far field the camera covers)."""
+    transparent sample whose far field the camera covers). The other keys are the detector
+    model of `jscan.pipeline.detector_model` (applied in its documented order)."""
 
     dose: float = 0.0
     seed: int = 0
+    background: float = 0.0  # mean photons per pixel added before Poisson
+    psf_sigma: float = 0.0  # camera pixels, Gaussian blur of the expected intensity
+    gain: float = 1.0  # ADU per photon
+    readout_noise: float = 0.0  # ADU rms, Gaussian
+    saturation: int | None = None  # ADU: values clip there
+    bad_pixels: str | None = None  # absolute path of an (H, W) bool .npy (True = bad)
+    gaps: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # (rows, cols) of module gaps
 
 
 @dataclass(frozen=True)
@@ -100,7 +110,11 @@ class Config:
     def hash(self) -> str:
         """sha256 hex of the physics (every section but [run]), stable across runs."""
         physics = {
-            name: dataclasses.asdict(getattr(self, name))
+            name: {
+                key: value
+                for key, value in dataclasses.asdict(getattr(self, name)).items()
+                if not (key in _LATER_KEYS.get(name, ()) and value in (None, _SPEC[name][key][2]))
+            }
             for name in ("probe", "optics", "sample", "scan", "detector")
         }
         canonical = json.dumps(physics, sort_keys=True, separators=(",", ":"))
@@ -151,6 +165,28 @@ def _seed(key: str, value: Any) -> int:
     if seed >= 2**63:  # keys numpy's generators with the seed as a uint64
         raise ConfigError(f'"{key}" must be below 2**63, got {seed}; use a smaller seed')
     return seed
+
+
+def _fraction(key: str, value: Any) -> float:
+    number = _positive(key, value)
+    if number > 1:
+        raise ConfigError(f'"{key}" must be in (0, 1], got {value!r}; write a ratio such as 0.5')
+    return number
+
+
+def _gaps(key: str, value: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    if not isinstance(value, dict) or not value or set(value) - {"rows", "cols"}:
+        raise ConfigError(
+            f'"{key}" must be a table of camera pixel indices, got {value!r}; write '
+            f"{key.rsplit('.', 1)[-1]} = {{rows = [255, 256], cols = [511]}}"
+        )
+    lists = []
+    for axis in ("rows", "cols"):
+        items = value.get(axis, [])
+        if not isinstance(items, list):
+            raise ConfigError(f'"{key}.{axis}" must be a list of pixel indices, got {items!r}')
+        lists.append(tuple(_integer(f"{key}.{axis}[{i}]", v, 0) for i, v in enumerate(items)))
+    return lists[0], lists[1]
 
 
 def _pair(key: str, value: Any, check=_number) -> tuple:
@@ -204,6 +240,8 @@ _SPEC: dict[str, dict[str, tuple[Any, tuple[str, ...] | None, Any]]] = {
         "waist": (_positive, ("gaussian",), _REQUIRED),
         "radius": (_positive, ("airy",), _REQUIRED),
         "path": (_path, ("file",), _REQUIRED),
+        "modes": (_integer, ("gaussian", "airy"), 1),
+        "mode_power_ratio": (_fraction, ("gaussian", "airy"), 0.5),
     },
     "optics": {
         "zoom_factor": (_positive, _ALL, _REQUIRED),
@@ -230,10 +268,49 @@ _SPEC: dict[str, dict[str, tuple[Any, tuple[str, ...] | None, Any]]] = {
         "path": (_path, ("file",), _REQUIRED),
         "placement": (_choice("exact", "snap"), _ALL, "exact"),
     },
-    "detector": {"dose": (_non_negative, _ALL, 0.0), "seed": (_seed, _ALL, 0)},
+    "detector": {
+        "dose": (_non_negative, _ALL, 0.0),
+        "seed": (_seed, _ALL, 0),
+        "background": (_non_negative, _ALL, 0.0),
+        "psf_sigma": (_non_negative, _ALL, 0.0),
+        "gain": (_positive, _ALL, 1.0),
+        "readout_noise": (_non_negative, _ALL, 0.0),
+        "saturation": (_integer, _ALL, None),
+        "bad_pixels": (_path, _ALL, None),
+        "gaps": (_gaps, _ALL, None),
+    },
     "run": {"block_size": (_integer, _ALL, 1024)},
 }
 _OPTIONAL_SECTIONS = ("detector", "run")
+
+# Keys added after stores of format jscan-scan/3 existed: hashed only when set away from
+# their default, so such a store's config keeps its hash and can still be resumed.
+_LATER_KEYS = {
+    "probe": ("modes", "mode_power_ratio"),
+    "detector": (
+        "background",
+        "psf_sigma",
+        "gain",
+        "readout_noise",
+        "saturation",
+        "bad_pixels",
+        "gaps",
+    ),
+}
+
+# Unit and one line for the keys of partial coherence and the detector model (the config
+# reference documents every key with its unit).
+KEY_DOCS: dict[str, tuple[str, str]] = {
+    "probe.modes": ("", "mutually incoherent probe modes (Hermite-Gaussian construction)"),
+    "probe.mode_power_ratio": ("", "power of mode m+1 over mode m, in (0, 1]"),
+    "detector.background": ("photons", "mean background per pixel, added before Poisson"),
+    "detector.psf_sigma": ("camera px", "Gaussian blur (rms) of the expected intensity"),
+    "detector.gain": ("ADU/photon", "conversion gain applied to the Poisson counts"),
+    "detector.readout_noise": ("ADU", "rms of the Gaussian readout noise"),
+    "detector.saturation": ("ADU", "values clip here; <= 65535 stores uint16, else uint32"),
+    "detector.bad_pixels": ("", "(H, W) bool .npy, True = bad: written 0, marked in mask"),
+    "detector.gaps": ("camera px", "{rows = [...], cols = [...]}: module gap rows/columns"),
+}
 
 
 def _unknown(what: str, name: str, valid) -> ConfigError:
@@ -319,6 +396,10 @@ def parse_config(text: str, base_dir: str | os.PathLike | None = None) -> Config
             sections[name]["path"] = _resolve(
                 f"{name}.path", sections[name]["path"], base, is_store
             )
+    if sections["detector"]["bad_pixels"] is not None:
+        sections["detector"]["bad_pixels"] = _resolve(
+            "detector.bad_pixels", sections["detector"]["bad_pixels"], base, False
+        )
 
     config = Config(
         probe=ProbeConfig(**sections["probe"]),
@@ -331,7 +412,28 @@ def parse_config(text: str, base_dir: str | os.PathLike | None = None) -> Config
     )
     _check_float32(config)
     _check_grids(config)
+    _check_detector(config.detector)
     return config
+
+
+# Detector effects that act on photons or ADU: meaningless for float intensities (dose 0).
+_PHOTON_KEYS = ("background", "gain", "readout_noise", "saturation")
+
+
+def _check_detector(det: DetectorConfig) -> None:
+    """Refuse photon effects without photons, and a saturation no stored integer holds."""
+    if det.dose == 0:
+        for key in _PHOTON_KEYS:
+            if getattr(det, key) != _SPEC["detector"][key][2]:
+                raise ConfigError(
+                    f'"detector.{key}" needs photons, but detector.dose = 0 stores noiseless '
+                    f"float intensities; set detector.dose > 0 or remove detector.{key}"
+                )
+    if det.saturation is not None and det.saturation > 2**32 - 1:
+        raise ConfigError(
+            f'"detector.saturation" = {det.saturation:g} is beyond uint32 (4294967295), the '
+            "widest stored integer; write a saturation <= 4294967295 or remove it"
+        )
 
 
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32

@@ -17,7 +17,7 @@ from jscan.errors import ConfigError, StoreError
 from jscan.inputs.config import FLOAT32_MAX, Config, float32_outside
 from jscan.inputs.digest import SampleDigest, sample_digest
 from jscan.inputs.farfield import probe_pattern
-from jscan.inputs.samples import make_probe
+from jscan.inputs.samples import make_probe, probe_mode_count
 from jscan.inputs.scan import scan_length
 from jscan.pipeline import store as zstore
 from jscan.pipeline.worker import noise_factor
@@ -81,7 +81,8 @@ def check_brightness(config: Config, sample: SampleDigest | None) -> None:
 
     The brightest expected pixel is the peak of the probe's own pattern (`probe_pattern`,
     transparent sample) times max |O|^2 of the sample (1 for the phantoms, whose |O| <= 1).
-    With dose > 0 its mean count m = peak x `noise_factor` must keep m + 10 sqrt(m) within
+    With dose > 0 and no detector.saturation its mean count m = peak x `noise_factor` +
+    background must keep gain (m + 10 sqrt(m)) + 10 readout_noise within
     2**32 - 1: a Poisson draw beyond 10 standard deviations is practically impossible.
     A sample that focuses the probe (a phase that undoes the probe's) can still exceed this;
     the workers then stop the run with a message.
@@ -102,19 +103,23 @@ def check_brightness(config: Config, sample: SampleDigest | None) -> None:
             f"pattern pixel {peak:.3g}, beyond float32; scale the transmission down "
             "(a physical sample has |O| <= 1)"
         )
-    dose = config.detector.dose
-    if dose <= 0:
+    det = config.detector
+    dose = det.dose
+    if dose <= 0 or det.saturation is not None:  # a saturation clips within the stored dtype
         return
-    mean = peak * noise_factor(config, make_probe(config.probe))
-    if mean + SIGMA_MARGIN * math.sqrt(mean) > COUNT_MAX:
-        # largest m with m + 10 sqrt(m) <= COUNT_MAX, and the dose that gives it
-        root = (-SIGMA_MARGIN + math.sqrt(SIGMA_MARGIN**2 + 4 * COUNT_MAX)) / 2
+    mean = peak * noise_factor(config, make_probe(config.probe)) + det.background
+    # counts x gain + readout noise, in ADU; 10 sigma of each
+    limit = (COUNT_MAX - SIGMA_MARGIN * det.readout_noise) / det.gain
+    if mean + SIGMA_MARGIN * math.sqrt(mean) > limit:
+        # largest m with m + 10 sqrt(m) <= limit, and the dose that gives it
+        root = (-SIGMA_MARGIN + math.sqrt(SIGMA_MARGIN**2 + 4 * max(limit, 0.0))) / 2
         safe = dose * root**2 / mean
         with_sample = f" (x the sample's largest |O|^2 = {max_abs2:.3g})" if sample else ""
         raise ConfigError(
             f'"detector.dose" = {dose:g}: the brightest pixel would count {mean:.3g} photons '
             f"on average (the probe's own pattern{with_sample}), beyond uint32's "
-            f"{COUNT_MAX} with a 10-sigma margin; set detector.dose <= {safe:.3g}"
+            f"{COUNT_MAX} with a 10-sigma margin; set detector.dose <= {safe:.3g} (or set "
+            "detector.saturation)"
         )
 
 
@@ -154,7 +159,8 @@ def block_bytes(config: Config, plan) -> tuple[int, int]:
 
     fixed: the sample region (source values, complex64 on host and device, float64
     temporaries of the phantoms: 32 B/px). per_position: on the device the float32 pattern,
-    the complex64 window x illumination and two complex64 buffers of each axis' FFT length;
+    per probe mode the complex64 window x illumination and two complex64 buffers of each
+    axis' FFT length;
     on the host the float32 copy, the uint32 counts, float64 for the bright-field sum, and
     the encoded shard with its assembly buffer; with exact placement also the table of
     shifted illuminations (at most one per position: spectrum x ramp, its inverse FFT and
@@ -167,9 +173,10 @@ def block_bytes(config: Config, plan) -> tuple[int, int]:
         alpha = n * p.dx * o.zoom_factor * o.camera_pixel_size / (p.wavelength * o.travel_distance)
         lengths.append(choose_axis(n, alpha).m)
     my, mx = lengths
-    device = 4 * h * w + 8 * (h * w + 2 * h * mx + 2 * my * w)
+    modes = probe_mode_count(make_probe(p)) if p.kind == "file" else p.modes
+    device = 4 * h * w + 8 * modes * (h * w + 2 * h * mx + 2 * my * w)
     if config.scan.placement == "exact":
-        device += 3 * 8 * h * w
+        device += 3 * 8 * modes * h * w
     host = 4 * h * w + 8 * h * w + 2 * 4 * h * w + (4 * h * w if config.detector.dose else 0)
     rows, cols = plan.region_shape
     return 32 * rows * cols, device + host

@@ -11,17 +11,29 @@ import numpy as np
 
 from jscan.inputs.config import Config
 from jscan.inputs.farfield import camera_axes
+from jscan.pipeline.detector_model import detector_mask, stored_dtype
 
 
 def pattern_dtype(config: Config) -> np.dtype:
-    """uint32 photon counts when detector.dose > 0, else float32 intensities."""
-    return np.dtype("uint32") if config.detector.dose > 0 else np.dtype("float32")
+    """float32 intensities (dose 0), else integer counts: uint16 when detector.saturation
+    <= 65535, else uint32 (`detector_model.stored_dtype`)."""
+    return stored_dtype(config)
+
+
+def mask_variable(config: Config, window) -> tuple:
+    """The ``mask`` variable (det_y, det_x): True at bad pixels and module gaps (stored 0)."""
+    attrs = {
+        "long_name": "bad pixel or module gap (its pattern value is written as 0)",
+        "flag_meanings": "True = masked",
+    }
+    return ("det_y", "det_x"), detector_mask(config, window), attrs
 
 
 def diffraction_attrs(config: Config) -> dict:
     """units and long_name of the ``diffraction`` variable."""
     if pattern_dtype(config).kind == "u":
-        units = "photons"
+        det = config.detector
+        units = "photons" if det.gain == 1 and det.readout_noise == 0 else "ADU"
     else:
         units = "|U'|^2, far-field intensity in units of |probe|^2"
     return {"units": units, "long_name": "far-field diffraction pattern"}

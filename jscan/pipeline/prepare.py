@@ -10,6 +10,7 @@ from jscan.inputs.farfield import bright_field_radius
 from jscan.pipeline import checks
 from jscan.pipeline import store as zstore
 from jscan.pipeline.cachedir import private_dir
+from jscan.pipeline.detector_model import check_detector
 from jscan.pipeline.integrity import repair
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import ScanJob
@@ -55,8 +56,9 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
             )
         if attrs["inputs_hash"] != inputs:
             raise StoreError(
-                f"the probe, positions or sample file of {store} changed since it was made; "
-                "restore the files it was made with, or replace the store with --overwrite"
+                f"the probe, positions, sample or bad-pixel file of {store} changed since it "
+                "was made; restore the files it was made with, or replace the store with "
+                "--overwrite"
             )
         if attrs["block_size"] != config.run.block_size:
             raise StoreError(
@@ -68,6 +70,7 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
     plan = plan_scan(config)
     checks.check_disk(store, config, plan, resume, force)
     checks.check_brightness(config, sample)
+    check_detector(config, plan.window)
     return config, plan, store, inputs
 
 

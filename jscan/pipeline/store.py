@@ -2,9 +2,10 @@
 
 Layout (readable with plain ``xarray.open_zarr(STORE)``, no jscan needed):
 
-- ``diffraction`` (position, det_y, det_x): float32 intensities (dose 0) or uint32 photon
-  counts; one Zarr shard per block of positions, so each block writes whole shards of its
-  own (no locks, idempotent rewrites), split into smaller inner chunks for readers.
+- ``diffraction`` (position, det_y, det_x): float32 intensities (dose 0) or integer counts
+  (uint32, or uint16 when detector.saturation <= 65535; `jscan.pipeline.detector_model`);
+  one Zarr shard per block of positions, so each block writes whole shards of its own (no
+  locks, idempotent rewrites), split into smaller inner chunks for readers.
 - ``block_done`` (block,) uint8: set to 1 only after that block's patterns and checksum are
   written; one chunk per block.
 - ``block_checksum`` (block,) uint32: CRC32 (zlib) of the block's patterns, then its ``x``
@@ -14,6 +15,7 @@ Layout (readable with plain ``xarray.open_zarr(STORE)``, no jscan needed):
 - ``bright_field``, ``total``, ``com_x``, ``com_y`` (position,) float64: the virtual
   detectors of `jscan.pipeline.detectors`, written by the worker with the block's patterns
   (before ``block_done``); one chunk per block, CRC32C, NaN where not written.
+- ``mask`` (det_y, det_x) bool: True at bad pixels and module gaps, whose values are 0.
 - coordinates ``x``, ``y`` (position, m; ``x_nominal``, ``y_nominal`` with snap placement)
   and for raster scans ``scan_row``, ``scan_col``: written by the worker with its block (one
   chunk per block, CRC32C; NaN or -1 where not written), so that planning and creating a
@@ -49,6 +51,7 @@ from jscan.pipeline.coords import (
     POSITION_COORDS,
     camera_coords,
     diffraction_attrs,
+    mask_variable,
     pattern_dtype,
     position_coords,
     scan_attrs,
@@ -145,6 +148,7 @@ def create(
     for name in position_coords(plan):
         dtype_, fill, meta = POSITION_COORDS[name]
         coords[name] = ("position", da.full(n, fill, dtype=dtype_, chunks=-1), meta)
+    data["mask"] = mask_variable(config, (h, w))
     attrs = {
         "format": FORMAT,
         **scan_attrs(config, plan, inputs or inputs_hash(config), bright_field_radius),
