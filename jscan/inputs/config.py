@@ -67,6 +67,9 @@ class ScanConfig:
     n: int | None = None  # spiral: number of positions
     path: str | None = None  # file: absolute path of an (n, 2) .npy with columns x, y
     placement: str = "exact"  # "exact": sub-pixel positions simulated; "snap": on the pixel
+    jitter: float = 0.0  # m: rms Gaussian error per axis of each position (keyed by seed, index)
+    drift: tuple[float, float] = (0.0, 0.0)  # m per position index: x, y error growing along
+    seed: int = 0  # key of the jitter
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,9 @@ _SPEC: dict[str, dict[str, tuple[Any, tuple[str, ...] | None, Any]]] = {
         "n": (_integer, ("spiral",), _REQUIRED),
         "path": (_path, ("file",), _REQUIRED),
         "placement": (_choice("exact", "snap"), _ALL, "exact"),
+        "jitter": (_non_negative, _ALL, 0.0),
+        "drift": (_pair, _ALL, (0.0, 0.0)),
+        "seed": (_seed, _ALL, 0),
     },
     "detector": {
         "dose": (_non_negative, _ALL, 0.0),
@@ -287,6 +293,7 @@ _OPTIONAL_SECTIONS = ("detector", "run")
 # their default, so such a store's config keeps its hash and can still be resumed.
 _LATER_KEYS = {
     "probe": ("modes", "mode_power_ratio"),
+    "scan": ("jitter", "drift", "seed"),
     "detector": (
         "background",
         "psf_sigma",
@@ -303,6 +310,9 @@ _LATER_KEYS = {
 KEY_DOCS: dict[str, tuple[str, str]] = {
     "probe.modes": ("", "mutually incoherent probe modes (Hermite-Gaussian construction)"),
     "probe.mode_power_ratio": ("", "power of mode m+1 over mode m, in (0, 1]"),
+    "scan.jitter": ("m", "rms Gaussian position error per axis, keyed by (scan.seed, index)"),
+    "scan.drift": ("m/position", "[x, y] position error growing with the position index"),
+    "scan.seed": ("", "key of the jitter (independent of detector.seed's streams)"),
     "detector.background": ("photons", "mean background per pixel, added before Poisson"),
     "detector.psf_sigma": ("camera px", "Gaussian blur (rms) of the expected intensity"),
     "detector.gain": ("ADU/photon", "conversion gain applied to the Poisson counts"),

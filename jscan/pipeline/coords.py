@@ -46,12 +46,12 @@ POSITION_COORDS = {
     "x_nominal": (
         "float64",
         np.nan,
-        {"units": "m", "long_name": "requested probe centre x (simulated at x)"},
+        {"units": "m", "long_name": "commanded probe centre x (simulated at x)"},
     ),
     "y_nominal": (
         "float64",
         np.nan,
-        {"units": "m", "long_name": "requested probe centre y (simulated at y)"},
+        {"units": "m", "long_name": "commanded probe centre y (simulated at y)"},
     ),
     "scan_row": ("int32", -1, {"long_name": "raster row of the position"}),
     "scan_col": ("int32", -1, {"long_name": "raster column of the position"}),
@@ -60,10 +60,10 @@ POSITION_COORDS = {
 
 def position_coords(plan) -> tuple[str, ...]:
     """Names of a plan's per-position coordinates: x, y [m] (the positions simulated);
-    x_nominal, y_nominal [m] (those requested, with snap placement only, where they
-    differ); scan_row, scan_col (raster scans only)."""
+    x_nominal, y_nominal [m] (those commanded, where they differ: snap placement or position
+    errors); scan_row, scan_col (raster scans only)."""
     names = ("x", "y")
-    if not plan.exact:
+    if not plan.exact or plan.errors:
         names += ("x_nominal", "y_nominal")
     if plan.raster_shape is not None:
         names += ("scan_row", "scan_col")
