@@ -10,7 +10,7 @@ import math
 import os
 import tomllib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -194,46 +194,228 @@ def _choice(*choices: str):
 _REQUIRED = object()
 _ALL = None  # a key allowed for every kind
 
-# section -> key -> (checker, kinds the key is allowed for, default)
-_SPEC: dict[str, dict[str, tuple[Any, tuple[str, ...] | None, Any]]] = {
+
+class Key(NamedTuple):
+    """One config key of the schema: how it is checked, where it applies, its documentation.
+
+    check: (full key, raw TOML value) -> validated value; kinds: the section kinds the key
+    is allowed for (None: every kind); default: its value when absent (`REQUIRED`: none);
+    unit: its unit ("" for none); doc: one sentence for the reference table and the
+    template (`jscan.inputs.reference`); example: a value for the template when it has
+    no default.
+    """
+
+    check: Any
+    kinds: tuple[str, ...] | None
+    default: Any
+    unit: str = ""
+    doc: str = ""
+    example: Any = None
+
+
+# section -> key -> Key (a plain (check, kinds, default) tuple is read as a Key without docs)
+_SPEC: dict[str, dict[str, Any]] = {
     "probe": {
-        "kind": (_choice("gaussian", "airy", "file"), _ALL, _REQUIRED),
-        "dx": (_positive, _ALL, _REQUIRED),
-        "wavelength": (_positive, _ALL, _REQUIRED),
-        "size": (_integer, ("gaussian", "airy"), _REQUIRED),
-        "waist": (_positive, ("gaussian",), _REQUIRED),
-        "radius": (_positive, ("airy",), _REQUIRED),
-        "path": (_path, ("file",), _REQUIRED),
+        "kind": Key(
+            _choice("gaussian", "airy", "file"),
+            _ALL,
+            _REQUIRED,
+            "",
+            "the probe field: a Gaussian, an Airy disc, or a complex .npy file; every probe "
+            "is scaled to unit power, sum |probe|^2 = 1 over its pixels",
+        ),
+        "dx": Key(
+            _positive,
+            _ALL,
+            _REQUIRED,
+            "m",
+            "pixel pitch of the probe window (and of the sample: sample.dx equals it)",
+        ),
+        "wavelength": Key(_positive, _ALL, _REQUIRED, "m", "wavelength of the illumination"),
+        "size": Key(
+            _integer, ("gaussian", "airy"), _REQUIRED, "px", "side of the square probe window"
+        ),
+        "waist": Key(
+            _positive,
+            ("gaussian",),
+            _REQUIRED,
+            "m",
+            "1/e^2 intensity radius: amplitude exp(-r^2/waist^2)",
+        ),
+        "radius": Key(
+            _positive,
+            ("airy",),
+            _REQUIRED,
+            "m",
+            "radius of the first dark ring: amplitude 2 J1(v)/v, v = 3.8317 r/radius",
+            12.0e-6,
+        ),
+        "path": Key(
+            _path,
+            ("file",),
+            _REQUIRED,
+            "",
+            "2-D complex .npy of the probe field (relative to the config's folder); its "
+            "window is the array's shape",
+            "probe.npy",
+        ),
     },
     "optics": {
-        "zoom_factor": (_positive, _ALL, _REQUIRED),
-        "aperture_diameter": (_positive, _ALL, _REQUIRED),
-        "travel_distance": (_positive, _ALL, _REQUIRED),
-        "camera_pixel_size": (_positive, _ALL, _REQUIRED),
-        "aperture_center": (_pair, _ALL, None),
+        "zoom_factor": Key(
+            _positive,
+            _ALL,
+            _REQUIRED,
+            "",
+            "magnification between sample and aperture plane: the exit wave's pixel becomes "
+            "dx*zoom_factor (the field itself is unchanged), so the natural camera pixel is "
+            "wavelength*travel_distance/(N*dx*zoom_factor)",
+        ),
+        "aperture_diameter": Key(
+            _positive,
+            _ALL,
+            _REQUIRED,
+            "m",
+            "diameter of the circular aperture in the zoomed plane, moving with the probe",
+        ),
+        "travel_distance": Key(
+            _positive, _ALL, _REQUIRED, "m", "distance from the aperture to the camera"
+        ),
+        "camera_pixel_size": Key(
+            _positive,
+            _ALL,
+            _REQUIRED,
+            "m",
+            "camera pixel pitch; the camera has the probe window's shape in pixels",
+        ),
+        "aperture_center": Key(
+            _pair,
+            _ALL,
+            None,
+            "m",
+            "(x, y) of the aperture's centre relative to the probe's axis; absent: on axis",
+            [0.0, 0.0],
+        ),
     },
     "sample": {
-        "kind": (_choice("phantom", "file", "zarr"), _ALL, _REQUIRED),
-        "dx": (_positive, _ALL, _REQUIRED),
-        "phantom": (_choice("siemens_star", "cells"), ("phantom",), "siemens_star"),
-        "shape": (_shape, ("phantom",), _REQUIRED),
-        "seed": (_seed, ("phantom",), 0),
-        "path": (_path, ("file", "zarr"), _REQUIRED),
-        "array": (_string, ("zarr",), "sample"),
+        "kind": Key(
+            _choice("phantom", "file", "zarr"),
+            _ALL,
+            _REQUIRED,
+            "",
+            "a built-in phantom, a complex .npy file, or a Zarr array read per block",
+        ),
+        "dx": Key(_positive, _ALL, _REQUIRED, "m", "sample pixel pitch; must equal probe.dx"),
+        "phantom": Key(
+            _choice("siemens_star", "cells"),
+            ("phantom",),
+            "siemens_star",
+            "",
+            'the phantom: "siemens_star" or "cells"',
+        ),
+        "shape": Key(_shape, ("phantom",), _REQUIRED, "px", "(rows, cols) of the phantom"),
+        "seed": Key(_seed, ("phantom",), 0, "", 'seed of the "cells" phantom'),
+        "path": Key(
+            _path,
+            ("file", "zarr"),
+            _REQUIRED,
+            "",
+            "file: a 2-D complex .npy; zarr: a Zarr store (relative to the config's folder); "
+            "sample pixel (r, c) sits at y = r*dx, x = c*dx",
+            "sample.npy",
+        ),
+        "array": Key(
+            _string, ("zarr",), "sample", "", 'array inside the Zarr store ("" = the root array)'
+        ),
     },
     "scan": {
-        "kind": (_choice("raster", "spiral", "file"), _ALL, _REQUIRED),
-        "shape": (_shape, ("raster",), _REQUIRED),
-        "step": (_positive, ("raster", "spiral"), _REQUIRED),
-        "start": (_pair, ("raster",), None),
-        "n": (_integer, ("spiral",), _REQUIRED),
-        "path": (_path, ("file",), _REQUIRED),
-        "placement": (_choice("exact", "snap"), _ALL, "exact"),
+        "kind": Key(
+            _choice("raster", "spiral", "file"),
+            _ALL,
+            _REQUIRED,
+            "",
+            "a row-major raster, a Fermat spiral, or positions from a file",
+        ),
+        "shape": Key(_shape, ("raster",), _REQUIRED, "", "(rows, cols) of raster positions"),
+        "step": Key(
+            _positive,
+            ("raster", "spiral"),
+            _REQUIRED,
+            "m",
+            "raster: the grid pitch; spiral: the radius scale, position k at r = step*sqrt(k), "
+            "angle k*137.5 deg (golden angle), around the sample's centre",
+        ),
+        "start": Key(
+            _pair,
+            ("raster",),
+            None,
+            "m",
+            "(x, y) of the first position; absent: the grid is centred on the sample",
+            [100.0e-6, 100.0e-6],
+        ),
+        "n": Key(_integer, ("spiral",), _REQUIRED, "", "number of spiral positions", 1000),
+        "path": Key(
+            _path,
+            ("file",),
+            _REQUIRED,
+            "",
+            "(n, 2) .npy of positions, columns x, y in metres (relative to the config's folder)",
+            "positions.npy",
+        ),
+        "placement": Key(
+            _choice("exact", "snap"),
+            _ALL,
+            "exact",
+            "",
+            '"exact": positions between pixels are simulated there (Fourier shift); "snap": '
+            "each position is moved onto its window's axis pixel",
+        ),
     },
-    "detector": {"dose": (_non_negative, _ALL, 0.0), "seed": (_seed, _ALL, 0)},
-    "run": {"block_size": (_integer, _ALL, 1024)},
+    "detector": {
+        "dose": Key(
+            _non_negative,
+            _ALL,
+            0.0,
+            "photons",
+            "0: float32 intensities |U'|^2 (sum over the camera x camera_pixel_size^2 = "
+            "(dx*zoom)^2 x the share of the unit-power probe reaching it); > 0: Poisson "
+            "counts (uint32) with this mean number of incident photons per position",
+        ),
+        "seed": Key(
+            _seed, _ALL, 0, "", "seed of the Poisson noise, drawn per (seed, position index)"
+        ),
+    },
+    "run": {
+        "block_size": Key(
+            _integer,
+            _ALL,
+            1024,
+            "positions",
+            "positions per Dask task and Zarr shard (cut to the scan length; --block-size "
+            "overrides it); not part of the physics hash",
+        )
+    },
 }
 _OPTIONAL_SECTIONS = ("detector", "run")
+REQUIRED = _REQUIRED  # the default of a key that must be given
+SECTION_DOCS = {
+    "probe": "the illumination in the sample plane",
+    "optics": "zoom, aperture and the far-field camera",
+    "sample": "the complex transmission the probe scans",
+    "scan": "the probe positions, in metres on the sample",
+    "detector": "noise and units of the stored patterns",
+    "run": "execution settings (not physics)",
+}
+
+
+def schema() -> dict[str, dict[str, Key]]:
+    """The config schema, section -> key -> `Key`, in file order (the reference table and
+    the `jscan init` template are made from it)."""
+    return {name: {k: Key(*e) for k, e in keys.items()} for name, keys in _SPEC.items()}
+
+
+def optional_section(name: str) -> bool:
+    """True when section ``name`` may be left out (all its keys have defaults)."""
+    return name in _OPTIONAL_SECTIONS
 
 
 def _unknown(what: str, name: str, valid) -> ConfigError:
@@ -243,18 +425,18 @@ def _unknown(what: str, name: str, valid) -> ConfigError:
 
 
 def _parse_section(name: str, table: Any) -> dict[str, Any]:
-    spec = _SPEC[name]
+    spec = {key: Key(*entry) for key, entry in _SPEC[name].items()}
     for key in table:
         if key not in spec:
             raise _unknown("key", f"{name}.{key}", spec)
     kind = None
     if "kind" in spec:
         if "kind" not in table:
-            listed = " or ".join(f'"{c}"' for c in spec["kind"][0].choices)
+            listed = " or ".join(f'"{c}"' for c in spec["kind"].check.choices)
             raise ConfigError(f'missing key "{name}.kind"; add kind = {listed} to [{name}]')
-        kind = spec["kind"][0](f"{name}.kind", table["kind"])
+        kind = spec["kind"].check(f"{name}.kind", table["kind"])
     values: dict[str, Any] = {}
-    for key, (check, kinds, default) in spec.items():
+    for key, (check, kinds, default, *_) in spec.items():
         full = f"{name}.{key}"
         allowed = kinds is None or kind in kinds
         if key in table:
@@ -477,17 +659,17 @@ camera_pixel_size = 195.3125e-6 # m, half of lambda * z / (N * dx * zoom)
 kind = "phantom"
 phantom = "siemens_star"
 dx = 1.0e-6            # m, equal to probe.dx
-shape = [1024, 1024]   # pixels
+shape = [512, 512]     # pixels
 
 [scan]
 kind = "raster"
-shape = [40, 40]
-step = 19.5e-6         # m, 0.3 x the 64 um window; keeps positions off pixel edges
+shape = [64, 64]
+step = 7.0e-6          # m; below the probe's 12 um waist, so the star's spokes do not alias
 
 [detector]
 dose = 1.0e5           # mean incident photons per position
 seed = 0
 
 [run]
-block_size = 256
+block_size = 512
 """

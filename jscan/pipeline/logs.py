@@ -71,7 +71,7 @@ class DeferredFileHandler(logging.Handler):
         if self.stream is None or identity != self.identity:
             if self.stream is not None:
                 self.stream.close()
-            self.stream = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
+            self.stream = open(self.path, "a", encoding="utf-8")  # kept open between records
             st = os.fstat(self.stream.fileno())
             self.identity = (st.st_dev, st.st_ino)
         return True

@@ -28,6 +28,12 @@ class ScanPlan:
         return len(self.positions)
 
     @property
+    def extent_m(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """((x_min, x_max), (y_min, y_max)) [m] of the positions simulated."""
+        lo, hi = self.positions.min(axis=0), self.positions.max(axis=0)
+        return (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
+
+    @property
     def n_blocks(self) -> int:
         return -(-self.n_positions // self.block_size)
 

@@ -19,7 +19,7 @@ from jscan.pipeline.livepage import LivePage
 from jscan.pipeline.lock import RunLock
 from jscan.pipeline.logs import default_log
 from jscan.pipeline.plan import ScanPlan
-from jscan.pipeline.prepare import compile_cache, open_store, prepare
+from jscan.pipeline.prepare import compile_cache, nothing_to_do, open_store, prepare
 from jscan.pipeline.progress import Progress
 from jscan.pipeline.worker import ScanWorker, block_task
 
@@ -60,6 +60,10 @@ def simulate_scan(
     config, plan, store, inputs = prepare(config, store, resume, block_size, overwrite, force)
     cache = compile_cache(compilation_cache)
     out = sys.stderr if progress else None
+    if resume and nothing_to_do(store, verify, out):  # no cluster to start for nothing
+        if out:
+            print(f"{store} is complete ({plan.n_blocks} blocks); nothing to resume", file=out)
+        return zstore.open_scan(store)
     # The cluster first: a scheduler that cannot be reached leaves nothing on disk.
     log = default_log(store) if log is None else log or None
     with connect(client, n_workers, scheduler_file, threads_per_worker, log) as c:

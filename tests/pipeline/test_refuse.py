@@ -242,7 +242,7 @@ def test_huge_block_size_is_capped_at_the_scan_length(tmp_path, run_cli, scan_co
     assert out.code == 0, out.err
     assert time.perf_counter() - t0 < 90
     start = next(line for line in out.err.splitlines() if " to do -> " in line)
-    assert start.startswith("16 positions in 1 blocks of 16; 1 to do")
+    assert start.startswith("16 positions in 1 block of 16; 1 to do")
     assert start.endswith("kB uncompressed)") and "(at most " in start
     attrs = zarr.open_group(tmp_path / "s.zarr", mode="r").attrs
     assert attrs["block_size"] == 16
