@@ -1,59 +1,46 @@
 """jscan: ptychography scan simulation at any scale."""
 
-from jscan.core.optics import circular_aperture, field_intensity, optical_zoom
-from jscan.core.propagation import fraunhofer_prop, fraunhofer_prop_scaled
-from jscan.core.scopes import (
-    diffractogram_noscale,
-    linear_interaction,
-    simple_diffractogram,
-    simple_microscope,
-)
-from jscan.core.types import (
-    Diffractogram,
-    MicroscopeData,
-    OpticalWavefront,
-    SampleFunction,
-    make_diffractogram,
-    make_microscope_data,
-    make_optical_wavefront,
-    make_sample_function,
-)
-
 __version__ = "0.1.0"
 
-# The pipeline pulls in Dask, distributed, Zarr and xarray: import it on first use, so that
-# `import jscan` for the forward models alone stays light (PEP 562; jscan.pipeline's own
-# table says which module holds each name).
-_PIPELINE = {"simulate_scan", "open_scan", "simulate_lazy"}
+# Every name is imported on first use (PEP 562): the forward models pull in JAX, the
+# pipeline Dask, distributed, Zarr and xarray, and `jscan --help` or `jscan --version`
+# need neither. name -> the module that defines it.
+_LAZY = {
+    "circular_aperture": "jscan.core.optics",
+    "field_intensity": "jscan.core.optics",
+    "optical_zoom": "jscan.core.optics",
+    "fraunhofer_prop": "jscan.core.propagation",
+    "fraunhofer_prop_scaled": "jscan.core.propagation",
+    "diffractogram_noscale": "jscan.core.scopes",
+    "linear_interaction": "jscan.core.scopes",
+    "simple_diffractogram": "jscan.core.scopes",
+    "simple_microscope": "jscan.core.scopes",
+    "Diffractogram": "jscan.core.types",
+    "MicroscopeData": "jscan.core.types",
+    "OpticalWavefront": "jscan.core.types",
+    "SampleFunction": "jscan.core.types",
+    "make_diffractogram": "jscan.core.types",
+    "make_microscope_data": "jscan.core.types",
+    "make_optical_wavefront": "jscan.core.types",
+    "make_sample_function": "jscan.core.types",
+    "simulate_scan": "jscan.pipeline",
+    "open_scan": "jscan.pipeline",
+    "simulate_lazy": "jscan.pipeline",
+}
 
 
 def __getattr__(name):
-    if name in _PIPELINE:
-        import jscan.pipeline
+    if name in _LAZY:
+        import importlib
 
-        return getattr(jscan.pipeline, name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later look-ups skip __getattr__
+        return value
     raise AttributeError(f"module 'jscan' has no attribute {name!r}")
 
 
-__all__ = [
-    "Diffractogram",
-    "MicroscopeData",
-    "OpticalWavefront",
-    "SampleFunction",
-    "circular_aperture",
-    "diffractogram_noscale",
-    "field_intensity",
-    "fraunhofer_prop",
-    "fraunhofer_prop_scaled",
-    "linear_interaction",
-    "make_diffractogram",
-    "make_microscope_data",
-    "make_optical_wavefront",
-    "make_sample_function",
-    "open_scan",
-    "optical_zoom",
-    "simple_diffractogram",
-    "simple_microscope",
-    "simulate_lazy",
-    "simulate_scan",
-]
+def __dir__():
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = sorted(_LAZY)

@@ -74,10 +74,23 @@ def binned_scatter(x, y, values, done, side: int = MAX_SIDE):
 
 
 def preview(store, out, n_patterns: int = 4, dpi: int = 110):
-    """Write a PNG: virtual bright field at the scan positions, a few patterns, the optics.
+    """Write a PNG: virtual bright field at the scan positions, a few patterns, the optics
+    (`preview_figure`); the folders of ``out`` are created. Returns the figure's path."""
+    import matplotlib.pyplot as plt
+
+    fig = preview_figure(store, n_patterns)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return out
+
+
+def preview_figure(store, n_patterns: int = 4):
+    """The preview's matplotlib Figure: the scan's virtual bright field (first axes),
+    ``n_patterns`` patterns beside it, the optics in one line below.
 
     Reads the stored ``bright_field`` (`jscan.analysis.stored_detectors`) and n_patterns
-    patterns. Positions of blocks not yet simulated are drawn grey. Returns the figure's path.
+    patterns. Positions of blocks not yet simulated are drawn grey.
     """
     import matplotlib
 
@@ -155,10 +168,7 @@ def preview(store, out, n_patterns: int = 4, dpi: int = 110):
     ]
     # Below the panels, where constrained layout leaves it room: it covers no data.
     fig.supxlabel("   ·   ".join(optics), fontsize=9)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
-    return out
+    return fig
 
 
 THUMBNAIL_PIXELS = 4096**2  # samples up to this size are drawn in `plot_dry_run`

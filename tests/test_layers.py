@@ -187,7 +187,7 @@ def defined_names(path: Path) -> set[str]:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
-                if isinstance(target, ast.Name) and target.id == "_PIPELINE":
+                if isinstance(target, ast.Name) and target.id in ("_PIPELINE", "_LAZY"):
                     names |= set(ast.literal_eval(node.value))
     return names
 

@@ -202,7 +202,7 @@ class Key(NamedTuple):
     is allowed for (None: every kind); default: its value when absent (`REQUIRED`: none);
     unit: its unit ("" for none); doc: one sentence for the reference table and the
     template (`jscan.inputs.reference`); example: a value for the template when it has
-    no default.
+    no default (or a dict of one per kind).
     """
 
     check: Any
@@ -321,7 +321,7 @@ _SPEC: dict[str, dict[str, Any]] = {
             "",
             "file: a 2-D complex .npy; zarr: a Zarr store (relative to the config's folder); "
             "sample pixel (r, c) sits at y = r*dx, x = c*dx",
-            "sample.npy",
+            {"file": "sample.npy", "zarr": "sample.zarr"},
         ),
         "array": Key(
             _string, ("zarr",), "sample", "", 'array inside the Zarr store ("" = the root array)'

@@ -144,7 +144,7 @@ def check_disk(store: str, config: Config, plan, resume: bool, force: bool) -> N
         raise StoreError(
             f"--out {store}: the store needs up to {human(need)} (uncompressed patterns) but "
             f"{folder} has {human(free)} free; free some space, choose another --out, or "
-            "pass --force (force=True) when compression will make it fit"
+            "pass --force when compression will make it fit"
         )
 
 
