@@ -141,3 +141,45 @@ def test_preview_keeps_the_optics_off_the_image(partial_store):
         assert "λ = 500 nm" in fig._supxlabel.get_text()
     finally:
         plt.close(fig)
+
+
+def test_resume_of_a_finished_store_starts_no_cluster(tmp_path, run_cli, scan_config):
+    (tmp_path / "c.toml").write_text(scan_config())
+    store = tmp_path / "s.zarr"
+    first = run_cli("simulate", tmp_path / "c.toml", "--out", store, process=True)
+    assert first.code == 0, first.err
+    again = run_cli("simulate", tmp_path / "c.toml", "--out", store, "--resume", process=True)
+    assert again.code == 0, again.err
+    assert again.err.splitlines() == [f"{store} is complete (9 blocks); nothing to resume"]
+
+
+def test_resume_with_another_config_names_the_changed_keys(
+    tmp_path, run_cli, partial_store, small_scan, to_toml
+):
+    store = partial_store([0, 1])
+    data = small_scan()
+    data["probe"]["waist"] = 7.0e-6
+    data["scan"]["placement"] = "snap"
+    data["run"]["block_size"] = 16
+    (tmp_path / "c.toml").write_text(to_toml(data))
+    code, _, err = run_cli("simulate", tmp_path / "c.toml", "--out", store, "--resume")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "made with another config (probe.waist: 6e-06 -> 7e-06; " in err
+    assert "scan.placement: 'exact' -> 'snap')" in err
+
+
+def test_config_changes_fill_in_defaults():
+    from jscan.inputs.config import parse_config
+    from jscan.pipeline.prepare import config_changes
+
+    old = "[scan]\nkind = 'raster'\nshape = [2, 2]\nstep = 1e-6\n"
+    text = old.replace("step = 1e-6", "step = 1e-6\nplacement = 'exact'")
+    full = "[probe]\nkind='gaussian'\ndx=1e-6\nwavelength=5e-7\nsize=8\nwaist=2e-6\n"
+    full += "[optics]\nzoom_factor=1.0\naperture_diameter=8e-6\ntravel_distance=0.01\n"
+    full += "camera_pixel_size=6e-4\n[sample]\nkind='phantom'\ndx=1e-6\nshape=[32, 32]\n"
+    config = parse_config(full + text)
+    changes = config_changes(full + old, config)  # the default written out: no change
+    assert changes == ["no key differs as written, but a relative path resolves to another file"]
+    assert config_changes(full + old.replace("1e-6\n", "2e-6\n", 1), config) == [
+        "scan.step: 2e-06 -> 1e-06"
+    ]

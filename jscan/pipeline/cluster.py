@@ -53,13 +53,16 @@ def unguarded_call() -> str | None:
     return None
 
 
-def check_guard() -> None:
-    """ClusterError, with the fix, when an embedded cluster would be started from the top
-    level of a script without the ``__main__`` guard (see `unguarded_call`).
+def check_guard(client=None, scheduler_file=None) -> None:
+    """ClusterError, with the fix, when an embedded cluster would be started (no client,
+    no scheduler address or file) from the top level of a script without the ``__main__``
+    guard (see `unguarded_call`).
 
     In a worker process that re-runs such a script (its main module is ``__mp_main__``),
     exit at once and quietly instead: the client reports the cause in one line.
     """
+    if client is not None or scheduler_file or os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        return  # a cluster started elsewhere
     main = sys.modules.get("__main__")
     if getattr(main, "__name__", None) == "__mp_main__":
         raise SystemExit(1)

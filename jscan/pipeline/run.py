@@ -14,7 +14,7 @@ from distributed import as_completed
 
 from jscan.pipeline import checks
 from jscan.pipeline import store as zstore
-from jscan.pipeline.cluster import connect
+from jscan.pipeline.cluster import check_guard, connect
 from jscan.pipeline.livepage import LivePage
 from jscan.pipeline.lock import RunLock
 from jscan.pipeline.logs import default_log
@@ -57,6 +57,7 @@ def simulate_scan(
     are appended to during the run (None: `logs.default_log`, STORE/jscan.log for a local
     store; False: leave them on stderr).
     """
+    check_guard(client, scheduler_file)  # before anything is read: an unguarded script
     config, plan, store, inputs = prepare(config, store, resume, block_size, overwrite, force)
     cache = compile_cache(compilation_cache)
     out = sys.stderr if progress else None

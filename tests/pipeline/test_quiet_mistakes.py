@@ -72,7 +72,7 @@ def test_the_command_prints_one_line_per_warning(tmp_path, run_cli, demo_scan, t
     data = demo_scan()
     data["optics"]["camera_pixel_size"] = 0.05 * 500e-9 * 0.05 / 64e-6
     (tmp_path / "c.toml").write_text(to_toml(data))
-    code, out, err = run_cli("check", tmp_path / "c.toml")
+    code, _, err = run_cli("check", tmp_path / "c.toml")
     assert code == 0, err
     lines = err.splitlines()
     assert len(lines) == 2 and all(line.startswith("jscan: warning: ") for line in lines)
