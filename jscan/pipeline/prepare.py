@@ -12,7 +12,7 @@ from jscan.pipeline import checks
 from jscan.pipeline import store as zstore
 from jscan.pipeline.cachedir import private_dir
 from jscan.pipeline.integrity import repair
-from jscan.pipeline.lock import RunLock
+from jscan.pipeline.integrity import verify as check_blocks
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import ScanJob
 
@@ -125,17 +125,15 @@ def config_changes(stored_text: str, config: Config, most: int = 6) -> list[str]
     return changed[:most] + ([f"{more} more"] if more > 0 else [])
 
 
-def nothing_to_do(store: str, verify: bool, out) -> bool:
+def nothing_to_do(store: str, verify: bool) -> bool:
     """With --resume: True when every block of ``store`` is done and sound (checked as a
-    resume checks them, `integrity.repair`, under the run lock), so that no cluster is
-    started. Damaged blocks are un-marked and named on ``out`` (a stream or None)."""
+    resume checks them, `integrity.verify`; ``verify``: decoding every block), so that no
+    cluster is started. A damaged store gives False and is repaired by `open_store`, under
+    the run lock (then checked a second time: damage is rare, a sound store is read once).
+    """
     if not zstore.blocks_done(store).all():
         return False
-    with RunLock(store):
-        report = repair(store, full=verify)
-    if out and report.faults:
-        print(f"re-running damaged blocks: {report.named()}", file=out, flush=True)
-    return not report.faults
+    return check_blocks(store, full=verify).ok
 
 
 def compile_cache(path) -> str | None:

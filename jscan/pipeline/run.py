@@ -61,7 +61,7 @@ def simulate_scan(
     config, plan, store, inputs = prepare(config, store, resume, block_size, overwrite, force)
     cache = compile_cache(compilation_cache)
     out = sys.stderr if progress else None
-    if resume and nothing_to_do(store, verify, out):  # no cluster to start for nothing
+    if resume and nothing_to_do(store, verify):  # no cluster to start for nothing
         if out:
             print(f"{store} is complete ({plan.n_blocks} blocks); nothing to resume", file=out)
         return zstore.open_scan(store)

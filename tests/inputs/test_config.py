@@ -189,7 +189,7 @@ def test_with_overrides():
     config = parse_config(DEMO_CONFIG)
     block = int(np.random.default_rng(15).integers(1, 10_000))
     changed = with_overrides(config, block_size=block)
-    assert changed.run.block_size == block and config.run.block_size == 256
+    assert changed.run.block_size == block and config.run.block_size == 512
     assert changed.hash == config.hash and changed.probe == config.probe
     assert with_overrides(config) == config
     for bad in (0, -3, True, 2.5):

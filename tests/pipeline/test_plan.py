@@ -11,7 +11,7 @@ from jscan.inputs.config import parse_config
 from jscan.pipeline.plan import plan_scan
 
 LEAVES = [
-    (("shape", [60, 40]), ["scan leaves the sample", "top edge", "scan.shape"]),
+    (("shape", [80, 40]), ["scan leaves the sample", "top edge", "scan.shape"]),
     (("start", [0.0, 0.0]), ["scan leaves the sample", "left edge"]),
 ]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import zarr
 
-from jscan.errors import ConfigError
+from jscan.errors import ConfigError, JscanWarning
 from jscan.inputs.config import load_config, parse_config
 from jscan.inputs.farfield import probe_pattern
 from jscan.inputs.samples import make_probe
@@ -209,6 +209,7 @@ def test_store_larger_than_free_disk_is_refused_unless_forced(
     cfg = _centred_no_noise(small_scan)
     cfg["probe"].update(size=1024, waist=100.0e-6)
     cfg["optics"]["aperture_diameter"] = 2.0e-3
+    cfg["optics"]["camera_pixel_size"] = 500e-9 * 0.02 / 1024e-6  # the natural pixel
     cfg["sample"]["shape"] = [side + 1040, side + 1040]
     cfg["scan"].update(shape=[side, side], step=1.0e-6)
     cfg["run"]["block_size"] = side * side
@@ -371,7 +372,10 @@ def _attempts(dask_scheduler):
 def test_a_worker_error_fails_once(tmp_path, client, small_scan, to_toml, rng):
     config = _focusing_inputs(tmp_path, small_scan, to_toml, rng)
     client.register_plugin(AttemptCounter())
-    with pytest.raises(ValueError, match="more than uint32 holds"):
+    with (
+        pytest.warns(JscanWarning, match="the camera holds"),  # the speckle's wide far field
+        pytest.raises(ValueError, match="more than uint32 holds"),
+    ):
         simulate_scan(config, tmp_path / "s.zarr", client=client, progress=False)
     counts = client.run_on_scheduler(_attempts)
     last = [k for k in counts if k.startswith("jscan-block-1-")]
