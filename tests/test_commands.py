@@ -183,3 +183,16 @@ def test_config_changes_fill_in_defaults():
     assert config_changes(full + old.replace("1e-6\n", "2e-6\n", 1), config) == [
         "scan.step: 2e-06 -> 1e-06"
     ]
+
+
+def test_demo_time_is_stated_once_for_readme_and_help(run_cli):
+    """The demo's time (measured on the 2-core machine) reads the same in both places."""
+    from pathlib import Path
+
+    from jscan.cli import DEMO_TIME
+
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    code, out, _ = run_cli("--help")
+    assert code == 0
+    assert DEMO_TIME in readme and DEMO_TIME in " ".join(out.split())
+    assert "few seconds" not in readme and "under a minute" not in readme
