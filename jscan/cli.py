@@ -16,7 +16,7 @@ from jscan.errors import ClusterError, JscanError, JscanWarning, StoreError, Usa
 
 DEMO_OUT = "jscan-demo.zarr"
 PREVIEW_PATTERNS_MAX = 48  # jscan.preview.MAX_PATTERNS (not imported: it loads xarray)
-DEMO_TIME = "about 15 s on 2 CPU cores, most of it starting the cluster"
+DEMO_TIME = "about 10 s on 2 CPU cores, most of it starting the cluster"
 KINDS = {
     "scan": ("raster", "spiral", "file"),
     "probe": ("gaussian", "airy", "file"),
