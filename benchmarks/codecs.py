@@ -16,7 +16,8 @@ from numcodecs import Blosc
 from jscan.inputs.config import DEMO_CONFIG, parse_config
 from jscan.inputs.samples import make_probe
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.worker import BlockRunner, ScanJob, noise_factor, photon_counts
+from jscan.pipeline.runner import BlockRunner
+from jscan.pipeline.worker import ScanJob, noise_factor, photon_counts
 
 CODECS = {
     "lz4 + shuffle": Blosc("lz4", 5, Blosc.SHUFFLE),
@@ -32,8 +33,8 @@ def patterns(size):
     text = text.replace("shape = [40, 40]", "shape = [8, 8]")
     cfg = parse_config(text)
     plan = plan_scan(cfg)
-    job = ScanJob(cfg, "unused", plan.region_shape, plan.sample_shape)
-    intensity = np.asarray(BlockRunner(job).simulate(plan.block_origins(0)))[:64]
+    job = ScanJob(cfg, "unused", plan)
+    intensity = np.asarray(BlockRunner(job).simulate(plan.block(0).origins))[:64]
     factor = noise_factor(cfg, make_probe(cfg.probe))
     counts = photon_counts(intensity, np.arange(64), 0, factor)
     return {"float32 intensity": intensity, "uint32 counts (dose 1e5)": counts}, factor

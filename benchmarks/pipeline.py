@@ -36,7 +36,8 @@ from jscan.inputs.farfield import bright_field_radius
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline import store as zstore
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.worker import BlockRunner, ScanJob
+from jscan.pipeline.runner import BlockRunner
+from jscan.pipeline.worker import ScanJob
 
 
 def bench_config(n_positions, size=64, dose=0.0, block=1024):
@@ -105,8 +106,8 @@ def copies(cfg, repeats=5):
     """(b) GB/s of device -> host of one block: the pipeline's `to_host`, plain np.asarray
     and the other paths of benchmarks/transfer.py (best of `repeats`, fresh buffers)."""
     plan = plan_scan(cfg)
-    job = ScanJob(cfg, "", plan.region_shape, plan.sample_shape)
-    x = BlockRunner(job).simulate(plan.block_origins(0)).block_until_ready()
+    job = ScanJob(cfg, "", plan)
+    x = BlockRunner(job).simulate(plan.block(0).origins).block_until_ready()
     rates = {label: best for label, (best, _) in transfer.d2h_rates(x, repeats).items()}
     return rates, to_host(x)
 

@@ -33,8 +33,9 @@ from jscan.inputs.config import parse_config
 from jscan.inputs.farfield import bright_field_radius
 from jscan.pipeline.detectors import DETECTORS
 from jscan.pipeline.plan import plan_scan
+from jscan.pipeline.runner import BlockRunner
 from jscan.pipeline.store import create
-from jscan.pipeline.worker import BlockRunner, ScanJob
+from jscan.pipeline.worker import ScanJob
 from jscan.preview import pattern_picks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -89,8 +90,7 @@ def make_store(path: str, n_positions: int, real_blocks=None, block: int = 1024)
     job = ScanJob(
         cfg,
         path,
-        plan.region_shape,
-        plan.sample_shape,
+        plan,
         bright_field_radius=radius,
         store_id=store_id,
     )
@@ -100,8 +100,7 @@ def make_store(path: str, n_positions: int, real_blocks=None, block: int = 1024)
     else:  # the blocks whose patterns preview draws
         real = sorted({int(i) // block for i in pattern_picks(np.ones(n, bool), 4)})
     for b in real:
-        start, stop = plan.block_range(b)
-        runner.run(b, plan.block_origins(b), start, stop - start, plan.block_shifts(b))
+        runner.run(b)
     if real_blocks is not None:
         # What a worker writes for every other block, with synthetic values around the real
         # blocks' level: detector chunks, then done marks (whole-array writes: the same
@@ -112,7 +111,8 @@ def make_store(path: str, n_positions: int, real_blocks=None, block: int = 1024)
             for name, arr in arrays.items()
         }
         level = float(np.median(np.concatenate(list(kept["bright_field"].values()))))
-        x, y = plan.positions[:, 0], plan.positions[:, 1]
+        positions = plan.positions()
+        x, y = positions[:, 0], positions[:, 1]
         span = np.ptp(x) or 1.0
         values = {
             "bright_field": level * (1 + 0.1 * np.cos(2 * np.pi * (x - y) / (span / 3))),
@@ -124,6 +124,10 @@ def make_store(path: str, n_positions: int, real_blocks=None, block: int = 1024)
             arr[:] = values[name]
             for b, saved in kept[name].items():
                 arr[b * block : b * block + len(saved)] = saved
+        rows, cols = np.divmod(np.arange(n), plan.raster_shape[1])
+        coords = {"x": x, "y": y, "scan_row": rows, "scan_col": cols}  # as the workers write
+        for name, value in coords.items():
+            zarr.open_array(path, path=name, mode="r+")[:] = value
         zarr.open_array(path, path="block_done", mode="r+")[:] = 1
     del plan
     return t1 - t0, time.perf_counter() - t1, len(real)

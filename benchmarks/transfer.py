@@ -29,7 +29,8 @@ import numpy as np
 from jscan.core.sharding import to_host
 from jscan.inputs.samples import make_probe
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.worker import BlockRunner, ScanJob, noise_factor, photon_counts
+from jscan.pipeline.runner import BlockRunner
+from jscan.pipeline.worker import ScanJob, noise_factor, photon_counts
 
 
 def _timed(fn):
@@ -156,7 +157,7 @@ def block_memory(cfg, blocks=3) -> dict:
     """Peak device bytes of simulating and copying `blocks` blocks, and one block's
     working set. Call first in a process: the peak covers everything run before."""
     plan = plan_scan(cfg)
-    runner = BlockRunner(ScanJob(cfg, "", plan.region_shape, plan.sample_shape))
+    runner = BlockRunner(ScanJob(cfg, "", plan))
     for b in range(min(blocks, plan.n_blocks)):
         to_host(runner.simulate(plan.block_origins(b)))
     h, w = plan.window
@@ -184,8 +185,8 @@ def block_memory(cfg, blocks=3) -> dict:
 def poisson(cfg, repeats=3) -> dict:
     """Seconds per block: forward model, host photon_counts (1 thread, all cores), device."""
     plan = plan_scan(cfg)
-    runner = BlockRunner(ScanJob(cfg, "", plan.region_shape, plan.sample_shape))
-    origins = plan.block_origins(0)
+    runner = BlockRunner(ScanJob(cfg, "", plan))
+    origins = plan.block(0).origins
     runner.simulate(origins).block_until_ready()
     t_fwd = min(
         _timed(lambda: runner.simulate(origins).block_until_ready()) for _ in range(repeats)
@@ -270,7 +271,7 @@ def main():
     if "nvidia_smi_this_process" in mem:
         print(f"    nvidia-smi, this process (pid, used): {mem['nvidia_smi_this_process']}")
     runner = BlockRunner(ScanJob(cfg, "", *_shapes(cfg)))
-    origins = plan_scan(cfg).block_origins(0)
+    origins = plan_scan(cfg).block(0).origins
     x = runner.simulate(origins).block_until_ready()
     t = min(_timed(lambda: runner.simulate(origins).block_until_ready()) for _ in range(a.repeats))
     print(f"    BlockRunner.simulate {t * 1e3:.1f} ms per block, {a.block_size / t:,.0f} pos/s")

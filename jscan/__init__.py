@@ -2,9 +2,9 @@
 
 __version__ = "0.1.0"
 
-# Every name is imported on first use (PEP 562): the forward models pull in JAX, the
-# pipeline Dask, distributed, Zarr and xarray, and `jscan --help` or `jscan --version`
-# need neither. name -> the module that defines it.
+# Every public name is imported on first use (PEP 562): the forward models pull in JAX and
+# the pipeline Dask, distributed, Zarr and xarray, and a process needs only what it uses
+# (the client of a run never starts JAX; `jscan --help` imports neither).
 _LAZY = {
     "circular_aperture": "jscan.core.optics",
     "field_intensity": "jscan.core.optics",
@@ -33,14 +33,33 @@ def __getattr__(name):
     if name in _LAZY:
         import importlib
 
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later look-ups skip __getattr__
-        return value
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'jscan' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted([*globals(), *_LAZY])
+    return sorted({*globals(), *_LAZY})
 
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "Diffractogram",
+    "MicroscopeData",
+    "OpticalWavefront",
+    "SampleFunction",
+    "circular_aperture",
+    "diffractogram_noscale",
+    "field_intensity",
+    "fraunhofer_prop",
+    "fraunhofer_prop_scaled",
+    "linear_interaction",
+    "make_diffractogram",
+    "make_microscope_data",
+    "make_optical_wavefront",
+    "make_sample_function",
+    "open_scan",
+    "optical_zoom",
+    "simple_diffractogram",
+    "simple_microscope",
+    "simulate_lazy",
+    "simulate_scan",
+]

@@ -105,12 +105,14 @@ def as_4d(ds):
     """The raster scan as a lazy (scan_row, scan_col, det_y, det_x) DataArray.
 
     Its ``done`` coordinate (scan_row, scan_col) is False where the pattern is not simulated
-    yet (such patterns read as zeros; the counts keep their integer type, so no NaN).
+    yet (such patterns read as zeros, the counts keeping their integer type, and x, y as NaN).
     """
-    if "scan_row" not in ds.coords:
+    if "scan_shape" in ds.attrs:  # a jscan store or lazy scan: its raster's (rows, cols)
+        rows, cols = (int(v) for v in ds.attrs["scan_shape"])
+    elif "scan_row" in ds.coords:
+        rows, cols = int(ds.scan_row.max()) + 1, int(ds.scan_col.max()) + 1
+    else:
         raise ValueError("as_4d needs a raster scan (scan_row, scan_col); this one has none")
-    rows = int(ds.scan_row.max()) + 1
-    cols = int(ds.scan_col.max()) + 1
     data = ds.diffraction.data
     h, w = data.shape[1:]
     if not isinstance(data, da.Array):

@@ -90,7 +90,8 @@ def preview_figure(store, n_patterns: int = 4):
     ``n_patterns`` patterns beside it, the optics in one line below.
 
     Reads the stored ``bright_field`` (`jscan.analysis.stored_detectors`) and n_patterns
-    patterns. Positions of blocks not yet simulated are drawn grey.
+    patterns. Positions of blocks not yet simulated are drawn grey in a raster; other scans
+    draw the positions simulated (a block writes its positions).
     """
     import matplotlib
 
@@ -106,7 +107,17 @@ def preview_figure(store, n_patterns: int = 4):
     with zarr.config.set({"codec_pipeline.batch_size": READ_BATCH}):
         done = position_done(ds).values
         bf = np.where(done, ds.bright_field.values, np.nan)  # not simulated: NaN, drawn grey
-    x_um, y_um = ds.x.values * 1e6, ds.y.values * 1e6
+    raster = "scan_shape" in ds.attrs
+    picks = pattern_picks(done, n_patterns)
+    # A raster's image needs no positions: read them all only for other scans (NaN where
+    # not simulated yet), else just those of the patterns drawn.
+    where = slice(None) if not raster or done.size <= MAX_MARKERS else picks
+    x_um = np.full(done.size, np.nan)
+    y_um = np.full(done.size, np.nan)
+    with zarr.config.set({"codec_pipeline.batch_size": READ_BATCH}):
+        x_um[where] = ds.x.isel(position=where).values * 1e6
+        y_um[where] = ds.y.isel(position=where).values * 1e6
+    (x0, x1), (y0, y1) = np.asarray(ds.attrs["scan_extent_m"]) * 1e6
 
     n_rows, n_cols = pattern_grid(n_patterns)
     # Each pattern keeps about 1.7 in a side however many are drawn.
@@ -115,36 +126,36 @@ def preview_figure(store, n_patterns: int = 4):
     grid = fig.add_gridspec(n_rows, 2 + n_cols, width_ratios=[2, 2] + [1.3] * n_cols)
     ax = fig.add_subplot(grid[:, :2])
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.75")
-    if "scan_row" in ds.coords:
-        rows, cols = int(ds.scan_row.max()) + 1, int(ds.scan_col.max()) + 1
-        image = np.full((rows, cols), np.nan)
-        image[ds.scan_row.values, ds.scan_col.values] = bf
-        extent = [x_um.min(), x_um.max(), y_um.max(), y_um.min()]
+    if raster:  # in scan order (row-major): the image needs no positions
+        image = bf.reshape([int(v) for v in ds.attrs["scan_shape"]])
+        extent = [x0, x1, y1, y0]
         shown = ax.imshow(binned_raster(image), cmap=cmap, extent=extent, interpolation="nearest")
-    elif len(x_um) > MAX_SCATTER:
-        mean, waiting, extent = binned_scatter(x_um, y_um, bf, done)
+        waiting = "grey: not yet"
+    elif len(x_um) > MAX_SCATTER and done.any():
+        # Positions not simulated yet are not known to the store (their block writes them).
+        mean, _, extent = binned_scatter(x_um[done], y_um[done], bf[done], done[done])
         clear = cmap.with_extremes(bad=(0, 0, 0, 0))  # empty cells: background
-        grey = matplotlib.colors.ListedColormap(["0.75"]).with_extremes(bad=(0, 0, 0, 0))
-        ax.imshow(np.where(waiting, 1.0, np.nan), cmap=grey, extent=extent, interpolation="nearest")
         shown = ax.imshow(mean, cmap=clear, extent=extent, interpolation="nearest")
+        waiting = "the others not drawn"
     else:
         shown = ax.scatter(x_um[done], y_um[done], c=bf[done], cmap=cmap, s=12)
-        ax.scatter(x_um[~done], y_um[~done], c="0.75", s=12, label="not simulated yet")
-        ax.invert_yaxis()
+        ax.set(xlim=(x0, x1), ylim=(y1, y0))
+        waiting = "the others not drawn"
     if len(x_um) <= MAX_MARKERS:
-        ax.plot(x_um, y_um, ".", ms=1.5, color="white", alpha=0.6)
+        ax.plot(x_um[done], y_um[done], ".", ms=1.5, color="white", alpha=0.6)
     ax.set(
         xlabel="x (µm)",
         ylabel="y (µm)",
         aspect="equal",
         title=f"virtual bright field, r ≤ {ds.attrs['bright_field_radius_m'] * 1e3:.3g} mm\n"
-        f"{int(done.sum())}/{done.size} positions simulated (grey: not yet)",
+        f"{int(done.sum())}/{done.size} positions simulated"
+        + ("" if done.all() else f" ({waiting})"),
     )
     fig.colorbar(shown, ax=ax, shrink=0.8, label=ds.bright_field.attrs.get("units", ""))
 
     z = ds.attrs["travel_distance_m"]
     theta = np.concatenate([ds.det_x.values[[0, -1]], ds.det_y.values[[0, -1]]]) / z * 1e3
-    for k, i in enumerate(pattern_picks(done, n_patterns)):
+    for k, i in enumerate(picks):
         row, col = divmod(k, n_cols)
         pax = fig.add_subplot(grid[row, 2 + col])
         pattern = ds.diffraction.isel(position=int(i)).values.astype(np.float64)

@@ -195,8 +195,9 @@ def partial_store(tmp_path):
     from jscan.inputs import farfield
     from jscan.inputs.config import parse_config
     from jscan.pipeline.plan import plan_scan
+    from jscan.pipeline.runner import BlockRunner
     from jscan.pipeline.store import create
-    from jscan.pipeline.worker import BlockRunner, ScanJob
+    from jscan.pipeline.worker import ScanJob
 
     def make(blocks, dose=0.0):
         cfg = parse_config(_to_toml(_small_scan(dose=dose, block_size=16)))
@@ -207,15 +208,13 @@ def partial_store(tmp_path):
         job = ScanJob(
             cfg,
             store,
-            plan.region_shape,
-            plan.sample_shape,
+            plan,
             bright_field_radius=radius,
             store_id=store_id,
         )
         runner = BlockRunner(job)  # in this process, as a worker would
         for b in blocks:
-            start, stop = plan.block_range(b)
-            runner.run(b, plan.block_origins(b), start, stop - start, plan.block_shifts(b))
+            runner.run(b)
         return store
 
     return make

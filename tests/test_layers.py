@@ -212,3 +212,17 @@ def test_every_jscan_import_names_a_module_of_this_tree(path):
             if f"{module}.{name}" not in MODULES and name not in defined_names(MODULES[module]):
                 missing.append(f"{line}: {module} has no {name}")
     assert not missing, f"{path.relative_to(ROOT)}:\n" + "\n".join(missing)
+
+
+def test_the_client_of_a_run_imports_no_jax():
+    """Planning, creating, submitting and watching a run need no JAX: only the processes that
+    simulate (workers, the lazy graph) import it, so the client stays small at any scale."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, jscan, jscan.cli, jscan.pipeline.run, jscan.pipeline.prepare, "
+        "jscan.pipeline.integrity, jscan.preview, jscan.analysis; print('jax' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -85,13 +85,18 @@ def placed_positions(
     return positions + stop_gradient(snapped - positions)
 
 
-def windows_leaving(origins, window_shape: tuple[int, int], sample_shape) -> str | None:
+def windows_leaving(
+    origins, window_shape: tuple[int, int], sample_shape, indices=None, count=None
+) -> str | None:
     """What leaves the sample: None when every window lies inside, else one phrase.
 
     The phrase gives the count, the sample size, the farthest reach past each edge and the
-    first position indices; callers add the fix that fits their input.
+    first position indices; callers add the fix that fits their input. indices: the global
+    position index of each row of ``origins`` (default 0, 1, ...); count: how many windows
+    of the whole scan leave, when ``origins`` holds only some of them (default: counted here).
     """
     origins = np.asarray(origins)
+    indices = np.arange(len(origins)) if indices is None else np.asarray(indices)
     (h, w), (rows, cols) = window_shape, sample_shape
     beyond = {
         "top": -origins[:, 0],
@@ -105,8 +110,9 @@ def windows_leaving(origins, window_shape: tuple[int, int], sample_shape) -> str
     edges = ", ".join(
         f"{int(px.max())} px beyond the {edge} edge" for edge, px in beyond.items() if px.max() > 0
     )
-    shown = ", ".join(str(i) for i in bad[:20]) + (" ..." if bad.size > 20 else "")
+    count = bad.size if count is None else count
+    shown = ", ".join(str(i) for i in indices[bad[:20]]) + (" ..." if count > 20 else "")
     return (
-        f"{bad.size} probe windows ({h}x{w} px) leave the {rows}x{cols} px sample, reaching "
+        f"{count} probe windows ({h}x{w} px) leave the {rows}x{cols} px sample, reaching "
         f"{edges}: position indices [{shown}]"
     )

@@ -20,26 +20,14 @@ applied after. The intensity path of the microscope folds the input phase into t
 probe and drops the output phase (it has unit modulus).
 """
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jscan.core.axes import AxisSpec, choose_axis
 from jscan.core.types import OpticalWavefront, check_positive, concrete, make_optical_wavefront
-
-METHODS = ("auto", "fft", "pad", "czt", "matrix")
-_MAX_PAD = 4  # beyond k N = 4 N a padded FFT costs more than the chirp-z transform
-
-
-@dataclass(frozen=True)
-class AxisSpec:
-    """Static description of the scaled DFT along one axis."""
-
-    method: str  # "fft" | "pad" | "czt" | "matrix"
-    n: int  # samples in and out
-    m: int  # FFT length ("fft", "pad": k n; "czt": >= 2n - 1; "matrix": n)
 
 
 class AxisPlan(NamedTuple):
@@ -49,36 +37,9 @@ class AxisPlan(NamedTuple):
 
 
 def axis_spec(n: int, alpha, method: str = "auto") -> AxisSpec:
-    """Choose the method for one axis: "auto" picks fft/pad/czt by alpha (czt when alpha is
-    traced); "fft" and "pad" need a concrete alpha."""
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}")
-    czt_len = int(2 ** np.ceil(np.log2(2 * n - 1)))
-    if method == "czt":
-        return AxisSpec("czt", n, czt_len)
-    if method == "matrix":
-        return AxisSpec("matrix", n, n)
-    a = concrete(alpha)
-    if a is None:
-        if method != "auto":
-            raise ValueError(
-                f"method={method!r} needs a concrete output pixel size; inside jit use "
-                "method='czt' or 'matrix' (or 'auto', which picks 'czt')"
-            )
-        return AxisSpec("czt", n, czt_len)
-    a = float(a)
-    k = round(1.0 / a) if a > 0 else 0
-    # float32 inputs carry a relative error of ~6e-8; below 1e-6 alpha is 1/k to that precision
-    exact_pad = k >= 1 and abs(k * a - 1.0) < 1e-6
-    if method == "fft" or (method == "auto" and exact_pad and k == 1):
-        if not (exact_pad and k == 1):
-            raise ValueError(f"method='fft' needs the natural pixel (alpha = 1), got {a:.6g}")
-        return AxisSpec("fft", n, n)
-    if method == "pad" or (method == "auto" and exact_pad and k <= _MAX_PAD):
-        if not exact_pad:
-            raise ValueError(f"method='pad' needs alpha = 1/k for an integer k, got {a:.6g}")
-        return AxisSpec("pad", n, k * n)
-    return AxisSpec("czt", n, czt_len)
+    """Choose the method for one axis (`jscan.core.axes.choose_axis`); a traced alpha
+    gets "czt" with "auto"."""
+    return choose_axis(n, concrete(alpha), method)
 
 
 def axis_plan(spec: AxisSpec, alpha, real_dtype=jnp.float32) -> AxisPlan:

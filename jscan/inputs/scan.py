@@ -1,4 +1,10 @@
-"""Scan positions in metres: raster, spiral and file scans."""
+"""Scan positions in metres: raster, spiral and file scans, generated for any index range.
+
+Every function here takes a range of global position indices [start, stop), so a block's
+positions can be made where the block runs (from its index alone) and equal, bit for bit,
+those of the same indices made in any other range: each position is a function of its own
+index (elementwise float64 arithmetic), never of its neighbours.
+"""
 
 from __future__ import annotations
 
@@ -11,69 +17,100 @@ if TYPE_CHECKING:
     from jscan.inputs.config import ScanConfig
 
 GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
+CHUNK = 1 << 20  # positions per slab when a whole scan is walked through (file scans)
+
+
+def scan_length(scan: ScanConfig) -> int:
+    """Number of positions of a scan (a file scan's is read from its .npy header)."""
+    if scan.kind == "raster":
+        return int(scan.shape[0]) * int(scan.shape[1])
+    if scan.kind == "spiral":
+        return int(scan.n)
+    if scan.kind == "file":
+        return int(_open_positions(scan.path).shape[0])
+    raise ValueError(f'scan.kind must be "raster", "spiral" or "file", got {scan.kind!r}')
 
 
 def scan_positions(
-    scan: ScanConfig, sample_shape_px: tuple[int, int], sample_dx: float
+    scan: ScanConfig,
+    sample_shape_px: tuple[int, int],
+    sample_dx: float,
+    start: int = 0,
+    stop: int | None = None,
 ) -> np.ndarray:
-    """Probe positions of a scan, in scan order.
+    """Probe positions of the scan indices [start, stop), in scan order.
 
     Args:
         scan: the [scan] config.
         sample_shape_px: (rows, cols) of the sample in pixels; sample pixel (r, c) sits at
             y = r * sample_dx, x = c * sample_dx.
         sample_dx: sample pixel size (m).
+        start, stop: the global index range (stop None: the scan's end).
 
     Returns:
-        float64 array (n, 2) with columns x, y (m).
+        float64 array (stop - start, 2) with columns x, y (m). Raster: start + (col, row) *
+        step, the grid centred on the sample unless scan.start is given; spiral: the sample
+        centre + step sqrt(k) (cos k g, sin k g) with g the golden angle; file: the rows
+        start..stop-1 of the .npy (read lazily, checked finite).
     """
     rows, cols = (int(v) for v in sample_shape_px)
     if not (math.isfinite(sample_dx) and sample_dx > 0):
         raise ValueError(f"sample_dx must be a finite length > 0 in metres, got {sample_dx!r}")
+    stop = scan_length(scan) if stop is None else stop
     centre_x, centre_y = cols * sample_dx / 2, rows * sample_dx / 2
     if scan.kind == "raster":
-        n_rows, n_cols = scan.shape
-        if scan.start is None:
-            # Centre the grid (not its first position) on the sample centre.
-            start_x = centre_x - (n_cols - 1) * scan.step / 2
-            start_y = centre_y - (n_rows - 1) * scan.step / 2
-        else:
-            start_x, start_y = scan.start
-        scan_row, scan_col = raster_indices(scan)
+        start_x, start_y = raster_start(scan, centre_x, centre_y)
+        scan_row, scan_col = raster_indices(scan, start, stop)
         x = start_x + scan_col * scan.step
         y = start_y + scan_row * scan.step
         return np.stack([x, y], axis=1).astype(np.float64)
     if scan.kind == "spiral":
-        k = np.arange(scan.n, dtype=np.float64)
+        k = np.arange(start, stop, dtype=np.float64)
         radius = scan.step * np.sqrt(k)
         theta = k * GOLDEN_ANGLE
         return np.stack(
             [centre_x + radius * np.cos(theta), centre_y + radius * np.sin(theta)], axis=1
         )
     if scan.kind == "file":
-        return _load_positions(scan.path)
+        positions = np.asarray(_open_positions(scan.path)[start:stop], dtype=np.float64)
+        if not np.isfinite(positions).all():
+            bad = start + int(np.flatnonzero(~np.isfinite(positions).all(axis=1))[0])
+            raise ValueError(
+                f"scan.path: {scan.path} holds NaN or inf (row {bad}); save finite positions "
+                "in metres"
+            )
+        return positions
     raise ValueError(f'scan.kind must be "raster", "spiral" or "file", got {scan.kind!r}')
 
 
-def raster_indices(scan: ScanConfig) -> tuple[np.ndarray, np.ndarray] | None:
-    """Grid indices of each position of a raster scan, in scan (row-major) order.
+def raster_start(scan: ScanConfig, centre_x: float, centre_y: float) -> tuple[float, float]:
+    """First (x, y) of a raster [m]: scan.start, or the grid centred (not its first
+    position) on (centre_x, centre_y)."""
+    if scan.start is not None:
+        return scan.start
+    n_rows, n_cols = scan.shape
+    return centre_x - (n_cols - 1) * scan.step / 2, centre_y - (n_rows - 1) * scan.step / 2
 
-    Args:
-        scan: the [scan] config.
 
-    Returns:
-        (scan_row, scan_col) int64 arrays of length rows * cols, or None for non-raster scans.
+def raster_indices(
+    scan: ScanConfig, start: int = 0, stop: int | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Grid indices of the positions [start, stop) of a raster scan (row-major order).
+
+    Returns (scan_row, scan_col) int64 arrays, or None for non-raster scans.
     """
     if scan.kind != "raster":
         return None
     n_rows, n_cols = scan.shape
-    scan_row, scan_col = np.divmod(np.arange(n_rows * n_cols, dtype=np.int64), n_cols)
+    stop = n_rows * n_cols if stop is None else stop
+    scan_row, scan_col = np.divmod(np.arange(start, stop, dtype=np.int64), n_cols)
     return scan_row, scan_col
 
 
-def _load_positions(path: str) -> np.ndarray:
+def _open_positions(path: str) -> np.ndarray:
+    """The .npy of a file scan, memory-mapped (rows read when sliced), its layout checked."""
     try:
-        positions = np.load(path, allow_pickle=False)
+        positions = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as err:
         raise ValueError(
             f"scan.path: cannot read {path} as .npy ({err}); save positions with np.save"
@@ -89,7 +126,4 @@ def _load_positions(path: str) -> np.ndarray:
         raise ValueError(
             f"scan.path: {path} holds dtype {positions.dtype}; save real positions in metres"
         )
-    positions = positions.astype(np.float64)
-    if not np.isfinite(positions).all():
-        raise ValueError(f"scan.path: {path} holds NaN or inf; save finite positions in metres")
     return positions

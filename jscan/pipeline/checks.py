@@ -14,13 +14,13 @@ from typing import NamedTuple
 
 import dask
 
-from jscan.core.propagation import AxisSpec, axis_spec
+from jscan.core.axes import AxisSpec, choose_axis
 from jscan.errors import ConfigError, JscanWarning, StoreError
 from jscan.inputs.config import FLOAT32_MAX, Config, float32_outside
 from jscan.inputs.digest import SampleDigest, sample_digest
 from jscan.inputs.farfield import BRIGHT_FIELD_FRACTION, camera_coverage, probe_pattern
-from jscan.inputs.samples import make_probe, sample_shape
-from jscan.inputs.scan import scan_positions
+from jscan.inputs.samples import make_probe
+from jscan.inputs.scan import scan_length
 from jscan.pipeline import store as zstore
 from jscan.pipeline.worker import noise_factor
 
@@ -44,7 +44,10 @@ def cap_block_size(config: Config) -> Config:
 
     A larger block only pads: every block is simulated and laid out at full block size.
     """
-    n = len(scan_positions(config.scan, sample_shape(config.sample), config.sample.dx))
+    try:
+        n = scan_length(config.scan)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     if config.run.block_size <= n:
         return config
     return dataclasses.replace(config, run=dataclasses.replace(config.run, block_size=n))
@@ -233,19 +236,19 @@ class CameraAxis(NamedTuple):
     n: int  # pixels (the probe window's side)
     natural: float  # lambda z / (n dx zoom) [m]
     alpha: float  # camera_pixel_size / natural
-    spec: AxisSpec  # the kernel's choice (`jscan.core.propagation.axis_spec`)
+    spec: AxisSpec  # the kernel's choice (`jscan.core.axes.choose_axis`)
 
 
 def camera_axes(config: Config, window) -> tuple[CameraAxis, CameraAxis]:
     """The camera's rows and columns as the kernel computes them: natural pixel
-    lambda z/(N dx zoom), alpha = camera pixel / natural, and the path `axis_spec` picks
+    lambda z/(N dx zoom), alpha = camera pixel / natural, and the path `choose_axis` picks
     ("fft" at alpha = 1, "pad" at 1/k for k <= 4, else "czt")."""
     p, o = config.probe, config.optics
     axes = []
     for name, n in zip(("det_y", "det_x"), window, strict=True):
         natural = p.wavelength * o.travel_distance / (n * p.dx * o.zoom_factor)
         alpha = n * p.dx * o.zoom_factor * o.camera_pixel_size / (p.wavelength * o.travel_distance)
-        axes.append(CameraAxis(name, int(n), natural, alpha, axis_spec(int(n), alpha)))
+        axes.append(CameraAxis(name, int(n), natural, alpha, choose_axis(int(n), alpha)))
     return tuple(axes)
 
 

@@ -3,7 +3,8 @@ a planned scan.
 
 What a store's layout (`jscan.pipeline.store.create`) and the lazy dataset
 (`jscan.pipeline.lazy.simulate_lazy`) describe alike: the positions simulated (and those
-requested, with snap placement), the camera pixel centres and the raster indices.
+requested, with snap placement), the camera pixel centres and the raster indices. The
+per-position coordinates are made block by block (`block_coords`), where the block runs.
 """
 
 import numpy as np
@@ -26,32 +27,52 @@ def diffraction_attrs(config: Config) -> dict:
     return {"units": units, "long_name": "far-field diffraction pattern"}
 
 
-def scan_coords(config: Config, plan) -> dict:
-    """xarray coordinates {name: (dim, values, attrs)} of a `ScanPlan`.
+# Per-position coordinates: (dtype, fill value for positions not written, attributes).
+POSITION_COORDS = {
+    "x": ("float64", np.nan, {"units": "m", "long_name": "simulated probe centre x"}),
+    "y": ("float64", np.nan, {"units": "m", "long_name": "simulated probe centre y"}),
+    "x_nominal": (
+        "float64",
+        np.nan,
+        {"units": "m", "long_name": "requested probe centre x (simulated at x)"},
+    ),
+    "y_nominal": (
+        "float64",
+        np.nan,
+        {"units": "m", "long_name": "requested probe centre y (simulated at y)"},
+    ),
+    "scan_row": ("int32", -1, {"long_name": "raster row of the position"}),
+    "scan_col": ("int32", -1, {"long_name": "raster column of the position"}),
+}
 
-    x, y (position) [m]: the probe centres simulated; x_nominal, y_nominal [m]: those
-    requested, only with snap placement (where they differ); det_y, det_x [m]: camera pixel
-    centres, (i - N//2) * camera_pixel_size; scan_row, scan_col (int32): raster scans only.
-    """
-    positions = plan.positions
+
+def position_coords(plan) -> tuple[str, ...]:
+    """Names of a plan's per-position coordinates: x, y [m] (the positions simulated);
+    x_nominal, y_nominal [m] (those requested, with snap placement only, where they
+    differ); scan_row, scan_col (raster scans only)."""
+    names = ("x", "y")
+    if not plan.exact:
+        names += ("x_nominal", "y_nominal")
+    if plan.raster_shape is not None:
+        names += ("scan_row", "scan_col")
+    return names
+
+
+def block_coords(geometry) -> dict[str, np.ndarray]:
+    """The per-position coordinates of one block's `BlockGeometry`, by name."""
+    g = geometry
+    out = {"x": g.positions[:, 0], "y": g.positions[:, 1]}
+    if g.nominal is not None:
+        out |= {"x_nominal": g.nominal[:, 0], "y_nominal": g.nominal[:, 1]}
+    if g.raster is not None:
+        out |= {"scan_row": g.raster[0].astype(np.int32), "scan_col": g.raster[1].astype(np.int32)}
+    return {k: np.ascontiguousarray(v) for k, v in out.items()}
+
+
+def camera_coords(config: Config, plan) -> dict:
+    """det_y, det_x [m]: camera pixel centres, (i - N//2) * camera_pixel_size."""
     det_y, det_x = camera_axes(plan.window, config.optics.camera_pixel_size)
-    coords = {
-        "x": ("position", positions[:, 0], {"units": "m", "long_name": "simulated probe centre x"}),
-        "y": ("position", positions[:, 1], {"units": "m", "long_name": "simulated probe centre y"}),
-        "det_y": ("det_y", det_y, {"units": "m"}),
-        "det_x": ("det_x", det_x, {"units": "m"}),
-    }
-    if plan.nominal is not None:
-        for k, axis in enumerate("xy"):
-            coords[f"{axis}_nominal"] = (
-                "position",
-                plan.nominal[:, k],
-                {"units": "m", "long_name": f"requested probe centre {axis} (simulated at {axis})"},
-            )
-    if plan.raster is not None:
-        coords["scan_row"] = ("position", plan.raster[0].astype(np.int32), {})
-        coords["scan_col"] = ("position", plan.raster[1].astype(np.int32), {})
-    return coords
+    return {"det_y": ("det_y", det_y, {"units": "m"}), "det_x": ("det_x", det_x, {"units": "m"})}
 
 
 OPTICS_KEYS = (
@@ -87,8 +108,9 @@ def optics_attrs(config: Config) -> dict:
 
 def scan_attrs(config: Config, plan, inputs: str, bright_field_radius: float) -> dict:
     """The attributes a store and the lazy dataset share: the jscan version, the config
-    (text and hash), the input fingerprint, the blocks, every optical parameter (unit in the
-    key) and the bright-field radius (m on the camera)."""
+    (text and hash), the input fingerprint, the blocks, the scan's extent ((x0, x1), (y0,
+    y1)) of the positions simulated [m] and a raster's (rows, cols), every optical parameter
+    (unit in the key) and the bright-field radius (m on the camera)."""
     from jscan import __version__
 
     return {
@@ -99,6 +121,8 @@ def scan_attrs(config: Config, plan, inputs: str, bright_field_radius: float) ->
         "block_size": plan.block_size,
         "n_positions": plan.n_positions,
         "n_blocks": plan.n_blocks,
+        "scan_extent_m": [list(plan.extent_m[0]), list(plan.extent_m[1])],
+        **({"scan_shape": list(plan.raster_shape)} if plan.raster_shape else {}),
         **optics_attrs(config),
         "bright_field_radius_m": bright_field_radius,
     }

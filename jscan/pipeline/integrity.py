@@ -3,12 +3,15 @@
 Two levels:
 
 - quick: every block marked done has its shard, and the shard is larger than its index,
-  and its chunk of each virtual-detector array (``bright_field``, ``total``, ``com_x``,
-  ``com_y``) is there (one listing per array; a deleted or emptied chunk is found);
+  and its chunk of each other per-block array (the virtual detectors ``bright_field``,
+  ``total``, ``com_x``, ``com_y`` and the coordinates ``x``, ``y``, ``scan_row`` ... that
+  the worker writes) is there, whole (one listing per array; a deleted or emptied chunk is
+  found);
 - full: each such shard is also read back (the CRC32C of every inner chunk and of the shard
-  index is checked while decoding) and the CRC32 of its patterns is compared with the one
-  the worker recorded in ``block_checksum`` (reads the whole store); the block's detector
-  chunks are decoded (CRC32C) and must equal those computed again from the patterns.
+  index is checked while decoding) and the CRC32 of its patterns, x and y is compared with
+  the one the worker recorded in ``block_checksum`` (reads the whole store); the block's
+  detector chunks are decoded (CRC32C) and must equal those computed again from the
+  patterns.
 
 A missing shard cannot be seen by reading alone: zarr returns the fill value (zeros) for it,
 which is why presence is checked against ``block_done``.
@@ -19,11 +22,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import zarr
-from zarr.core.sync import sync
 
 from jscan.pipeline.detectors import DETECTORS, block_detectors
 from jscan.pipeline.receipt import masked_sums
-from jscan.pipeline.store import block_crc, check_store, location, run_state
+from jscan.pipeline.store import (
+    BLOCK_ARRAYS,
+    block_crc,
+    check_store,
+    location,
+    run_state,
+    shard_sizes,
+)
 
 MAX_NAMED = 20  # bad blocks named in the one-line summary; the rest are counted
 
@@ -72,21 +81,6 @@ class VerifyReport:
         )
 
 
-def shard_sizes(arr: zarr.Array) -> dict[tuple[int, ...], int]:
-    """Bytes of every stored shard of ``arr`` by its chunk-grid key (one listing)."""
-
-    async def collect():
-        store, prefix = arr.store_path.store, arr.store_path.path
-        prefix = f"{prefix}/" if prefix else ""
-        out = {}
-        async for key in store.list_prefix(prefix):
-            if not key.endswith("zarr.json"):
-                out[key.removeprefix(prefix)] = await store.getsize(key)
-        return out
-
-    return sync(collect())
-
-
 def _index_bytes(arr: zarr.Array) -> int:
     """Size of a shard's index: 16 bytes per inner chunk and a CRC32C."""
     per_shard = int(np.prod([s // c for s, c in zip(arr.shards, arr.chunks, strict=True)]))
@@ -112,29 +106,37 @@ def verify(
     sizes = shard_sizes(arr)
     floor = _index_bytes(arr)
     trailing = (0,) * (arr.ndim - 1)
-    detectors = {name: zarr.open_array(store, path=name, mode="r") for name in DETECTORS}
-    listed = {name: shard_sizes(d) for name, d in detectors.items()}
+    group = zarr.open_group(store, mode="r")
+    per_block = {
+        name: zarr.open_array(store, path=name, mode="r")
+        for name in BLOCK_ARRAYS[1:]
+        if name in group
+    }
+    detectors = {name: per_block[name] for name in DETECTORS}
+    listed = {name: shard_sizes(d) for name, d in per_block.items()}
     camera = _camera(store, attrs) if full else None
     faults = [BlockFault(b, "block_done chunk unreadable") for b in lost]
     for k, b in enumerate(done):
         b = int(b)
         size = sizes.get(arr.metadata.encode_chunk_key((b, *trailing)))
-        reason = _detector_presence(detectors, listed, b)
+        reason = _chunk_presence(per_block, listed, b)
         if b in lost_sums:
             reason = "block_checksum chunk unreadable"
         elif size is None:
             reason = "shard missing"
         elif size <= floor:
             reason = f"shard truncated ({size} bytes)"
-        elif full:
+        elif full and reason is None:
+            rows = slice(b * block, (b + 1) * block)
             try:
-                patterns = arr[b * block : (b + 1) * block]
+                patterns = arr[rows]
+                x, y = per_block["x"][rows], per_block["y"][rows]
             except Exception as err:  # a CRC32C mismatch, a garbled index or codec stream
                 reason = f"unreadable: {type(err).__name__}"
             else:
-                if block_crc(patterns) != int(sums[b]):
+                if block_crc(patterns, x, y) != int(sums[b]):
                     reason = "checksum differs"
-                elif reason is None:
+                else:
                     reason = _detector_values(detectors, camera, patterns, b * block)
         if reason is not None:
             faults.append(BlockFault(b, reason))
@@ -144,14 +146,14 @@ def verify(
     return VerifyReport(store, int(attrs["n_blocks"]), len(done) + len(lost), full, tuple(faults))
 
 
-def _detector_presence(detectors, listed, b) -> str | None:
-    """Why block b's detector chunks are not sound by their listing (missing, not the size
-    of a whole chunk), or None."""
-    for name, d in detectors.items():
+def _chunk_presence(arrays, listed, b) -> str | None:
+    """Why block b's chunks of the per-block ``arrays`` (one chunk per block, CRC32C alone)
+    are not sound by their listing (missing, not the size of a whole chunk), or None."""
+    for name, d in arrays.items():
         size = listed[name].get(d.metadata.encode_chunk_key((b,)))
         if size is None:
             return f"{name} chunk missing"
-        whole = d.chunks[0] * d.dtype.itemsize + 4  # float64 values and their CRC32C
+        whole = d.chunks[0] * d.dtype.itemsize + 4  # the raw values and their CRC32C
         if size != whole:
             return f"{name} chunk truncated ({size} of {whole} bytes)"
     return None

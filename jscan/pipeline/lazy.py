@@ -28,9 +28,18 @@ from jscan.inputs.config import Config, load_config, with_overrides
 from jscan.inputs.digest import inputs_hash
 from jscan.inputs.farfield import bright_field_radius
 from jscan.pipeline import checks
-from jscan.pipeline.coords import diffraction_attrs, pattern_dtype, scan_attrs, scan_coords
+from jscan.pipeline.coords import (
+    POSITION_COORDS,
+    block_coords,
+    camera_coords,
+    diffraction_attrs,
+    pattern_dtype,
+    position_coords,
+    scan_attrs,
+)
 from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.worker import BlockRunner, ScanJob
+from jscan.pipeline.runner import BlockRunner
+from jscan.pipeline.worker import ScanJob
 
 _COUNT = threading.Lock()  # guards BlockSimulator's counters across threads
 
@@ -69,17 +78,19 @@ class BlockSimulator:
             return self._runner
 
 
-def simulate_block(simulator: BlockSimulator, origins, start: int, n_valid: int, shifts=None):
-    """The task of one block: its (n_valid, H, W) patterns by `BlockRunner.patterns`.
-
-    origins, shifts: the block's (block_size, 2) window origins [sample px] and sub-pixel
-    shifts [px] or None, padded like `ScanPlan.block_origins`; start: the global index of
-    its first position (the Poisson key); n_valid: its positions.
-    """
-    out = simulator.runner.patterns(origins, start, n_valid, shifts)
+def simulate_block(simulator: BlockSimulator, block: int):
+    """The task of one block: its (n_valid, H, W) patterns by `BlockRunner.patterns`, its
+    positions made from its index (`ScanPlan.block`)."""
+    runner = simulator.runner
+    out = runner.patterns(runner.job.plan.block(block))
     with _COUNT:
         BlockSimulator.blocks += 1
     return out
+
+
+def block_coordinate(plan, block: int, name: str) -> np.ndarray:
+    """The task of one block's chunk of the per-position coordinate ``name``."""
+    return block_coords(plan.block(block))[name]
 
 
 def simulate_lazy(config, block_size=None) -> xr.Dataset:
@@ -114,36 +125,50 @@ def simulate_lazy(config, block_size=None) -> xr.Dataset:
     job = ScanJob(
         config,
         "",  # no store: the lazy graph only simulates
-        plan.region_shape,
-        plan.sample_shape,
+        plan,
         inputs_hash=inputs,
         bright_field_radius=radius,
     )
     attrs = scan_attrs(config, plan, inputs, radius)
+    token = tokenize(config.hash, config.text, inputs, plan.block_size)
     data = xr.Variable(
-        ("position", "det_y", "det_x"), lazy_patterns(job, plan), diffraction_attrs(config)
+        ("position", "det_y", "det_x"), lazy_patterns(job, token), diffraction_attrs(config)
     )
-    return xr.Dataset({"diffraction": data}, coords=scan_coords(config, plan), attrs=attrs)
+    coords = camera_coords(config, plan)
+    for name in position_coords(plan):
+        dtype, _, meta = POSITION_COORDS[name]
+        coords[name] = ("position", lazy_coordinate(plan, name, dtype, token), meta)
+    return xr.Dataset({"diffraction": data}, coords=coords, attrs=attrs)
 
 
-def lazy_patterns(job: ScanJob, plan) -> da.Array:
+def _sizes(plan) -> tuple[int, ...]:
+    """The scan's chunk sizes along position: one per block, the last one shorter."""
+    n, b = plan.n_positions, plan.block_size
+    return (b,) * (n // b) + ((n % b,) if n % b else ())
+
+
+def lazy_patterns(job: ScanJob, token: str) -> da.Array:
     """The (n, H, W) dask array of a plan's patterns: one `simulate_block` task per block.
 
     Keys: ``jscan-diffraction-<token>`` (block, 0, 0) and the shared ``jscan-simulator-
     <token>``; the token covers the config, the input files and the block size, so equal
-    scans share keys.
+    scans share keys. Each task holds its block index only: the graph is O(blocks).
     """
-    token = tokenize(job.config.hash, job.config.text, job.inputs_hash, plan.block_size)
+    plan = job.plan
     name, state = f"jscan-diffraction-{token}", f"jscan-simulator-{token}"
-    blocks = {}
-    for b in range(plan.n_blocks):
-        start, stop = plan.block_range(b)
-        origins, shifts = plan.block_origins(b), plan.block_shifts(b)
-        blocks[(name, b, 0, 0)] = (simulate_block, state, origins, start, stop - start, shifts)
+    blocks = {(name, b, 0, 0): (simulate_block, state, b) for b in range(plan.n_blocks)}
     graph = HighLevelGraph(
         {state: {state: BlockSimulator(job)}, name: blocks},
         {state: set(), name: {state}},
     )
-    n, (h, w) = plan.n_positions, plan.window
-    sizes = tuple(np.diff([*range(0, n, plan.block_size), n]).tolist())
-    return da.Array(graph, name, chunks=(sizes, (h,), (w,)), dtype=pattern_dtype(job.config))
+    h, w = plan.window
+    return da.Array(graph, name, chunks=(_sizes(plan), (h,), (w,)), dtype=pattern_dtype(job.config))
+
+
+def lazy_coordinate(plan, coord: str, dtype, token: str) -> da.Array:
+    """The (n,) dask array of a per-position coordinate: one `block_coordinate` task per
+    block, sharing the plan (one key)."""
+    name, shared = f"jscan-{coord}-{token}", f"jscan-plan-{token}"
+    blocks = {(name, b): (block_coordinate, shared, b, coord) for b in range(plan.n_blocks)}
+    graph = HighLevelGraph({shared: {shared: plan}, name: blocks}, {shared: set(), name: {shared}})
+    return da.Array(graph, name, chunks=(_sizes(plan),), dtype=dtype)

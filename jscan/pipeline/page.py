@@ -3,8 +3,11 @@
 `ScanPage` is a scheduler plugin. The client (`jscan.pipeline.livepage.LivePage`) registers
 it at the start of a run (embedded or remote scheduler alike; it is pickled by value, so
 the scheduler needs no jscan, and this module imports nothing from jscan) and then forwards
-each block's receipt as a ``jscan-scan`` event. The plugin keeps a small
-state (counts, rates, a binned virtual bright-field image, the latest pattern) and serves
+each block's receipt as a ``jscan-scan`` event: the block's bright field already binned onto
+the page's grid (at most MAX_GRID^2 cells) and its last pattern binned to at most 64^2. The
+plugin keeps a small state of fixed size (counts, rates, the bright-field image, the latest
+pattern), removes each of its events from the scheduler's event log once counted (so a
+week-long run does not fill the scheduler with them), and serves
 an HTML page that polls ``jscan-scan/data.json`` every second. It is listed in the
 dashboard's "More..." menu.
 """
@@ -21,7 +24,7 @@ from tornado import web
 
 TOPIC = "jscan-scan"
 ROUTE = "jscan-scan"
-MAX_GRID = 256  # bright-field image cells per side; scans with more positions are binned
+MAX_GRID = 256  # bright-field image cells per side (receipt.MAX_GRID, which the worker bins to)
 
 
 class ScanPage(SchedulerPlugin):
@@ -65,6 +68,10 @@ class ScanPage(SchedulerPlugin):
         {"start": self._on_start, "block": self._on_block, "finish": self._on_finish}[msg["event"]](
             msg
         )
+        # Counted into the state above: the scheduler's copy of the event is not needed.
+        broker = getattr(getattr(self, "scheduler", None), "_broker", None)
+        if broker is not None:  # distributed's event log (Broker.truncate, 2024.1 and later)
+            broker.truncate(TOPIC)
 
     def _on_start(self, msg):
         gh, gw = msg["grid"]
@@ -92,8 +99,8 @@ class ScanPage(SchedulerPlugin):
         run["blocks"] += 1
         run["positions"] += msg["positions"]
         cells = np.asarray(msg["cells"], np.int64)  # msgpack may hand lists over as tuples
-        np.add.at(run["bf_sum"], cells, np.asarray(msg["bf"], np.float64))
-        np.add.at(run["bf_count"], cells, 1)
+        np.add.at(run["bf_sum"], cells, np.asarray(msg["bf_sum"], np.float64))
+        np.add.at(run["bf_count"], cells, np.asarray(msg["bf_count"], np.int64))
         run["pattern"] = msg["pattern"]
         w = run["workers"].setdefault(msg["worker"], {"blocks": 0, "positions": 0, "busy_s": 0.0})
         w["blocks"] += 1
@@ -170,9 +177,10 @@ def valid_event(msg, grid=None) -> bool:
     """True when ``msg`` is a scan-page event of the right types, sizes and ranges.
 
     start: store (text), total/done blocks and positions (counts), grid (two sides in
-    1..MAX_GRID); block: positions (count), cells (grid indices of the run's grid) and bf
-    (finite numbers) of equal length, pattern ({"shape": [h, w] in 1..64, "data": h*w finite
-    numbers}), worker (a Dask address or name), seconds (finite, >= 0); finish: nothing else.
+    1..MAX_GRID); block: positions (count), cells (grid indices of the run's grid), bf_sum
+    (finite numbers) and bf_count (counts) of equal length, pattern ({"shape": [h, w] in
+    1..64, "data": h*w finite numbers}), worker (a Dask address or name), seconds (finite,
+    >= 0); finish: nothing else.
     grid: the current run's (rows, cols), without which a block event is refused.
     """
     if not isinstance(msg, dict):
@@ -189,7 +197,16 @@ def valid_event(msg, grid=None) -> bool:
                 "done_positions",
                 "grid",
             },
-            "block": {"event", "positions", "cells", "bf", "pattern", "worker", "seconds"},
+            "block": {
+                "event",
+                "positions",
+                "cells",
+                "bf_sum",
+                "bf_count",
+                "pattern",
+                "worker",
+                "seconds",
+            },
             "finish": {"event"},
         }.get(kind)
         if isinstance(kind, str)
@@ -211,14 +228,18 @@ def valid_event(msg, grid=None) -> bool:
     if kind == "block":
         if grid is None:
             return False
-        cells, bf, pattern, worker = msg["cells"], msg["bf"], msg["pattern"], msg["worker"]
+        cells, pattern, worker = msg["cells"], msg["pattern"], msg["worker"]
+        counts = msg["bf_count"]
         n_cells = grid[0] * grid[1]
         if not (
             _count(msg["positions"], MAX_CELLS)
             and isinstance(cells, list | tuple)
             and len(cells) <= MAX_CELLS
             and all(_count(c, n_cells - 1) for c in cells)
-            and _numbers(bf, len(cells))
+            and _numbers(msg["bf_sum"], len(cells))
+            and isinstance(counts, list | tuple)
+            and len(counts) == len(cells)
+            and all(_count(c, MAX_COUNT) for c in counts)
             and isinstance(worker, str)
             and 0 < len(worker) <= 256
             and set(worker) <= _WORKER_CHARS

@@ -179,8 +179,7 @@ def open_store(config, plan, store, inputs, lock, resume, overwrite, verify, cac
     job = ScanJob(
         config,
         store,
-        plan.region_shape,
-        plan.sample_shape,
+        plan,
         inputs_hash=inputs,
         bright_field_radius=radius,
         compilation_cache=cache,

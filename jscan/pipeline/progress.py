@@ -26,9 +26,8 @@ class Progress:
         self.plan, self.stream = plan, stream
         self.tty = stream is not None and stream.isatty()
         self.blocks = int(done.sum())
-        self.positions = sum(
-            int(plan.block_range(b)[1] - plan.block_range(b)[0]) for b in np.flatnonzero(done)
-        )
+        short = plan.n_blocks * plan.block_size - plan.n_positions  # the last block's gap
+        self.positions = int(done.sum()) * plan.block_size - (short if done[-1] else 0)
         self.new_blocks = self.new_positions = self.new_bytes = 0
         self.t0 = self.last = time.perf_counter()
 

@@ -18,7 +18,6 @@ from jscan.pipeline.cluster import check_guard, connect
 from jscan.pipeline.livepage import LivePage
 from jscan.pipeline.lock import RunLock
 from jscan.pipeline.logs import default_log
-from jscan.pipeline.plan import ScanPlan
 from jscan.pipeline.prepare import compile_cache, nothing_to_do, open_store, prepare
 from jscan.pipeline.progress import Progress
 from jscan.pipeline.worker import ScanWorker, block_task
@@ -87,7 +86,7 @@ def simulate_scan(
                     workers=len(c.scheduler_info(n_workers=-1)["workers"]),
                     **({"repaired_blocks": repaired} if repaired else {}),
                 )
-                for receipt in run_blocks(c, name, plan, np.flatnonzero(~done)):
+                for receipt in run_blocks(c, name, np.flatnonzero(~done)):
                     bar.update(receipt)
                     page.block(receipt)
             page.finish()
@@ -95,12 +94,13 @@ def simulate_scan(
     return zstore.open_scan(store)
 
 
-def run_blocks(client, name: str, plan: ScanPlan, todo):
+def run_blocks(client, name: str, todo):
     """Submit the blocks ``todo`` with a bounded number in flight; yield their receipts.
 
-    name: the run's `ScanWorker` plugin. At most max(4, 3 x worker threads) tasks are in
-    flight (flat memory on the scheduler); each `BlockReceipt` is yielded as its block
-    lands, in any order, and its future released.
+    name: the run's `ScanWorker` plugin; todo: block indices (an iterable, consumed as
+    blocks finish: a task is one block index, so the client holds O(blocks)). At most
+    max(4, 3 x worker threads) tasks are in flight (flat memory on the scheduler); each
+    `BlockReceipt` is yielded as its block lands, in any order, and its future released.
     """
     nthreads = sum(client.nthreads().values()) or 1
     window = max(4, 3 * nthreads)
@@ -108,15 +108,10 @@ def run_blocks(client, name: str, plan: ScanPlan, todo):
     pending = (int(b) for b in todo)
 
     def submit(b):
-        start, stop = plan.block_range(b)
         return client.submit(
             block_task,
             name,
-            b,
-            plan.block_origins(b),
-            start,
-            stop - start,
-            plan.block_shifts(b),
+            b,  # the worker makes the block's positions from its index
             key=f"{TASK_PREFIX}-{b}-{token}",
             # No retries: a task that raises would raise again (bad value, full disk, wrong
             # store). A worker that dies is another matter: the scheduler reschedules its

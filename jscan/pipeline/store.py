@@ -7,14 +7,17 @@ Layout (readable with plain ``xarray.open_zarr(STORE)``, no jscan needed):
   own (no locks, idempotent rewrites), split into smaller inner chunks for readers.
 - ``block_done`` (block,) uint8: set to 1 only after that block's patterns and checksum are
   written; one chunk per block.
-- ``block_checksum`` (block,) uint32: CRC32 (zlib) of the block's patterns as little-endian
-  bytes in C order, written before ``block_done``; one chunk per block. Inner chunks also
-  carry a CRC32C codec, so a damaged chunk raises when read instead of decoding to garbage.
+- ``block_checksum`` (block,) uint32: CRC32 (zlib) of the block's patterns, then its ``x``
+  and ``y``, as little-endian bytes in C order, written before ``block_done``; one chunk per
+  block. Inner chunks also carry a CRC32C codec, so a damaged chunk raises when read instead
+  of decoding to garbage.
 - ``bright_field``, ``total``, ``com_x``, ``com_y`` (position,) float64: the virtual
   detectors of `jscan.pipeline.detectors`, written by the worker with the block's patterns
   (before ``block_done``); one chunk per block, CRC32C, NaN where not written.
-- coordinates ``x``, ``y`` (position, m), ``det_y``, ``det_x`` (camera pixel centres, m),
-  and for raster scans ``scan_row``, ``scan_col``.
+- coordinates ``x``, ``y`` (position, m; ``x_nominal``, ``y_nominal`` with snap placement)
+  and for raster scans ``scan_row``, ``scan_col``: written by the worker with its block (one
+  chunk per block, CRC32C; NaN or -1 where not written), so that planning and creating a
+  store cost O(blocks); ``det_y``, ``det_x`` (camera pixel centres, m).
 - attributes: every optical parameter (unit in the name), the config text and its hash,
   the jscan version, the run history, a ``store_id`` (UUID) that workers check before
   writing, and ``complete`` (true once the layout is whole).
@@ -37,16 +40,28 @@ import numpy as np
 import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
+from zarr.core.sync import sync
 
 from jscan.errors import StoreError
 from jscan.inputs.config import Config
 from jscan.inputs.digest import inputs_hash
-from jscan.pipeline.coords import diffraction_attrs, pattern_dtype, scan_attrs, scan_coords
+from jscan.pipeline.coords import (
+    POSITION_COORDS,
+    camera_coords,
+    diffraction_attrs,
+    pattern_dtype,
+    position_coords,
+    scan_attrs,
+)
 from jscan.pipeline.detectors import DETECTORS, detector_attrs
 from jscan.pipeline.lock import LOCK_NAME, RunLock, clean_stale, is_local, publish, sibling
 
-FORMAT = "jscan-scan/3"  # 2: block checksums, CRC32C, store_id, atomic; 3: virtual detectors
+# 2: block checksums, CRC32C, store_id, atomic; 3: virtual detectors; 4: positions written
+# per block by the workers, covered by the block checksum
+FORMAT = "jscan-scan/4"
 ARRAYS = ("diffraction", "block_done", "block_checksum", *DETECTORS, "x", "y", "det_y", "det_x")
+# What a block writes, one chunk (or shard) per block each, those the store has
+BLOCK_ARRAYS = ("diffraction", *DETECTORS, *POSITION_COORDS)
 _INNER_CHUNK_BYTES = 4 << 20  # inner chunks near 4 MiB: cheap partial reads, few objects
 
 
@@ -100,6 +115,9 @@ def create(
     `check_replaceable`, under the old store's lock).
     """
     n, n_blocks, (h, w) = plan.n_positions, plan.n_blocks, plan.window
+    # The arrays below are never computed (to_zarr writes metadata only): one dask chunk
+    # each, so that the graph has a few tasks whatever the number of blocks; the encoding
+    # sets the store's chunks and shards.
     block = config.run.block_size
     dtype = pattern_dtype(config)
     pattern_attrs = diffraction_attrs(config)
@@ -107,22 +125,26 @@ def create(
     data = {
         "diffraction": (
             ("position", "det_y", "det_x"),
-            da.zeros((n, h, w), dtype=dtype, chunks=(block, h, w)),
+            da.zeros((n, h, w), dtype=dtype, chunks=-1),
             pattern_attrs,
         ),
         "block_done": (
             ("block",),
-            da.zeros(n_blocks, dtype="uint8", chunks=1),
+            da.zeros(n_blocks, dtype="uint8", chunks=-1),
             {"long_name": "1 once the block's patterns are written"},
         ),
         "block_checksum": (
             ("block",),
-            da.zeros(n_blocks, dtype="uint32", chunks=1),
+            da.zeros(n_blocks, dtype="uint32", chunks=-1),
             {"long_name": "CRC32 (zlib) of the block's patterns, little-endian C order"},
         ),
     }
     for name, meta in detector_attrs(units).items():
-        data[name] = ("position", da.full(n, np.nan, chunks=block), meta)
+        data[name] = ("position", da.full(n, np.nan, chunks=-1), meta)
+    coords = camera_coords(config, plan)
+    for name in position_coords(plan):
+        dtype_, fill, meta = POSITION_COORDS[name]
+        coords[name] = ("position", da.full(n, fill, dtype=dtype_, chunks=-1), meta)
     attrs = {
         "format": FORMAT,
         **scan_attrs(config, plan, inputs or inputs_hash(config), bright_field_radius),
@@ -145,8 +167,16 @@ def create(
             name: {"chunks": (block,), "fill_value": np.nan, "compressors": (Crc32cCodec(),)}
             for name in DETECTORS
         },
+        **{
+            name: {
+                "chunks": (block,),
+                "fill_value": POSITION_COORDS[name][1],
+                "compressors": (Crc32cCodec(),),
+            }
+            for name in position_coords(plan)
+        },
     }
-    ds = xr.Dataset(data, coords=scan_coords(config, plan), attrs=attrs)
+    ds = xr.Dataset(data, coords=coords, attrs=attrs)
     if not is_local(store):  # no rename on object stores: `complete` is written last
         _write_layout(store, ds, encoding, mode="w" if replace else "w-")
         return attrs["store_id"]
@@ -208,9 +238,9 @@ def read_attrs(store: str) -> dict:
     if fmt != FORMAT:
         if isinstance(fmt, str) and fmt.startswith("jscan-scan/"):
             raise StoreError(
-                f"{store} is in the older format {fmt} (no block checksums, or no stored "
-                f"virtual detectors); this jscan reads {FORMAT}: open it with xarray.open_zarr, "
-                "or make it again with --overwrite"
+                f"{store} is in the older format {fmt} (its block checksums do not cover "
+                f"the positions, or it has none); this jscan reads {FORMAT}: open it with "
+                "xarray.open_zarr, or make it again with --overwrite"
             )
         raise StoreError(f"{store} is a Zarr store but not a jscan scan; choose another --out")
     if attrs.get("complete") is not True:
@@ -319,10 +349,27 @@ def blocks_done(store: str) -> np.ndarray:
     return run_state(store, "block_done")[0].astype(bool)
 
 
+def shard_sizes(arr: zarr.Array) -> dict[str, int]:
+    """Bytes of every stored chunk (or shard) of ``arr`` by its key (one listing)."""
+
+    async def collect():
+        store, prefix = arr.store_path.store, arr.store_path.path
+        prefix = f"{prefix}/" if prefix else ""
+        out = {}
+        async for key in store.list_prefix(prefix):
+            if not key.endswith("zarr.json"):
+                out[key.removeprefix(prefix)] = await store.getsize(key)
+        return out
+
+    return sync(collect())
+
+
 def run_state(store: str, name: str) -> tuple[np.ndarray, list[int]]:
     """A per-block array (``block_done`` or ``block_checksum``) and the blocks whose chunk
     cannot be read (0 in the array)."""
     arr = zarr.open_array(location(store), path=name, mode="r")
+    if not shard_sizes(arr):  # a new store: nothing to decode (zarr reads chunk by chunk)
+        return np.zeros(arr.shape, arr.dtype), []
     try:
         return arr[:], []
     except DECODE_ERRORS:  # a chunk fails its CRC32C or its codec: read block by block
@@ -335,10 +382,14 @@ def run_state(store: str, name: str) -> tuple[np.ndarray, list[int]]:
         return values, unreadable
 
 
-def block_crc(patterns: np.ndarray) -> int:
-    """CRC32 (zlib) of a block's patterns as little-endian bytes in C order."""
-    data = np.ascontiguousarray(patterns, dtype=patterns.dtype.newbyteorder("<"))
-    return zlib.crc32(memoryview(data).cast("B"))
+def block_crc(patterns: np.ndarray, x: np.ndarray, y: np.ndarray) -> int:
+    """CRC32 (zlib) of a block's patterns, then its x and y, as little-endian bytes in C
+    order: a block's checksum covers where its patterns were simulated too."""
+    crc = 0
+    for values in (patterns, x, y):
+        data = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
+        crc = zlib.crc32(memoryview(data).cast("B"), crc)
+    return crc
 
 
 def append_history(store: str, **entry) -> None:

@@ -84,3 +84,37 @@ def test_file_positions_rejects_bad_arrays(tmp_path, bad):
     np.save(path, bad)
     with pytest.raises(ValueError, match=r"scan\.path"):
         scan_positions(ScanConfig(kind="file", path=str(path)), (10, 10), 1e-6)
+
+
+def test_any_index_range_equals_that_slice_of_the_whole_scan(tmp_path):
+    """A block's positions are made from its indices alone: bit for bit the whole scan's."""
+    from jscan.inputs.scan import scan_length
+
+    np.save(tmp_path / "p.npy", np.random.default_rng(3).uniform(0, 1e-4, (1000, 2)))
+    scans = [
+        ScanConfig(kind="raster", shape=(37, 29), step=1.7e-6),
+        ScanConfig(kind="raster", shape=(5, 9), step=2e-6, start=(3e-6, 4e-6)),
+        ScanConfig(kind="spiral", step=0.7e-6, n=1000),
+        ScanConfig(kind="file", path=str(tmp_path / "p.npy")),
+    ]
+    rng = np.random.default_rng(8)
+    for scan in scans:
+        whole = scan_positions(scan, (300, 200), 1e-7)
+        assert scan_length(scan) == len(whole)
+        for _ in range(20):
+            start, stop = sorted(int(v) for v in rng.integers(0, len(whole) + 1, 2))
+            np.testing.assert_array_equal(
+                scan_positions(scan, (300, 200), 1e-7, start, stop), whole[start:stop]
+            )
+            if scan.kind == "raster":
+                rows, cols = raster_indices(scan, start, stop)
+                np.testing.assert_array_equal(rows, raster_indices(scan)[0][start:stop])
+                np.testing.assert_array_equal(cols, raster_indices(scan)[1][start:stop])
+
+
+def test_non_finite_file_positions_name_the_row(tmp_path):
+    positions = np.zeros((10, 2))
+    positions[7, 1] = np.nan
+    np.save(tmp_path / "p.npy", positions)
+    with pytest.raises(ValueError, match=r"NaN or inf \(row 7\)"):
+        scan_positions(ScanConfig(kind="file", path=str(tmp_path / "p.npy")), (10, 10), 1e-6)

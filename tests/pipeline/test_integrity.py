@@ -14,8 +14,9 @@ from jscan.errors import StoreError
 from jscan.inputs.config import parse_config
 from jscan.pipeline import simulate_scan
 from jscan.pipeline.plan import plan_scan
+from jscan.pipeline.runner import BlockRunner
 from jscan.pipeline.store import create, open_scan
-from jscan.pipeline.worker import BlockRunner, ScanJob
+from jscan.pipeline.worker import ScanJob
 
 BLOCK = 16  # 144 positions: 9 blocks
 
@@ -79,6 +80,36 @@ def test_damaged_block_is_named_and_resume_repairs_it(tmp_path, run_cli, client,
     assert np.array_equal(ds.diffraction.values, expected)
     code, out, _ = run_cli("verify", copy)
     assert code == 0 and "9/9 blocks done, all sound" in out
+
+
+@pytest.mark.parametrize("damage", ["x chunk deleted", "y rewritten"])
+def test_damaged_positions_are_named_and_resume_repairs_them(
+    tmp_path, run_cli, client, clean, damage
+):
+    """A block's positions are the worker's too: their chunks are checked for presence, and
+    the block checksum covers them, so positions rewritten with a valid CRC32C are found."""
+    store, cfg, expected = clean
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    clean_ds = open_scan(str(store))
+    if damage == "x chunk deleted":
+        (copy / "x" / "c" / "3").unlink()
+        reason, full = "3 (x chunk missing)", False
+    else:
+        y = zarr.open_array(str(copy), path="y", mode="r+")
+        y[3 * BLOCK : 4 * BLOCK] = y[3 * BLOCK : 4 * BLOCK] + 1e-6  # a probe 1 µm off
+        reason, full = "3 (checksum differs)", True
+        code, _, _ = run_cli("verify", copy, "--quick")
+        assert code == 0  # present and whole: only the checksum sees it
+    code, _, err = run_cli("verify", copy)
+    assert code == 1 and reason in err, err
+    ds = simulate_scan(
+        parse_config(cfg.read_text()), copy, client=client, resume=True, verify=full, progress=False
+    )
+    assert ds.attrs["run_history"][-2]["repaired_blocks"] == [3]
+    np.testing.assert_array_equal(ds.x.values, clean_ds.x.values)
+    np.testing.assert_array_equal(ds.y.values, clean_ds.y.values)
+    assert np.array_equal(ds.diffraction.values, expected)
 
 
 @pytest.mark.parametrize("name", ["block_done", "block_checksum"])
@@ -172,11 +203,9 @@ def test_a_block_of_zeros_is_stored_and_sound(tmp_path, run_cli, small_scan, to_
     cfg = parse_config(text)
     plan = plan_scan(cfg)
     store = str(tmp_path / "s.zarr")
-    job = ScanJob(
-        cfg, store, plan.region_shape, plan.sample_shape, store_id=create(store, cfg, plan, 1e-3)
-    )
+    job = ScanJob(cfg, store, plan, store_id=create(store, cfg, plan, 1e-3))
     # in this process, as a worker would
-    BlockRunner(job).run(0, plan.block_origins(0), 0, 72, plan.block_shifts(0))
+    BlockRunner(job).run(0)
     assert shard(tmp_path / "s.zarr", 0).stat().st_size > 0  # zeros are written, not skipped
     code, out, err = run_cli("verify", store)
     assert code == 0 and "1/2 blocks done, all sound" in out, err

@@ -109,13 +109,18 @@ def test_ctrl_c_prints_a_few_lines(tmp_path, demo_scan, to_toml):
     data["scan"]["step"] = 2.5e-6
     (tmp_path / "scan.toml").write_text(to_toml(data))
     store = tmp_path / "s.zarr"
+    # SIGINT may be ignored where the tests run (a background job): the command gets the
+    # default disposition back, as in a terminal, from a small launcher that execs it.
+    launch = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'jscan.cli', *sys.argv[1:]])"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jscan.cli", "simulate", "scan.toml", "--out", store],
+        [sys.executable, "-c", launch, "simulate", "scan.toml", "--out", str(store)],
         cwd=tmp_path,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 240
     while not (store / "block_done").exists() and time.monotonic() < deadline:

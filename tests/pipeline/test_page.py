@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from jscan.inputs.config import parse_config
-from jscan.pipeline import simulate_scan
-from jscan.pipeline.livepage import bright_field_grid
+from jscan.pipeline import page, simulate_scan
 from jscan.pipeline.page import screenshot
-from jscan.pipeline.receipt import preview_pattern
+from jscan.pipeline.receipt import MAX_GRID, PageGrid, binned, preview_pattern
 
 distributed = pytest.importorskip("distributed")
 
@@ -25,15 +24,25 @@ def fetch(url):
 
 
 def test_grid_cells_for_raster_and_binned_scans():
-    rows, cols = np.divmod(np.arange(300 * 400), 400)
-    cells, shape = bright_field_grid(None, (rows, cols))
-    assert shape == (256, 256) and cells.max() == 256 * 256 - 1
+    assert MAX_GRID == page.MAX_GRID  # the worker bins to the grid the page accepts
+    grid = PageGrid.of(300 * 400, None, (300, 400))
+    cells = grid.cells(None, np.divmod(np.arange(300 * 400), 400))
+    assert grid.shape == (256, 256) and cells.max() == 256 * 256 - 1
     rng = np.random.default_rng(0)
     pos = rng.uniform(0, 1e-3, (5000, 2)) * [2, 1]
-    cells, (gh, gw) = bright_field_grid(pos, None)
+    extent = tuple(zip(pos.min(axis=0), pos.max(axis=0), strict=True))
+    grid = PageGrid.of(len(pos), extent)
+    (gh, gw), cells = grid.shape, grid.cells(pos)
     assert gw == 2 * gh and cells.min() >= 0 and cells.max() < gh * gw
     # the left-most position lands in column 0, the right-most in the last one
     assert cells[pos[:, 0].argmin()] % gw == 0 and cells[pos[:, 0].argmax()] % gw == gw - 1
+    # a block's summary: one entry per cell it touches, sums and counts kept
+    values = rng.uniform(size=len(pos))
+    touched, sums, counts = binned(cells, values)
+    assert len(touched) <= gh * gw and counts.sum() == len(pos)
+    np.testing.assert_allclose(sums.sum(), values.sum())
+    k = len(touched) // 2
+    np.testing.assert_allclose(sums[k], values[cells == touched[k]].sum())
 
 
 def test_preview_pattern_bins_by_sums():
@@ -95,6 +104,8 @@ def test_page_fills_in_while_the_run_goes_on(tmp_path, client, scan_config):
     assert np.std(final["bf"]["values"]) > 0.01 * np.mean(final["bf"]["values"])
     html = fetch(url)
     assert '<canvas id="bf"' in html and "data.json" in html
+    # 128 block events were counted into the page's state, none kept in the event log
+    assert client.get_events(page.TOPIC) == ()
     status = fetch(client.dashboard_link)
     assert 'href="jscan-scan"' in status  # listed in the dashboard's "More..." menu
 
@@ -266,7 +277,8 @@ def _block(**changes):
         "event": "block",
         "positions": 2,
         "cells": [0, 1],
-        "bf": [1.5, 2.5],
+        "bf_sum": [1.5, 2.5],
+        "bf_count": [1, 1],
         "pattern": {"shape": [2, 2], "data": [0.0, 1.0, 2.0, 3.0]},
         "worker": "tcp://127.0.0.1:40123",
         "seconds": 0.25,
@@ -278,9 +290,11 @@ def _block(**changes):
 HOSTILE = {
     "markup in worker": _block(worker="<img src=x onerror=alert(1)>"),
     "quote in worker": _block(worker='tcp://a:1" onmouseover="x'),
-    "NaN in bf": _block(bf=[float("nan"), 1.0]),
+    "NaN in bf": _block(bf_sum=[float("nan"), 1.0]),
+    "negative count": _block(bf_count=[1, -1]),
     "inf seconds": _block(seconds=float("inf")),
-    "bf shorter than cells": _block(bf=[1.0]),
+    "bf shorter than cells": _block(bf_sum=[1.0]),
+    "counts shorter than cells": _block(bf_count=[1]),
     "cell outside the grid": _block(cells=[0, 16]),
     "negative cell": _block(cells=[-1, 0]),
     "bool count": _block(positions=True),
@@ -289,7 +303,9 @@ HOSTILE = {
     "pattern data short": _block(pattern={"shape": [2, 2], "data": [0.0]}),
     "extra key": _block(html="<b>"),
     "missing key": {k: v for k, v in _block().items() if k != "seconds"},
-    "too many cells": _block(cells=[0] * (2**20 + 1), bf=[0.0] * (2**20 + 1)),
+    "too many cells": _block(
+        cells=[0] * (2**20 + 1), bf_sum=[0.0] * (2**20 + 1), bf_count=[1] * (2**20 + 1)
+    ),
     "unknown event": {"event": "__init__"},
     "not a dict": ["start"],
     "store not text": {**_start(), "store": ["<script>"]},
@@ -339,7 +355,7 @@ def test_hostile_event_through_a_real_scheduler_is_never_served(client):
         time.sleep(0.05)
     dropped = json.loads(fetch(url))["dropped_events"]
     client.log_event(TOPIC, _block(worker="<img src=x onerror=alert(document.cookie)>"))
-    client.log_event(TOPIC, _block(bf=[float("nan"), 0.0]))
+    client.log_event(TOPIC, _block(bf_sum=[float("nan"), 0.0]))
     client.log_event(TOPIC, _block())
     while json.loads(fetch(url))["blocks"] < 1 and time.time() < deadline:
         time.sleep(0.05)

@@ -102,3 +102,103 @@ def test_float32_products_are_refused_naming_the_keys(demo_scan, to_toml, edits,
     assert "\n" not in message and "metres" in message
     for needle in needles:
         assert needle in message, message
+
+
+def _whole_scan(config):
+    """Positions, origins and shifts of the whole scan at once, by the window rule."""
+    from jscan.core.placement import placed_positions, placement
+    from jscan.inputs.samples import probe_shape, sample_shape
+    from jscan.inputs.scan import scan_positions
+
+    shape, window = sample_shape(config.sample), probe_shape(config.probe)
+    requested = scan_positions(config.scan, shape, config.sample.dx)
+    where = placement(requested, window, config.sample.dx)
+    exact = config.scan.placement == "exact"
+    return placed_positions(requested, where, window, config.sample.dx, exact), where, window
+
+
+SCANS = {
+    "raster": {"kind": "raster", "shape": [13, 11], "step": 3.3e-6},
+    "spiral": {"kind": "spiral", "n": 700, "step": 1.1e-6},
+    "file": {"kind": "file", "path": "positions.npy"},
+}
+
+
+@pytest.mark.parametrize("kind", list(SCANS))
+@pytest.mark.parametrize("placement", ["exact", "snap"])
+def test_blocks_made_from_their_index_equal_the_whole_scan(
+    tmp_path, demo_scan, to_toml, kind, placement
+):
+    """The worker makes a block's geometry from its index: bit for bit what the whole scan
+    gives those positions, for any block size; the region holds every block's windows."""
+    rng = np.random.default_rng(4)
+    np.save(tmp_path / "positions.npy", rng.uniform(150e-6, 600e-6, (500, 2)))
+    for block in (1, 7, 64, 256, 1000):
+        data = demo_scan()
+        data["sample"]["shape"] = [1024, 1024]  # room for the positions file
+        data["scan"] = {**SCANS[kind], "placement": placement}
+        data["run"] = {"block_size": block}
+        config = parse_config(to_toml(data), base_dir=tmp_path)
+        plan = plan_scan(config)
+        positions, where, window = _whole_scan(config)
+        assert plan.n_positions == len(positions)
+        blocks = [plan.block(b) for b in range(plan.n_blocks)]
+        assert all(g.origins.shape == (block, 2) for g in blocks)
+        np.testing.assert_array_equal(np.concatenate([g.positions for g in blocks]), positions)
+        origins = np.concatenate([g.origins[: g.n_valid] for g in blocks])
+        np.testing.assert_array_equal(origins, where.origins)
+        if placement == "exact":
+            shifts = np.concatenate([g.shifts[: g.n_valid] for g in blocks])
+            np.testing.assert_array_equal(shifts, where.shifts)
+        else:
+            assert all(g.shifts is None for g in blocks)
+        extent = np.max(
+            [g.origins.max(axis=0) - g.origins.min(axis=0) + window for g in blocks], axis=0
+        )
+        assert np.all(np.asarray(plan.region_shape) >= extent), (plan.region_shape, extent)
+        if kind != "spiral" or block < 256:  # rasters, files, short spiral blocks: exact
+            assert plan.region_shape == tuple(int(v) for v in extent)
+        (x0, x1), (y0, y1) = plan.extent_m
+        assert (x0, x1, y0, y1) == (
+            positions[:, 0].min(),
+            positions[:, 0].max(),
+            positions[:, 1].min(),
+            positions[:, 1].max(),
+        )
+
+
+def test_plan_of_a_huge_raster_holds_no_positions(demo_scan, to_toml):
+    """10^8 positions: the plan is a few numbers per block, and a block is made on demand."""
+    import pickle
+
+    data = demo_scan()
+    data["sample"]["shape"] = [20_000, 20_000]
+    data["scan"] = {"kind": "raster", "shape": [10_000, 10_000], "step": 1.5e-6}
+    plan = plan_scan(parse_config(to_toml(data)))
+    assert plan.n_positions == 10**8 and plan.n_blocks == -(-(10**8) // plan.block_size)
+    assert len(pickle.dumps(plan)) < 4096
+    last = plan.block(plan.n_blocks - 1)
+    assert last.start + last.n_valid == 10**8
+    assert (last.raster[0][-1], last.raster[1][-1]) == (9_999, 9_999)
+
+
+@pytest.mark.parametrize(
+    "scan",
+    [
+        {"kind": "raster", "shape": [30, 70], "step": 20e-6},
+        {"kind": "spiral", "n": 3000, "step": 20e-6},
+    ],
+)
+def test_leaving_message_counts_every_window_of_the_scan(demo_scan, to_toml, scan):
+    """The error path walks the scan a slab at a time; its phrase is the whole scan's."""
+    from jscan.core.placement import windows_leaving
+
+    data = demo_scan()
+    data["scan"] = scan
+    config = parse_config(to_toml(data))
+    _, where, window = _whole_scan(config)
+    expected = windows_leaving(where.origins, window, tuple(data["sample"]["shape"]))
+    assert expected is not None
+    with pytest.raises(ConfigError) as info:
+        plan_scan(config)
+    assert str(info.value).startswith(f"scan leaves the sample: {expected}; ")

@@ -338,7 +338,8 @@ def _focusing_inputs(folder, small_scan, to_toml, rng):
     (folder / "scan.toml").write_text(to_toml(data))
     cfg = load_config(folder / "scan.toml")
     unit = make_probe(cfg.probe)
-    r0, c0 = plan_scan(cfg).origins[-1]
+    plan = plan_scan(cfg)
+    r0, c0 = plan.block(plan.n_blocks - 1).origins[-1]
     sample = np.ones((160, 160), np.complex64)
     sample[r0 : r0 + n, c0 : c0 + n] = np.conj(unit / np.abs(unit))
     np.save(folder / "sample.npy", sample)

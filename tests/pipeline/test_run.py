@@ -37,7 +37,7 @@ def reference(config_text):
     o = cfg.optics
     out = jscan.simple_microscope(
         jscan.make_sample_function(sample, cfg.sample.dx),
-        plan.positions,
+        plan.positions(),
         light,
         o.zoom_factor,
         o.aperture_diameter,
@@ -46,7 +46,7 @@ def reference(config_text):
         np.asarray(o.aperture_center),
         placement=cfg.scan.placement,
     )
-    np.testing.assert_allclose(np.asarray(out.positions), plan.positions, rtol=1e-7)
+    np.testing.assert_allclose(np.asarray(out.positions), plan.positions(), rtol=1e-7)
     return np.asarray(out.image_data), plan
 
 
@@ -57,7 +57,7 @@ def test_store_round_trip_matches_in_process_microscope(tmp_path, scan_config, c
     assert ds.diffraction.dtype == np.float32
     assert ds.diffraction.shape == ref.shape == (144, 32, 32)
     np.testing.assert_allclose(ds.diffraction.values, ref, rtol=1e-5, atol=1e-6 * ref.max())
-    np.testing.assert_array_equal(ds.x.values, plan.positions[:, 0])
+    np.testing.assert_array_equal(ds.x.values, plan.positions()[:, 0])
     np.testing.assert_array_equal(ds.scan_row.values, np.repeat(np.arange(12), 12))
     assert ds.det_x.attrs["units"] == "m" and ds.x.attrs["units"] == "m"
     np.testing.assert_allclose(ds.det_x.values, (np.arange(32) - 16) * 200e-6)
@@ -81,8 +81,8 @@ def test_exact_and_snap_placement_end_to_end(tmp_path, small_scan, to_toml, clie
     for ds, cfg_text in ((exact, text), (snap, snap_text)):
         ref, plan = reference(cfg_text)
         np.testing.assert_allclose(ds.diffraction.values, ref, rtol=1e-5, atol=1e-6 * ref.max())
-        np.testing.assert_array_equal(ds.x.values, plan.positions[:, 0])
-        np.testing.assert_array_equal(ds.y.values, plan.positions[:, 1])
+        np.testing.assert_array_equal(ds.x.values, plan.positions()[:, 0])
+        np.testing.assert_array_equal(ds.y.values, plan.positions()[:, 1])
     requested = scan_positions(parse_config(text).scan, (160, 160), 1e-6)
     np.testing.assert_array_equal(exact.x.values, requested[:, 0])  # none within tol of a pixel
     assert "x_nominal" not in exact.coords
@@ -327,7 +327,7 @@ def test_file_url_store(tmp_path, scan_config, client):
 
 
 def test_persistent_compilation_cache_in_a_private_folder(tmp_path, scan_config):
-    from jscan.pipeline.worker import private_dir
+    from jscan.pipeline.runner import private_dir
 
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o777)

@@ -29,7 +29,7 @@ def test_store_id_of_another_store_is_refused_by_the_worker(tmp_path, client, sc
     plan = plan_scan(cfg)
     store = str(tmp_path / "s.zarr")
     real_id = create(store, cfg, plan, 1e-3)
-    job = ScanJob(cfg, store, plan.region_shape, plan.sample_shape, store_id="0" * 32)
+    job = ScanJob(cfg, store, plan, store_id="0" * 32)
     # Every worker checks the store as it sets up the run's state: the run stops there.
     with pytest.raises(StoreError) as err, ScanWorker(job).registered(client):
         pass

@@ -24,8 +24,9 @@ from jscan.inputs import farfield
 from jscan.inputs.config import parse_config
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.receipt import BlockReceipt, masked_sums, preview_pattern
+from jscan.pipeline.runner import BlockRunner
 from jscan.pipeline.store import create
-from jscan.pipeline.worker import BlockRunner, ScanJob, ScanWorker, block_task
+from jscan.pipeline.worker import ScanJob, ScanWorker, block_task
 
 distributed = pytest.importorskip("distributed")
 
@@ -39,20 +40,11 @@ def new_store(tmp_path, text, name="s.zarr"):
     store = str(tmp_path / name)
     radius = farfield.bright_field_radius(cfg)
     store_id = create(store, cfg, plan, radius)
-    shapes = plan.region_shape, plan.sample_shape
-    return ScanJob(cfg, store, *shapes, bright_field_radius=radius, store_id=store_id), plan
+    return ScanJob(cfg, store, plan, bright_field_radius=radius, store_id=store_id), plan
 
 
 def submit_blocks(client, name, plan, blocks, **kw):
-    futures = []
-    for b in blocks:
-        start, stop = plan.block_range(b)
-        origins, shifts = plan.block_origins(b), plan.block_shifts(b)
-        futures.append(
-            client.submit(
-                block_task, name, b, origins, start, stop - start, shifts, pure=False, **kw
-            )
-        )
+    futures = [client.submit(block_task, name, b, pure=False, **kw) for b in blocks]
     return client.gather(futures)
 
 
@@ -122,14 +114,10 @@ def test_two_runs_in_a_row_on_one_cluster_use_their_own_state(
     for key, text in texts.items():  # each store equals its own config, simulated in-process
         cfg = parse_config(text)
         plan = plan_scan(cfg)
-        runner = BlockRunner(ScanJob(cfg, "", plan.region_shape, plan.sample_shape))
+        runner = BlockRunner(ScanJob(cfg, "", plan))
+        blocks = [plan.block(b) for b in range(plan.n_blocks)]
         ref = np.concatenate(
-            [
-                to_host(runner.simulate(plan.block_origins(b), plan.block_shifts(b)))[
-                    : plan.block_range(b)[1] - plan.block_range(b)[0]
-                ]
-                for b in range(plan.n_blocks)
-            ]
+            [to_host(runner.simulate(g.origins, g.shifts))[: g.n_valid] for g in blocks]
         )
         np.testing.assert_array_equal(stored[key], ref)
     assert not np.allclose(stored["cells"], stored["star"])
@@ -171,13 +159,18 @@ def test_receipt_is_typed_small_and_matches_the_store(tmp_path, scan_config):
     job, plan = new_store(tmp_path, scan_config(dose=1e4, block_size=BLOCK))
     runner = BlockRunner(job)
     start, stop = plan.block_range(2)
-    r = runner.run(2, plan.block_origins(2), start, stop - start, plan.block_shifts(2))
+    r = runner.run(2)
     assert isinstance(r, BlockReceipt) and r.worker == "in-process"
     assert (r.block, r.positions) == (2, BLOCK) and r.seconds == r.compute_s + r.write_s > 0
     stored = zarr.open_array(job.store, path="diffraction")[start:stop]
     assert r.bytes == stored.nbytes
-    np.testing.assert_array_equal(r.bright_field, masked_sums(stored, runner.bright_field))
-    assert r.bright_field.dtype == np.float64 and r.bright_field.min() > 0
+    # The bright field comes binned onto the page's grid: per cell, the sum and the count.
+    bright = masked_sums(stored, runner.bright_field)
+    cells = plan.page_grid.cells(None, (np.arange(start, stop) // 12, np.arange(start, stop) % 12))
+    np.testing.assert_array_equal(r.bf_cells, np.unique(cells))
+    np.testing.assert_allclose(r.bf_sums, [bright[cells == c].sum() for c in r.bf_cells])
+    np.testing.assert_array_equal(r.bf_counts, [(cells == c).sum() for c in r.bf_cells])
+    assert r.bf_sums.dtype == np.float64 and r.bf_sums.min() > 0
     np.testing.assert_array_equal(r.pattern, preview_pattern(stored[-1]))
     assert len(pickle.dumps(r)) < 8 * BLOCK + 4 * 32 * 32 + 1024  # a few kB
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -1,0 +1,167 @@
+"""The worker-side state of one scan and its block function: `BlockRunner` (JAX).
+
+Built from a `jscan.pipeline.worker.ScanJob` in any process: a worker (its `ScanWorker`
+plugin builds it in ``setup``), the lazy graph's `BlockSimulator`, a benchmark or a test.
+Only processes that simulate import this module, and with it JAX: the client of a run
+never does.
+"""
+
+import threading
+import time
+
+import jax
+import numpy as np
+import zarr
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jscan.core.kernel import microscope_plan
+from jscan.core.sharding import data_mesh, run_sharded, to_host
+from jscan.core.types import make_optical_wavefront
+from jscan.inputs.farfield import camera_axes, camera_radius
+from jscan.inputs.samples import make_probe, sample_region
+from jscan.pipeline.cachedir import private_dir
+from jscan.pipeline.coords import block_coords
+from jscan.pipeline.detectors import block_detectors
+from jscan.pipeline.plan import BlockGeometry
+from jscan.pipeline.receipt import BlockReceipt, binned, masked_sums, preview_pattern
+from jscan.pipeline.store import BLOCK_ARRAYS, block_crc, check_id
+from jscan.pipeline.worker import ScanJob, noise_factor, photon_counts
+
+
+def region_origin(origins, region_shape, sample_shape):
+    """Top-left of the fixed-size region that holds all windows of a block, inside the sample."""
+    low = origins.min(axis=0)
+    return np.minimum(low, np.asarray(sample_shape) - np.asarray(region_shape))
+
+
+def use_compilation_cache(path: str) -> None:
+    """Point this process's JAX at a persistent compilation cache in the private ``path``.
+
+    Every compiled executable is cached (no minimum compile time), so a new worker loads the
+    microscope from disk. Raises UsageError when the folder is not private to this user.
+    """
+    jax.config.update("jax_compilation_cache_dir", private_dir(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+class BlockRunner:
+    """One scan's worker-side state, and the block function that uses it.
+
+    Built from a `ScanJob` in any process (a worker's `ScanWorker`, a benchmark, a test):
+    the probe, the `MicroscopePlan` (the kernel's per-scan constants) put on the devices of
+    the data mesh, the photon factor and the bright-field mask. The store is opened (and its
+    store_id checked) by `open_store`, once; `run` does it on first use. Thread-safe: the
+    worker's threads share one runner.
+    """
+
+    def __init__(self, job: ScanJob):
+        self.job = job
+        cfg = job.config
+        probe = make_probe(cfg.probe)
+        light = make_optical_wavefront(probe, cfg.probe.wavelength, cfg.probe.dx)
+        o = cfg.optics
+        center = None if o.aperture_center is None else np.asarray(o.aperture_center)
+        self.specs, microscope = microscope_plan(
+            light,
+            o.zoom_factor,
+            o.aperture_diameter,
+            o.travel_distance,
+            o.camera_pixel_size,
+            center,
+        )
+        self.mesh = data_mesh()
+        self.microscope = jax.device_put(microscope, NamedSharding(self.mesh, P()))
+        self.factor = noise_factor(cfg, probe)  # photons per unit intensity
+        r = camera_radius(probe.shape, cfg.optics.camera_pixel_size)
+        self.bright_field = r <= job.bright_field_radius  # (H, W) bool: the page's detector
+        self.axes = camera_axes(probe.shape, cfg.optics.camera_pixel_size)  # det_y, det_x [m]
+        self.grid = job.plan.page_grid  # the page's image, which receipts bin onto
+        self.arrays = None  # {name: zarr array} the block writes, by open_store
+        self.blocks = 0  # blocks run with this state
+        self._lock = threading.Lock()  # the worker's threads start their first blocks together
+
+    def open_store(self):
+        """Check the store's store_id (StoreError if it is another store), open its arrays."""
+        with self._lock:
+            if self.arrays is None:
+                check_id(self.job.store, self.job.store_id)
+                # Every inner chunk is written, zeros too: a done block always has a whole
+                # shard, which is what the presence check of --resume relies on.
+                group = zarr.open_group(self.job.store, mode="r")
+                names = [n for n in BLOCK_ARRAYS if n in group] + ["block_done", "block_checksum"]
+                self.arrays = {
+                    name: zarr.open_array(self.job.store, path=name, mode="r+").with_config(
+                        {"write_empty_chunks": True}
+                    )
+                    for name in names
+                }
+            return self.arrays
+
+    def simulate(self, origins, shifts=None):
+        """Intensities (>= block_size, H, W) on the devices; rows past block_size are padding.
+
+        origins: the block's window origins (block_size, 2) row, col [sample px]; shifts:
+        their sub-pixel shifts (block_size, 2) row, col [px] (exact placement), or None (snap).
+        """
+        plan = self.job.plan
+        r0, c0 = region_origin(origins, plan.region_shape, plan.sample_shape)
+        region = sample_region(self.job.config.sample, int(r0), int(c0), *plan.region_shape)
+        local = (origins - np.array([r0, c0])).astype(np.int32)
+        return run_sharded(
+            self.specs, self.mesh, region, local, self.microscope, trim=False, shifts=shifts
+        )
+
+    def patterns(self, geometry: BlockGeometry) -> np.ndarray:
+        """One block's patterns on the host, as the store holds them; touches no store.
+
+        geometry: the block's `BlockGeometry` (`ScanPlan.block`). Returns (n_valid, H, W)
+        float32 intensities (dose 0) or uint32 `photon_counts` keyed by the global indices
+        start .. start + n_valid - 1.
+        """
+        cfg, g = self.job.config, geometry
+        host = to_host(self.simulate(g.origins, g.shifts))[: g.n_valid]
+        if cfg.detector.dose > 0:
+            indices = np.arange(g.start, g.start + g.n_valid)
+            host = photon_counts(host, indices, cfg.detector.seed, self.factor)
+        return host
+
+    def run(self, block: int, worker="in-process") -> BlockReceipt:
+        """Simulate one block, write its patterns, positions, virtual detectors
+        (`jscan.pipeline.detectors`) and checksum, then mark it done.
+
+        block: its index in the plan (its positions are made here, from the index); worker:
+        the name the receipt gives. Raises StoreError before writing anything when the store
+        is not the run's (store_id).
+        """
+        t0 = time.perf_counter()
+        g = self.job.plan.block(block)
+        host = self.patterns(g)
+        bright = masked_sums(host, self.bright_field)
+        detectors = block_detectors(host, *self.axes, bright)
+        coords = block_coords(g)
+        t1 = time.perf_counter()
+        arrays = self.open_store()
+        rows = slice(g.start, g.start + g.n_valid)
+        arrays["diffraction"][rows] = host
+        for name, values in {**detectors, **coords}.items():  # one chunk per block each
+            if name in arrays:
+                arrays[name][rows] = values
+        arrays["block_checksum"][block] = block_crc(host, coords["x"], coords["y"])
+        arrays["block_done"][block] = 1
+        t2 = time.perf_counter()
+        with self._lock:
+            self.blocks += 1
+        cells, sums, counts = binned(self.grid.cells(g.positions, g.raster), bright)
+        return BlockReceipt(
+            block=block,
+            positions=g.n_valid,
+            bytes=host.nbytes,
+            worker=worker,
+            compute_s=t1 - t0,
+            write_s=t2 - t1,
+            bf_cells=cells,
+            bf_sums=sums,
+            bf_counts=counts,
+            pattern=preview_pattern(host[-1]),
+        )
