@@ -124,14 +124,19 @@ def run_one(n, a, tmp, env):
     with open(cfg, "w") as f:
         f.write(text)
     plan = subprocess.run(
-        [sys.executable, "-c", PLAN_ONLY, cfg], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", PLAN_ONLY, cfg],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=tmp,  # not this checkout's folder: "-c" and "-m" put the working folder first
     )
     plan_s, n_blocks, plan_mib = plan.stdout.split()
     out = os.path.join(tmp, f"scan{n}.zarr")
     cmd = [sys.executable, "-m", "jscan.cli", "simulate", cfg, "--out", out, "--no-progress"]
     cmd += ["--workers", str(a.workers), "--threads", str(a.threads), "--force"]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp)
     mem = PeakRSS(proc.pid)
     first = None
     while proc.poll() is None:
