@@ -10,7 +10,7 @@ import math
 import os
 import tomllib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -233,61 +233,295 @@ def _choice(*choices: str):
 _REQUIRED = object()
 _ALL = None  # a key allowed for every kind
 
-# section -> key -> (checker, kinds the key is allowed for, default)
-_SPEC: dict[str, dict[str, tuple[Any, tuple[str, ...] | None, Any]]] = {
+
+class Key(NamedTuple):
+    """One config key of the schema: how it is checked, where it applies, its documentation.
+
+    check: (full key, raw TOML value) -> validated value; kinds: the section kinds the key
+    is allowed for (None: every kind); default: its value when absent (`REQUIRED`: none);
+    unit: its unit ("" for none); doc: one sentence for the reference table and the
+    template (`jscan.inputs.reference`); example: a value for the template when it has
+    no default (or a dict of one per kind).
+    """
+
+    check: Any
+    kinds: tuple[str, ...] | None
+    default: Any
+    unit: str = ""
+    doc: str = ""
+    example: Any = None
+
+
+# section -> key -> Key (a plain (check, kinds, default) tuple is read as a Key without docs)
+_SPEC: dict[str, dict[str, Any]] = {
     "probe": {
-        "kind": (_choice("gaussian", "airy", "file"), _ALL, _REQUIRED),
-        "dx": (_positive, _ALL, _REQUIRED),
-        "wavelength": (_positive, _ALL, _REQUIRED),
-        "size": (_integer, ("gaussian", "airy"), _REQUIRED),
-        "waist": (_positive, ("gaussian",), _REQUIRED),
-        "radius": (_positive, ("airy",), _REQUIRED),
-        "path": (_path, ("file",), _REQUIRED),
-        "modes": (_integer, ("gaussian", "airy"), 1),
-        "mode_power_ratio": (_fraction, ("gaussian", "airy"), 0.5),
+        "kind": Key(
+            _choice("gaussian", "airy", "file"),
+            _ALL,
+            _REQUIRED,
+            "",
+            "the probe field: a Gaussian, an Airy disc, or a complex .npy file; every probe "
+            "is scaled to unit power, sum |probe|^2 = 1 over its pixels",
+        ),
+        "dx": Key(
+            _positive,
+            _ALL,
+            _REQUIRED,
+            "m",
+            "pixel pitch of the probe window (and of the sample: sample.dx equals it)",
+        ),
+        "wavelength": Key(_positive, _ALL, _REQUIRED, "m", "wavelength of the illumination"),
+        "size": Key(
+            _integer, ("gaussian", "airy"), _REQUIRED, "px", "side of the square probe window"
+        ),
+        "waist": Key(
+            _positive,
+            ("gaussian",),
+            _REQUIRED,
+            "m",
+            "1/e^2 intensity radius: amplitude exp(-r^2/waist^2)",
+        ),
+        "radius": Key(
+            _positive,
+            ("airy",),
+            _REQUIRED,
+            "m",
+            "radius of the first dark ring: amplitude 2 J1(v)/v, v = 3.8317 r/radius",
+            12.0e-6,
+        ),
+        "path": Key(
+            _path,
+            ("file",),
+            _REQUIRED,
+            "",
+            "complex .npy of the probe field, (H, W) or (M, H, W) for M incoherent modes "
+            "(relative to the config's folder); its window is the array's shape",
+            "probe.npy",
+        ),
+        "modes": Key(
+            _integer,
+            ("gaussian", "airy"),
+            1,
+            "",
+            "mutually incoherent probe modes (orthonormalised Hermite-Gaussian modes)",
+        ),
+        "mode_power_ratio": Key(
+            _fraction,
+            ("gaussian", "airy"),
+            0.5,
+            "",
+            "power of mode m+1 over mode m, in (0, 1]: mode m gets r^m / sum_k r^k",
+        ),
     },
     "optics": {
-        "zoom_factor": (_positive, _ALL, _REQUIRED),
-        "aperture_diameter": (_positive, _ALL, _REQUIRED),
-        "travel_distance": (_positive, _ALL, _REQUIRED),
-        "camera_pixel_size": (_positive, _ALL, _REQUIRED),
-        "aperture_center": (_pair, _ALL, None),
+        "zoom_factor": Key(
+            _positive,
+            _ALL,
+            _REQUIRED,
+            "",
+            "magnification between sample and aperture plane: the exit wave's pixel becomes "
+            "dx*zoom_factor (the field itself is unchanged), so the natural camera pixel is "
+            "wavelength*travel_distance/(N*dx*zoom_factor)",
+        ),
+        "aperture_diameter": Key(
+            _positive,
+            _ALL,
+            _REQUIRED,
+            "m",
+            "diameter of the circular aperture in the zoomed plane, moving with the probe",
+        ),
+        "travel_distance": Key(
+            _positive, _ALL, _REQUIRED, "m", "distance from the aperture to the camera"
+        ),
+        "camera_pixel_size": Key(
+            _positive,
+            _ALL,
+            _REQUIRED,
+            "m",
+            "camera pixel pitch; the camera has the probe window's shape in pixels",
+        ),
+        "aperture_center": Key(
+            _pair,
+            _ALL,
+            None,
+            "m",
+            "(x, y) of the aperture's centre relative to the probe's axis; absent: on axis",
+            [0.0, 0.0],
+        ),
     },
     "sample": {
-        "kind": (_choice("phantom", "file", "zarr"), _ALL, _REQUIRED),
-        "dx": (_positive, _ALL, _REQUIRED),
-        "phantom": (_choice("siemens_star", "cells"), ("phantom",), "siemens_star"),
-        "shape": (_shape, ("phantom",), _REQUIRED),
-        "seed": (_seed, ("phantom",), 0),
-        "path": (_path, ("file", "zarr"), _REQUIRED),
-        "array": (_string, ("zarr",), "sample"),
+        "kind": Key(
+            _choice("phantom", "file", "zarr"),
+            _ALL,
+            _REQUIRED,
+            "",
+            "a built-in phantom, a complex .npy file, or a Zarr array read per block",
+        ),
+        "dx": Key(_positive, _ALL, _REQUIRED, "m", "sample pixel pitch; must equal probe.dx"),
+        "phantom": Key(
+            _choice("siemens_star", "cells"),
+            ("phantom",),
+            "siemens_star",
+            "",
+            'the phantom: "siemens_star" or "cells"',
+        ),
+        "shape": Key(_shape, ("phantom",), _REQUIRED, "px", "(rows, cols) of the phantom"),
+        "seed": Key(_seed, ("phantom",), 0, "", 'seed of the "cells" phantom'),
+        "path": Key(
+            _path,
+            ("file", "zarr"),
+            _REQUIRED,
+            "",
+            "file: a 2-D complex .npy; zarr: a Zarr store (relative to the config's folder); "
+            "sample pixel (r, c) sits at y = r*dx, x = c*dx",
+            {"file": "sample.npy", "zarr": "sample.zarr"},
+        ),
+        "array": Key(
+            _string, ("zarr",), "sample", "", 'array inside the Zarr store ("" = the root array)'
+        ),
     },
     "scan": {
-        "kind": (_choice("raster", "spiral", "file"), _ALL, _REQUIRED),
-        "shape": (_shape, ("raster",), _REQUIRED),
-        "step": (_positive, ("raster", "spiral"), _REQUIRED),
-        "start": (_pair, ("raster",), None),
-        "n": (_integer, ("spiral",), _REQUIRED),
-        "path": (_path, ("file",), _REQUIRED),
-        "placement": (_choice("exact", "snap"), _ALL, "exact"),
-        "jitter": (_non_negative, _ALL, 0.0),
-        "drift": (_pair, _ALL, (0.0, 0.0)),
-        "seed": (_seed, _ALL, 0),
+        "kind": Key(
+            _choice("raster", "spiral", "file"),
+            _ALL,
+            _REQUIRED,
+            "",
+            "a row-major raster, a Fermat spiral, or positions from a file",
+        ),
+        "shape": Key(_shape, ("raster",), _REQUIRED, "", "(rows, cols) of raster positions"),
+        "step": Key(
+            _positive,
+            ("raster", "spiral"),
+            _REQUIRED,
+            "m",
+            "raster: the grid pitch; spiral: the radius scale, position k at r = step*sqrt(k), "
+            "angle k*137.5 deg (golden angle), around the sample's centre",
+        ),
+        "start": Key(
+            _pair,
+            ("raster",),
+            None,
+            "m",
+            "(x, y) of the first position; absent: the grid is centred on the sample",
+            [100.0e-6, 100.0e-6],
+        ),
+        "n": Key(_integer, ("spiral",), _REQUIRED, "", "number of spiral positions", 1000),
+        "path": Key(
+            _path,
+            ("file",),
+            _REQUIRED,
+            "",
+            "(n, 2) .npy of positions, columns x, y in metres (relative to the config's folder)",
+            "positions.npy",
+        ),
+        "placement": Key(
+            _choice("exact", "snap"),
+            _ALL,
+            "exact",
+            "",
+            '"exact": positions between pixels are simulated there (Fourier shift); "snap": '
+            "each position is moved onto its window's axis pixel",
+        ),
+        "jitter": Key(
+            _non_negative,
+            _ALL,
+            0.0,
+            "m",
+            "rms Gaussian position error per axis, keyed by (scan.seed, position index); "
+            "x, y store the true positions, x_nominal, y_nominal the commanded ones",
+        ),
+        "drift": Key(
+            _pair,
+            _ALL,
+            (0.0, 0.0),
+            "m/position",
+            "(x, y) position error growing with the position index k: drift*k",
+        ),
+        "seed": Key(_seed, _ALL, 0, "", "seed of the jitter"),
     },
     "detector": {
-        "dose": (_non_negative, _ALL, 0.0),
-        "seed": (_seed, _ALL, 0),
-        "background": (_non_negative, _ALL, 0.0),
-        "psf_sigma": (_non_negative, _ALL, 0.0),
-        "gain": (_positive, _ALL, 1.0),
-        "readout_noise": (_non_negative, _ALL, 0.0),
-        "saturation": (_integer, _ALL, None),
-        "bad_pixels": (_path, _ALL, None),
-        "gaps": (_gaps, _ALL, None),
+        "dose": Key(
+            _non_negative,
+            _ALL,
+            0.0,
+            "photons",
+            "0: float32 intensities |U'|^2 (sum over the camera x camera_pixel_size^2 = "
+            "(dx*zoom)^2 x the share of the unit-power probe reaching it); > 0: Poisson "
+            "counts (uint32) with this mean number of incident photons per position",
+        ),
+        "seed": Key(
+            _seed,
+            _ALL,
+            0,
+            "",
+            "seed of the detector's noise, drawn per (seed, stream, position index)",
+        ),
+        "background": Key(
+            _non_negative, _ALL, 0.0, "photons", "mean background per pixel, added before Poisson"
+        ),
+        "psf_sigma": Key(
+            _non_negative, _ALL, 0.0, "camera px", "Gaussian blur (rms) of the expected intensity"
+        ),
+        "gain": Key(_positive, _ALL, 1.0, "ADU/photon", "conversion gain of the Poisson counts"),
+        "readout_noise": Key(_non_negative, _ALL, 0.0, "ADU", "rms of the Gaussian readout noise"),
+        "saturation": Key(
+            _integer,
+            _ALL,
+            None,
+            "ADU",
+            "values clip here; <= 65535 stores uint16, else uint32",
+            65535,
+        ),
+        "bad_pixels": Key(
+            _path,
+            _ALL,
+            None,
+            "",
+            "(H, W) bool .npy, True = bad: written 0 and marked in the mask variable",
+            "bad_pixels.npy",
+        ),
+        "gaps": Key(
+            _gaps,
+            _ALL,
+            None,
+            "camera px",
+            "{rows = [...], cols = [...]}: module gap rows and columns, written 0 and masked",
+            {"rows": [31, 32], "cols": []},
+        ),
     },
-    "run": {"block_size": (_integer, _ALL, 1024)},
+    "run": {
+        "block_size": Key(
+            _integer,
+            _ALL,
+            1024,
+            "positions",
+            "positions per Dask task and Zarr shard (cut to the scan length; --block-size "
+            "overrides it); not part of the physics hash",
+        )
+    },
 }
 _OPTIONAL_SECTIONS = ("detector", "run")
+REQUIRED = _REQUIRED  # the default of a key that must be given
+SECTION_DOCS = {
+    "probe": "the illumination in the sample plane",
+    "optics": "zoom, aperture and the far-field camera",
+    "sample": "the complex transmission the probe scans",
+    "scan": "the probe positions, in metres on the sample",
+    "detector": "noise and units of the stored patterns",
+    "run": "execution settings (not physics)",
+}
+
+
+def schema() -> dict[str, dict[str, Key]]:
+    """The config schema, section -> key -> `Key`, in file order (the reference table and
+    the `jscan init` template are made from it)."""
+    return {name: {k: Key(*e) for k, e in keys.items()} for name, keys in _SPEC.items()}
+
+
+def optional_section(name: str) -> bool:
+    """True when section ``name`` may be left out (all its keys have defaults)."""
+    return name in _OPTIONAL_SECTIONS
+
 
 # Keys added after stores of format jscan-scan/3 existed: hashed only when set away from
 # their default, so such a store's config keeps its hash and can still be resumed.
@@ -305,23 +539,6 @@ _LATER_KEYS = {
     ),
 }
 
-# Unit and one line for the keys of partial coherence and the detector model (the config
-# reference documents every key with its unit).
-KEY_DOCS: dict[str, tuple[str, str]] = {
-    "probe.modes": ("", "mutually incoherent probe modes (Hermite-Gaussian construction)"),
-    "probe.mode_power_ratio": ("", "power of mode m+1 over mode m, in (0, 1]"),
-    "scan.jitter": ("m", "rms Gaussian position error per axis, keyed by (scan.seed, index)"),
-    "scan.drift": ("m/position", "[x, y] position error growing with the position index"),
-    "scan.seed": ("", "key of the jitter (independent of detector.seed's streams)"),
-    "detector.background": ("photons", "mean background per pixel, added before Poisson"),
-    "detector.psf_sigma": ("camera px", "Gaussian blur (rms) of the expected intensity"),
-    "detector.gain": ("ADU/photon", "conversion gain applied to the Poisson counts"),
-    "detector.readout_noise": ("ADU", "rms of the Gaussian readout noise"),
-    "detector.saturation": ("ADU", "values clip here; <= 65535 stores uint16, else uint32"),
-    "detector.bad_pixels": ("", "(H, W) bool .npy, True = bad: written 0, marked in mask"),
-    "detector.gaps": ("camera px", "{rows = [...], cols = [...]}: module gap rows/columns"),
-}
-
 
 def _unknown(what: str, name: str, valid) -> ConfigError:
     close = difflib.get_close_matches(name.rsplit(".", 1)[-1], list(valid), n=1, cutoff=0.5)
@@ -330,18 +547,18 @@ def _unknown(what: str, name: str, valid) -> ConfigError:
 
 
 def _parse_section(name: str, table: Any) -> dict[str, Any]:
-    spec = _SPEC[name]
+    spec = {key: Key(*entry) for key, entry in _SPEC[name].items()}
     for key in table:
         if key not in spec:
             raise _unknown("key", f"{name}.{key}", spec)
     kind = None
     if "kind" in spec:
         if "kind" not in table:
-            listed = " or ".join(f'"{c}"' for c in spec["kind"][0].choices)
+            listed = " or ".join(f'"{c}"' for c in spec["kind"].check.choices)
             raise ConfigError(f'missing key "{name}.kind"; add kind = {listed} to [{name}]')
-        kind = spec["kind"][0](f"{name}.kind", table["kind"])
+        kind = spec["kind"].check(f"{name}.kind", table["kind"])
     values: dict[str, Any] = {}
-    for key, (check, kinds, default) in spec.items():
+    for key, (check, kinds, default, *_) in spec.items():
         full = f"{name}.{key}"
         allowed = kinds is None or kind in kinds
         if key in table:
@@ -589,17 +806,17 @@ camera_pixel_size = 195.3125e-6 # m, half of lambda * z / (N * dx * zoom)
 kind = "phantom"
 phantom = "siemens_star"
 dx = 1.0e-6            # m, equal to probe.dx
-shape = [1024, 1024]   # pixels
+shape = [512, 512]     # pixels
 
 [scan]
 kind = "raster"
-shape = [40, 40]
-step = 19.5e-6         # m, 0.3 x the 64 um window; keeps positions off pixel edges
+shape = [64, 64]
+step = 7.0e-6          # m; below the probe's 12 um waist, so the star's spokes do not alias
 
 [detector]
 dose = 1.0e5           # mean incident photons per position
 seed = 0
 
 [run]
-block_size = 256
+block_size = 512
 """

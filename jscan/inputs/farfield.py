@@ -76,3 +76,30 @@ def camera_radius(shape, pixel):
     """Distance [m] of each camera pixel centre (`camera_axes`) from the optical axis."""
     y, x = camera_axes(shape, pixel)
     return np.hypot(y[:, None], x[None, :])
+
+
+def camera_coverage(config) -> float:
+    """Share (0 to 1) of the probe's own far field (transparent sample, after the aperture)
+    that falls on the camera.
+
+    By Parseval the far field's power is that of probe x aperture, sum |U|^2 (dx zoom)^2;
+    the camera holds sum(`probe_pattern`) camera_pixel^2 of it (a Riemann sum, sound when
+    the camera pixel is at most about the natural one). A camera pixel at or above the
+    natural one on both axes spans the whole far field (one period of the DFT): 1.
+    """
+    p, o = config.probe, config.optics
+    dxz = p.dx * o.zoom_factor
+    probe = make_probe(p).astype(np.complex128)
+    h, w = probe.shape
+    natural = p.wavelength * o.travel_distance / (np.asarray([h, w]) * dxz)
+    if (o.camera_pixel_size >= natural * (1 - 1e-9)).all():
+        return 1.0
+    cx, cy = o.aperture_center or (0.0, 0.0)
+    y = (np.arange(h) - h // 2) * dxz
+    x = (np.arange(w) - w // 2) * dxz
+    inside = (y[:, None] - cy) ** 2 + (x[None, :] - cx) ** 2 <= (o.aperture_diameter / 2) ** 2
+    passed = float((np.abs(probe) ** 2 * inside).sum()) * dxz**2
+    if passed <= 0:
+        return 1.0  # nothing passes the aperture: nothing to cover
+    held = float(probe_pattern(config).sum()) * o.camera_pixel_size**2
+    return min(held / passed, 1.0)

@@ -159,9 +159,10 @@ def block_bounds(scan: ScanConfig, shape, dx: float, n: int, block: int):
 
     Raster without position errors: exact, from the rows and columns a block covers; spiral
     without errors, with blocks of at least WIDE_BLOCK positions: a block's positions lie
-    within step sqrt(k_last) of the centre and within the scan's own bounding box (golden-angle blocks that long go round the centre, so
-    this bound is close); files, other spirals and scans with errors: exact, made a slab of
-    blocks at a time (a file's values checked finite).
+    within step sqrt(k_last) of the centre and within the scan's own bounding box
+    (golden-angle blocks that long go round the centre, so this bound is close); files,
+    other spirals and scans with errors: exact, made a slab of blocks at a time (a file's
+    values checked finite).
     """
     n_blocks = -(-n // block)
     starts = np.arange(n_blocks, dtype=np.int64) * block
