@@ -4,7 +4,9 @@
 
 For float32 intensities and uint32 photon counts (64x64 demo patterns, and 256x256):
 compression ratio and encode/decode MB/s of Blosc codecs; then Poisson sampling with numpy
-(Philox per position, what the pipeline uses) against jax.random.poisson.
+(Philox per position, what the pipeline uses) against jax.random.poisson; then the whole
+[detector] model (background, PSF, Poisson, gain, readout noise, rounding, saturation, mask)
+against Poisson alone, per block of 64 patterns.
 """
 
 import time
@@ -16,9 +18,10 @@ from numcodecs import Blosc
 from jscan.inputs.config import DEMO_CONFIG, parse_config
 from jscan.inputs.farfield import noise_factor
 from jscan.inputs.samples import make_probe
+from jscan.pipeline.detector_model import detector_model, detector_values, photon_counts
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.runner import BlockRunner
-from jscan.pipeline.worker import ScanJob, photon_counts
+from jscan.pipeline.worker import ScanJob
 
 CODECS = {
     "lz4 + shuffle": Blosc("lz4", 5, Blosc.SHUFFLE),
@@ -80,6 +83,54 @@ def main():
         f"\nPoisson, 64 patterns of {size}x{size}: numpy Philox per position {t_np * 1e3:.0f} ms,"
         f" jax.random.poisson {t_jax * 1e3:.0f} ms ({t_jax / t_np:.1f}x slower)"
     )
+    detector_rows(intensity, factor, size)
+
+
+DETECTOR = """
+background = 0.5
+psf_sigma = 0.8
+gain = 2.0
+readout_noise = 1.5
+saturation = 60000
+gaps = {rows = [100, 101], cols = [128]}
+"""
+
+
+def detector_rows(intensity, factor, size):
+    """ms per block of 64 patterns: Poisson alone, each effect added, the full model."""
+    text = DEMO_CONFIG.replace("seed = 0\n", "seed = 0\n" + DETECTOR)
+    cfg = parse_config(text)
+    full = detector_model(cfg, intensity.shape[-2:], factor)
+    cases = {
+        "Poisson only (uint32)": full._replace(
+            background=0.0,
+            psf_sigma=0.0,
+            gain=1.0,
+            readout_noise=0.0,
+            saturation=None,
+            mask=full.mask & False,
+            dtype=np.dtype("uint32"),
+        ),
+        "+ readout noise, gain, rounding": full._replace(
+            background=0.0,
+            psf_sigma=0.0,
+            saturation=None,
+            mask=full.mask & False,
+            dtype=np.dtype("uint32"),
+        ),
+        "+ PSF blur (sigma 0.8 px)": full._replace(
+            background=0.0, saturation=None, mask=full.mask & False, dtype=np.dtype("uint32")
+        ),
+        "full model (uint16)": full,
+    }
+    index = np.arange(len(intensity))
+    base = None
+    print(f"\n| detector model, 64 patterns of {size}x{size} | ms per block | x Poisson only |")
+    print("|---|---|---|")
+    for label, model in cases.items():
+        t, _ = timed(lambda model=model: detector_values(intensity, index, model), 3)
+        base = base or t
+        print(f"| {label} | {t * 1e3:.0f} | {t / base:.2f} |")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """Forward-model throughput, side by side in one run: jscan vs a bare FFT ceiling vs janssen.
 
     python benchmarks/forward.py [--size 256] [--positions 256] [--repeats 5] [--placement]
+                                 [--modes 1,2,4]
 
 Prints positions/s for: the bare batched multiply-FFT-|.|^2 ceiling (windows already cut),
 jscan `simple_microscope` at the natural camera pixel and at 0.5x and 0.7x of it (each
 scaled-DFT method), and janssen 2025.11.1's `simple_microscope` (jit and as documented)
 when janssen is installed. janssen turns on float64 at import, so it runs in a subprocess.
 --placement prints instead the cost of placement="exact" against "snap" (natural pixel).
+--modes prints instead the cost of M incoherent probe modes against one (natural pixel, snap
+and exact placement on a spiral).
 """
 
 import argparse
@@ -166,6 +169,45 @@ def placement_rows(size, n, repeats):
     return rows
 
 
+def mode_rows(size, n, repeats, counts):
+    """positions/s with M incoherent probe modes (one window, one batched transform)."""
+    import jscan
+
+    rng = np.random.default_rng(0)
+    _, sample, positions = inputs(size, n)
+    sm = jscan.make_sample_function(sample, DX)
+    natural = WAVELENGTH * Z / (size * DX)
+    rows = {}
+    for placement in ("snap", "exact"):
+        for m in counts:
+            shape = (m, size, size)
+            modes = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(np.complex64)
+            lw = jscan.make_optical_wavefront(modes if m > 1 else modes[0], WAVELENGTH, DX)
+
+            def run(lw=lw, placement=placement):
+                out = jscan.simple_microscope(
+                    sm, positions, lw, 1.0, 1.0, Z, natural, placement=placement
+                )
+                out.image_data.block_until_ready()
+
+            rows[(placement, m)] = best_rate(run, n, repeats)
+    return rows
+
+
+def print_modes(rows):
+    print(
+        f"| {'placement (random positions)':<30} | {'modes':>5} | {'positions/s':>11} | "
+        f"{'x 1 mode':>8} | {'time per mode, x 1 mode':>23} |"
+    )
+    print(f"|{'-' * 32}|{'-' * 7}|{'-' * 13}|{'-' * 10}|{'-' * 25}|")
+    for (placement, m), rate in rows.items():
+        one = rows[(placement, 1)]
+        print(
+            f"| {placement:<30} | {m:5d} | {rate:11.0f} | {rate / one:8.2f} | "
+            f"{one / (rate * m):23.2f} |"
+        )
+
+
 def print_placement(rows):
     snap = rows["snap, raster 20 px steps"]
     print(f"| {'placement, camera 1.0x natural':<52} | {'positions/s':>11} | {'x snap':>6} |")
@@ -191,6 +233,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--janssen-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--placement", action="store_true", help="exact vs snap placement only")
+    ap.add_argument("--modes", help="comma-separated probe mode counts, e.g. 1,2,4, only")
     a = ap.parse_args()
     if a.janssen_only:
         print(json.dumps(janssen_rows(a.size, a.positions, a.repeats)))
@@ -199,6 +242,10 @@ def main():
     print(f"size {a.size}x{a.size}, {a.positions} positions, best of {a.repeats}\n")
     if a.placement:
         print_placement(placement_rows(a.size, a.positions, a.repeats))
+        return
+    if a.modes:
+        counts = sorted({1, *(int(m) for m in a.modes.split(","))})
+        print_modes(mode_rows(a.size, a.positions, a.repeats, counts))
         return
     rows = jscan_rows(a.size, a.positions, a.repeats)
     try:

@@ -29,9 +29,10 @@ import numpy as np
 from jscan.core.sharding import to_host
 from jscan.inputs.farfield import noise_factor
 from jscan.inputs.samples import make_probe
+from jscan.pipeline.detector_model import photon_counts
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.runner import BlockRunner
-from jscan.pipeline.worker import ScanJob, photon_counts
+from jscan.pipeline.worker import ScanJob
 
 
 def _timed(fn):

@@ -11,7 +11,7 @@ Shows the shortest path from nothing to a picture:
 
 Run it:
 
-    python examples/quickstart.py --out quickstart-out           # the full 40x40 demo
+    python examples/quickstart.py --out quickstart-out           # the full 64x64 demo
     python examples/quickstart.py --out quickstart-out --small   # 12x12 positions, seconds
 
 It writes DIR/scan.zarr, DIR/bright_field.png and DIR/preview.png (DIR must not hold a
@@ -34,13 +34,13 @@ from jscan.preview import preview
 
 
 def demo_config(small: bool):
-    """The demo config; with small=True a 12x12 scan over a 320x320 sample, blocks of 48."""
+    """The demo config; with small=True a 12x12 scan over a 160x160 sample, blocks of 48."""
     text = DEMO_CONFIG
     if small:
         for old, new in [
-            ("shape = [40, 40]", "shape = [12, 12]"),  # [scan]
-            ("shape = [1024, 1024]", "shape = [320, 320]"),  # [sample]
-            ("block_size = 256", "block_size = 48"),  # [run]
+            ("shape = [64, 64]", "shape = [12, 12]"),  # [scan]
+            ("shape = [512, 512]", "shape = [160, 160]"),  # [sample]
+            ("block_size = 512", "block_size = 48"),  # [run]
         ]:
             assert old in text, f"the demo config no longer contains {old!r}"
             text = text.replace(old, new)

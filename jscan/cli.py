@@ -1,15 +1,27 @@
-"""The `jscan` command: simulate, demo, preview, info."""
+"""The `jscan` command: simulate, demo, init, check, preview, info, verify.
+
+Only the standard library is imported at start: `jscan --help` and `jscan --version` load
+no numpy, JAX or Dask; each command imports what it needs.
+"""
 
 import argparse
 import json
 import os
 import signal
 import sys
+import warnings
 
-from jscan.errors import ClusterError, JscanError, StoreError, UsageError
-from jscan.inputs.config import DEMO_CONFIG, parse_config
+from jscan import __version__
+from jscan.errors import ClusterError, JscanError, JscanWarning, StoreError, UsageError
 
 DEMO_OUT = "jscan-demo.zarr"
+PREVIEW_PATTERNS_MAX = 48  # jscan.preview.MAX_PATTERNS (not imported: it loads xarray)
+DEMO_TIME = "about 10 s on 2 CPU cores, most of it starting the cluster"
+KINDS = {
+    "scan": ("raster", "spiral", "file"),
+    "probe": ("gaussian", "airy", "file"),
+    "sample": ("phantom", "file", "zarr"),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -17,16 +29,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"jscan: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _positive_int(flag):
+def _positive_int(flag, maximum=None):
     def parse(text):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{flag} must be a whole number, got {text!r}"
-            ) from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} must be at least 1, got {value}")
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < 1:  # argparse names the flag before the message
+            raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
     return parse
@@ -91,17 +103,31 @@ def _add_run_flags(p):
         action="store_true",
         help="write even when the store's size estimate exceeds the free disk space",
     )
+    p.add_argument(
+        "--log",
+        metavar="FILE",
+        help="append the Dask scheduler's and workers' log lines to FILE (default: "
+        "STORE/jscan.log for a local store)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar or summary")
 
 
 def build_parser():
-    parser = _Parser(prog="jscan", description="Ptychography scan simulation at any scale.")
+    parser = _Parser(
+        prog="jscan",
+        description="Ptychography scan simulation at any scale. New here? `jscan demo`, "
+        "then `jscan init scan.toml` and `jscan check scan.toml`.",
+    )
+    parser.add_argument("--version", action="version", version=f"jscan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sim = sub.add_parser("simulate", help="simulate a scan from a TOML config into a Zarr store")
     sim.add_argument("config", help="TOML config file")
     sim.add_argument("--out", required=True, metavar="STORE", help="Zarr store (path or URL)")
     _add_run_flags(sim)
-    demo = sub.add_parser("demo", help="a built-in 1,600-position scan (under a minute)")
+    demo = sub.add_parser(
+        "demo",
+        help=f"a built-in 4,096-position scan of a Siemens star ({DEMO_TIME})",
+    )
     demo.add_argument(
         "--out",
         metavar="STORE",
@@ -109,6 +135,40 @@ def build_parser():
         "holds an earlier demo, unless --resume)",
     )
     _add_run_flags(demo)
+    init = sub.add_parser(
+        "init", help="write a commented config template covering every key of every kind"
+    )
+    init.add_argument(
+        "file", nargs="?", default="scan.toml", help="config to write (default scan.toml)"
+    )
+    for section, choices in KINDS.items():
+        flag = "--kind" if section == "scan" else f"--{section}"
+        init.add_argument(
+            flag,
+            dest=f"{section}_kind",
+            choices=choices,
+            default=choices[0],
+            help=f"the [{section}] kind to set (default {choices[0]}); the other kinds' keys "
+            "are written commented out",
+        )
+    init.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    check = sub.add_parser(
+        "check",
+        help="dry run: check a config and print what a run would do (camera, propagation "
+        "path, scan on the sample, blocks, store size, memory, bright field); writes nothing",
+    )
+    check.add_argument("config", help="TOML config file")
+    check.add_argument(
+        "--block-size",
+        type=_positive_int("--block-size"),
+        metavar="B",
+        help="positions per block (overrides [run] block_size)",
+    )
+    check.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="also draw the probe, the sample and the scan's outline into PNG (needs matplotlib)",
+    )
     prev = sub.add_parser("preview", help="draw a store (finished or not) into a PNG")
     prev.add_argument("store", help="Zarr store (path or URL)")
     prev.add_argument(
@@ -116,10 +176,10 @@ def build_parser():
     )
     prev.add_argument(
         "--patterns",
-        type=_positive_int("--patterns"),
+        type=_positive_int("--patterns", maximum=PREVIEW_PATTERNS_MAX),
         default=4,
         metavar="K",
-        help="diffraction patterns to show (default 4)",
+        help=f"diffraction patterns to show (default 4, at most {PREVIEW_PATTERNS_MAX})",
     )
     info = sub.add_parser("info", help="print a store's layout, config and progress")
     info.add_argument("store", help="Zarr store (path or URL)")
@@ -212,11 +272,13 @@ def _simulate(config, out, args, resume=False, overwrite=False):
         overwrite=overwrite,
         verify=args.verify,
         force=args.force,
+        log=args.log,
     )
     ds.close()
 
 
 def _demo(args):
+    from jscan.inputs.config import DEMO_CONFIG, parse_config
     from jscan.pipeline import store
 
     config = parse_config(DEMO_CONFIG)
@@ -241,6 +303,42 @@ def _demo(args):
             f"open it with: python -c \"import xarray; print(xarray.open_zarr('{out}'))\"",
             file=sys.stderr,
         )
+
+
+def _init(args):
+    from jscan.inputs.reference import template
+
+    if os.path.exists(args.file) and not args.force:
+        raise UsageError(f"{args.file} exists; choose another file, or pass --force to replace it")
+    kinds = {section: getattr(args, f"{section}_kind") for section in KINDS}
+    folder = os.path.dirname(os.path.abspath(args.file))
+    os.makedirs(folder, exist_ok=True)
+    with open(args.file, "w", encoding="utf-8") as handle:
+        handle.write(template(kinds))
+    files = {"probe": "probe.npy", "sample": "sample.npy", "scan": "positions.npy"}
+    needs = [files[s] for s, kind in kinds.items() if kind == "file"]
+    needs += ["the Zarr store sample.zarr"] if kinds["sample"] == "zarr" else []
+    then = f"; put {', '.join(needs)} beside it" if needs else ""
+    print(f"wrote {args.file}{then}; next: jscan check {args.file}")
+
+
+def _check(args):
+    from jscan.pipeline.dryrun import dry_run, report
+
+    run = dry_run(args.config, block_size=args.block_size)
+    print(f"config: {args.config} (hash {run.config.hash[:12]})")
+    print("\n".join(report(run)))
+    for line in run.warnings:
+        warnings.warn(line, JscanWarning, stacklevel=1)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError("--plot needs matplotlib: pip install 'jscan[plot]'") from None
+        from jscan.preview import plot_dry_run
+
+        print(f"plot: {plot_dry_run(run, args.plot)}")
+    print(f"nothing was written; run it with: jscan simulate {args.config} --out STORE")
 
 
 def _preview(args):
@@ -362,14 +460,47 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt  # SIGTERM (a batch system's time limit): clean up as for Ctrl-C
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """jscan's warnings as one line on stderr; others as Python shows them."""
+    if issubclass(category, JscanWarning):
+        print(f"jscan: warning: {message}", file=sys.stderr, flush=True)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr)
+
+
+def _log_pointer(args) -> str:
+    """ " (Dask's log: FILE)" for a run's error line, or "" when the run keeps no log file."""
+    if args.command not in ("simulate", "demo"):
+        return ""
+    if args.log:
+        return f" (Dask's log: {args.log})"
+    out = args.out if args.command == "simulate" else args.out or DEMO_OUT
+    from jscan.pipeline.logs import default_log
+    from jscan.pipeline.store import location
+
+    path = default_log(location(out))
+    return f" (Dask's log: {path})" if os.path.exists(path) else ""
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():  # jscan's warnings: one line each, never an error
+        warnings.simplefilter("always", JscanWarning)
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _run(args):
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.command == "simulate":
             _simulate(args.config, args.out, args, resume=args.resume, overwrite=args.overwrite)
         elif args.command == "demo":
             _demo(args)
+        elif args.command == "init":
+            _init(args)
+        elif args.command == "check":
+            _check(args)
         elif args.command == "preview":
             _preview(args)
         elif args.command == "verify":
@@ -387,7 +518,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         runs = args.command in ("simulate", "demo")
         hint = "; finish the run later with --resume" if runs else ""
-        print(f"jscan: interrupted{hint}", file=sys.stderr)
+        print(f"jscan: interrupted{hint}{_log_pointer(args)}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `jscan info STORE | head`: the reader left, nothing is wrong
         sys.stdout = open(os.devnull, "w")
@@ -411,7 +542,7 @@ def main(argv=None):
             f"jscan: error: the run stopped: {type(err).__name__}: {err}; blocks already "
             "written are kept: fix the cause, then finish with --resume, or start again "
             "with --overwrite if you changed the config or input files "
-            "(JSCAN_TRACEBACK=1 shows the traceback)",
+            f"(JSCAN_TRACEBACK=1 shows the traceback){_log_pointer(args)}",
             file=sys.stderr,
         )
         return 1

@@ -24,3 +24,8 @@ class ClusterError(JscanError):
 class UsageError(JscanError):
     """A flag or the environment does not allow the request (a compile-cache folder others
     could write, a missing optional package)."""
+
+
+class JscanWarning(UserWarning):
+    """A config jscan runs but that is most likely a mistake (units, camera sampling); the
+    command line prints it as one line, ``jscan: warning: ...``."""

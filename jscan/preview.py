@@ -5,6 +5,9 @@ position) and the few patterns it draws, never every pattern, so a 10^7-position
 previews in seconds. Large scans are drawn as images of at most MAX_SIDE^2 pixels.
 """
 
+import math
+import os
+
 import numpy as np
 import xarray as xr
 import zarr
@@ -16,6 +19,16 @@ MAX_MARKERS = 5000  # beyond this many positions the scan is drawn as an image o
 MAX_SCATTER = 100_000  # beyond this many positions a scan that is not a raster is binned
 MAX_SIDE = 1024  # pixels per side of the scan image at most (rasters and binned scans)
 READ_BATCH = 4096  # chunks zarr decodes together when reading the per-block arrays
+
+
+MAX_PATTERNS = 48  # patterns a preview draws at most (--patterns)
+
+
+def pattern_grid(n_patterns: int) -> tuple[int, int]:
+    """(rows, cols) of the pattern panels beside the scan: at least two rows, about twice as
+    many columns as rows."""
+    rows = max(2, math.ceil(math.sqrt(n_patterns / 2)))
+    return rows, max(1, -(-n_patterns // rows))
 
 
 def pattern_picks(done, n_patterns: int) -> np.ndarray:
@@ -61,11 +74,24 @@ def binned_scatter(x, y, values, done, side: int = MAX_SIDE):
 
 
 def preview(store, out, n_patterns: int = 4, dpi: int = 110):
-    """Write a PNG: virtual bright field at the scan positions, a few patterns, the optics.
+    """Write a PNG: virtual bright field at the scan positions, a few patterns, the optics
+    (`preview_figure`); the folders of ``out`` are created. Returns the figure's path."""
+    import matplotlib.pyplot as plt
+
+    fig = preview_figure(store, n_patterns)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return out
+
+
+def preview_figure(store, n_patterns: int = 4):
+    """The preview's matplotlib Figure: the scan's virtual bright field (first axes),
+    ``n_patterns`` patterns beside it, the optics in one line below.
 
     Reads the stored ``bright_field`` (`jscan.analysis.stored_detectors`) and n_patterns
     patterns. Positions of blocks not yet simulated are drawn grey in a raster; other scans
-    draw the positions simulated (a block writes its positions). Returns the figure's path.
+    draw the positions simulated (a block writes its positions).
     """
     import matplotlib
 
@@ -93,9 +119,11 @@ def preview(store, out, n_patterns: int = 4, dpi: int = 110):
         y_um[where] = ds.y.isel(position=where).values * 1e6
     (x0, x1), (y0, y1) = np.asarray(ds.attrs["scan_extent_m"]) * 1e6
 
-    fig = plt.figure(figsize=(12, 6.2), layout="constrained")
-    n_cols = (n_patterns + 1) // 2  # patterns on two rows beside the scan
-    grid = fig.add_gridspec(2, 2 + n_cols, width_ratios=[2, 2] + [1.3] * n_cols)
+    n_rows, n_cols = pattern_grid(n_patterns)
+    # Each pattern keeps about 1.7 in a side however many are drawn.
+    size = (6.5 + 1.7 * n_cols, max(6.2, 1.75 * n_rows + 1.0))
+    fig = plt.figure(figsize=size, layout="constrained")
+    grid = fig.add_gridspec(n_rows, 2 + n_cols, width_ratios=[2, 2] + [1.3] * n_cols)
     ax = fig.add_subplot(grid[:, :2])
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.75")
     if raster:  # in scan order (row-major): the image needs no positions
@@ -128,38 +156,87 @@ def preview(store, out, n_patterns: int = 4, dpi: int = 110):
     z = ds.attrs["travel_distance_m"]
     theta = np.concatenate([ds.det_x.values[[0, -1]], ds.det_y.values[[0, -1]]]) / z * 1e3
     for k, i in enumerate(picks):
-        pax = fig.add_subplot(grid[k // n_cols, 2 + k % n_cols])
+        row, col = divmod(k, n_cols)
+        pax = fig.add_subplot(grid[row, 2 + col])
         pattern = ds.diffraction.isel(position=int(i)).values.astype(np.float64)
         pax.imshow(np.log10(1 + np.maximum(pattern, 0)), cmap="magma", extent=theta, origin="lower")
-        pax.set(
-            title=f"position {i}\n({x_um[i]:.1f}, {y_um[i]:.1f}) µm",
-            xlabel="θx (mrad)",
-            ylabel="θy (mrad)",
-        )
-        pax.title.set_fontsize(9)
+        pax.set_title(f"position {i}\n({x_um[i]:.1f}, {y_um[i]:.1f}) µm", fontsize=8)
+        if col == 0:
+            pax.set_ylabel("θy (mrad)")
+        if row == n_rows - 1 or k + n_cols >= n_patterns:  # the lowest in its column
+            pax.set_xlabel("θx (mrad)")
+        pax.tick_params(labelsize=7)
     a = ds.attrs
-    text = "\n".join(
-        [
-            f"λ = {a['wavelength_m'] * 1e9:.4g} nm",
-            f"probe dx = {a['probe_dx_m'] * 1e6:.4g} µm, zoom {a['zoom_factor']:.4g}",
-            f"aperture D = {a['aperture_diameter_m'] * 1e6:.4g} µm",
-            f"z = {z * 1e3:.4g} mm",
-            f"camera pixel = {a['camera_pixel_size_m'] * 1e6:.4g} µm "
-            f"({ds.sizes['det_y']}×{ds.sizes['det_x']})",
-            f"dose = {a['dose_photons']:.3g} photons" if a["dose_photons"] else "noiseless",
-            "log10(1 + I) patterns",
-        ]
+    optics = [
+        f"λ = {a['wavelength_m'] * 1e9:.4g} nm",
+        f"probe dx = {a['probe_dx_m'] * 1e6:.4g} µm, zoom {a['zoom_factor']:.4g}",
+        f"aperture D = {a['aperture_diameter_m'] * 1e6:.4g} µm",
+        f"z = {z * 1e3:.4g} mm",
+        f"camera pixel = {a['camera_pixel_size_m'] * 1e6:.4g} µm "
+        f"({ds.sizes['det_y']}×{ds.sizes['det_x']})",
+        f"dose = {a['dose_photons']:.3g} photons" if a["dose_photons"] else "noiseless",
+        "patterns: log10(1 + I)",
+    ]
+    # Below the panels, where constrained layout leaves it room: it covers no data.
+    fig.supxlabel("   ·   ".join(optics), fontsize=9)
+    return fig
+
+
+THUMBNAIL_PIXELS = 4096**2  # samples up to this size are drawn in `plot_dry_run`
+
+
+def plot_dry_run(run, out, dpi: int = 110) -> str:
+    """Write a PNG of a checked config (`jscan.pipeline.dryrun.DryRun`, `jscan check
+    --plot`): the probe's amplitude with the aperture, and the sample's |O| with the scan's
+    positions (their extent) and the area the probe windows cover. A sample of more than
+    `THUMBNAIL_PIXELS` pixels is drawn as its outline only. Returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle, Rectangle
+
+    from jscan.inputs.samples import make_probe, sample_region
+    from jscan.pipeline.dryrun import bounding_box
+
+    config, plan = run.config, run.plan
+    dx = config.sample.dx * 1e6  # µm
+    fig, (pax, sax) = plt.subplots(
+        1, 2, figsize=(11, 5.2), layout="constrained", width_ratios=[1, 1.3]
     )
-    ax.text(
-        0.01,
-        0.99,
-        text,
-        transform=ax.transAxes,
-        va="top",
-        ha="left",
-        fontsize=8,
-        bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85},
+    probe = np.abs(make_probe(config.probe))
+    h, w = probe.shape
+    zdx = config.probe.dx * config.optics.zoom_factor * 1e6
+    box = [-(w // 2) * zdx, (w - w // 2) * zdx, (h - h // 2) * zdx, -(h // 2) * zdx]
+    pax.imshow(probe, cmap="magma", extent=box)
+    cx, cy = config.optics.aperture_center or (0.0, 0.0)
+    radius = config.optics.aperture_diameter / 2 * 1e6
+    pax.add_patch(Circle((cx * 1e6, cy * 1e6), radius, fill=False, color="cyan", lw=1.2))
+    pax.set(title="probe |P| and the aperture (zoomed plane)", xlabel="x (µm)", ylabel="y (µm)")
+    rows, cols = plan.sample_shape
+    if rows * cols <= THUMBNAIL_PIXELS:
+        step = max(1, -(-max(rows, cols) // 1024))
+        image = np.abs(sample_region(config.sample, 0, 0, rows, cols)[::step, ::step])
+        sax.imshow(image, cmap="gray", extent=[0, cols * dx, rows * dx, 0])
+    else:
+        sax.add_patch(Rectangle((0, 0), cols * dx, rows * dx, fill=False, color="k"))
+        sax.set(xlim=(0, cols * dx), ylim=(rows * dx, 0))
+    (x0, x1), (y0, y1) = (np.asarray(v) * 1e6 for v in plan.extent_m)
+    (bx0, bx1), (by0, by1) = (np.asarray(v) * 1e6 for v in bounding_box(run))
+    sax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="tab:orange", lw=1.5))
+    sax.add_patch(
+        Rectangle((bx0, by0), bx1 - bx0, by1 - by0, fill=False, color="tab:cyan", ls="--", lw=1.2)
     )
+    sax.plot([], [], color="tab:orange", label="scan positions")
+    sax.plot([], [], color="tab:cyan", ls="--", label="probe windows")
+    sax.legend(loc="upper right", fontsize=8)
+    sax.set(
+        title=f"sample |O|, {plan.n_positions:,} positions ({config.scan.kind})",
+        xlabel="x (µm)",
+        ylabel="y (µm)",
+        aspect="equal",
+    )
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     fig.savefig(out, dpi=dpi)
     plt.close(fig)
-    return out
+    return str(out)

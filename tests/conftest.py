@@ -71,6 +71,8 @@ def _toml_value(value) -> str:
         return json.dumps(value)  # a TOML basic string: JSON's escapes are TOML's
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, np.generic):  # numpy's repr is np.float64(...): take the value
         value = value.item()
     if isinstance(value, int):
@@ -110,7 +112,7 @@ def demo_scan():
 @pytest.fixture(scope="session")
 def to_toml():
     """to_toml(dict) -> str: the TOML text of a config dict (flat tables of numbers,
-    strings, booleans and lists; tomllib reads it back equal)."""
+    strings, booleans, lists and inline tables; tomllib reads it back equal)."""
     return _to_toml
 
 

@@ -59,8 +59,8 @@ def test_bad_config_exits_2_with_one_line_and_writes_nothing(
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--block-size", "0"], "--block-size must be at least 1"),
-        (["--workers", "two"], "--workers must be a whole number"),
+        (["--block-size", "0"], "argument --block-size: must be at least 1, got 0"),
+        (["--workers", "two"], "argument --workers: must be a whole number"),
         (["--workers", "2", "--scheduler", "tcp://x:1"], "not allowed with"),
         (["--resume"], "nothing to resume"),
         (["--scheduler-file", "/nonexistent/sched.json"], "--scheduler-file"),
@@ -97,11 +97,11 @@ def test_demo_then_info(tmp_path, run_cli):
     assert out.code == 0, out.err
     lines = out.err.splitlines()
     assert lines[0].startswith("dashboard: http://") and lines[0].endswith("/status")
-    assert any(line.startswith("done: 1600 positions in 7 blocks") for line in lines)
+    assert any(line.startswith("done: 4096 positions in 8 blocks") for line in lines)
     info = run_cli("info", store, process=True, timeout=120)
     assert info.code == 0, info.err
-    assert "blocks done: 7/7" in info.out
-    assert "diffraction  uint32   (1600, 64, 64)" in info.out
+    assert "blocks done: 8/8" in info.out
+    assert "diffraction  uint32   (4096, 64, 64)" in info.out
     assert "camera_pixel_size_m = 0.0001953125" in info.out
 
 

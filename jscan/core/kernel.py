@@ -21,12 +21,16 @@ SHIFT_DECIMALS = 6  # shifts equal to 1e-6 px are one shift (float noise must no
 
 
 class MicroscopePlan(NamedTuple):
-    """Arrays shared by every position (a PyTree)."""
+    """Arrays shared by every position (a PyTree).
 
-    illumination: jax.Array  # (H, W) probe x aperture x input phases x scale
+    A coherent probe has (H, W) arrays; a partially coherent one has M mutually incoherent
+    modes, (M, H, W), which share every position's sample window and transform.
+    """
+
+    illumination: jax.Array  # ([M,] H, W) probe x aperture x input phases x scale
     py: AxisPlan  # y axis transform (input/output phases dropped)
     px: AxisPlan  # x axis transform
-    spectrum: jax.Array  # (H, W) FFT of probe x aperture, for sub-pixel shifts
+    spectrum: jax.Array  # ([M,] H, W) FFT of probe x aperture, for sub-pixel shifts
     frame: jax.Array  # (H, W) input phases x scale, fixed to the window
 
 
@@ -41,6 +45,8 @@ def microscope_plan(
 ):
     """What is constant over a scan: returns (specs, plan).
 
+    lightwave.field is (H, W), or (M, H, W) for M mutually incoherent probe modes (each
+    position's pattern is then sum_m |F{P_m O}|^2; Thibault & Menzel, Nature 494, 68 (2013)).
     specs: static (AxisSpec y, AxisSpec x); plan: a `MicroscopePlan`. The illumination is
     probe x aperture x input phases x dx^2/(lambda z), so each position costs one multiply,
     the two axis transforms and |.|^2. ``spectrum`` and ``frame`` (= illumination /
@@ -48,12 +54,11 @@ def microscope_plan(
     """
     check_positive(travel_distance=travel_distance, camera_pixel_size=camera_pixel_size)
     wave = optical_zoom(lightwave, zoom_factor)
-    field = wave.field * aperture_mask(
-        wave.field.shape, wave.dx, aperture_diameter, aperture_center
-    )
+    window = wave.field.shape[-2:]
+    field = wave.field * aperture_mask(window, wave.dx, aperture_diameter, aperture_center)
     rdt = jnp.finfo(field.dtype).dtype
     specs, (py, px) = far_field_axes(
-        field.shape,
+        window,
         wave.dx,
         lightwave.wavelength,
         travel_distance,
@@ -97,14 +102,17 @@ def shift_ramps(shifts, shape: tuple[int, int], xp=np):
 
 
 def shifted_illuminations(plan: MicroscopePlan, ramps):
-    """Illuminations (K, H, W) with probe x aperture moved by the ramps of `shift_ramps`.
+    """Illuminations (K, [M,] H, W) with probe x aperture moved by the ramps of `shift_ramps`.
 
     A circular shift of the band-limited probe x aperture: exact when that product is ~0 at
     the window edge (it wraps around) and band-limited (a hard aperture edge rings). The
     input phases and the scale stay in the window frame.
     """
     ramp_y, ramp_x = (r.astype(plan.spectrum.dtype) for r in ramps)
-    moved = jnp.fft.ifft2(plan.spectrum[None] * ramp_y[:, :, None] * ramp_x[:, None, :])
+    modes = (None,) * (plan.spectrum.ndim - 2)  # every mode moves by its position's shift
+    ramp_y = ramp_y[(slice(None), *modes, slice(None), None)]
+    ramp_x = ramp_x[(slice(None), *modes, None, slice(None))]
+    moved = jnp.fft.ifft2(plan.spectrum[None] * ramp_y * ramp_x)
     return moved * plan.frame
 
 
@@ -116,16 +124,29 @@ def intensities(sample, origins, plan, specs, shifts=None, index=None):
     ``index`` (n,) int, the ramps (K, H), (K, W) of K distinct non-zero shifts
     (`shift_table`): the table [unshifted illumination, K shifted ones] is built once per
     call and gathered per position (index 0: no shift, the fast path's illumination).
+    With M probe modes (illumination (M, H, W)) each window is cut once, multiplied by
+    every mode, transformed as one batch and the M intensities summed: a position's
+    pattern is sum_m |F{P_m O}|^2.
     Pure and unjitted: `sharding.compiled_microscope` applies jit and sharding.
     """
     spec_y, spec_x = specs
-    shape = plan.illumination.shape
+    shape = plan.illumination.shape[-2:]
+    modal = plan.illumination.ndim == 3
 
     def pattern(origin, illumination):
         cut = jax.lax.dynamic_slice(sample, (origin[0], origin[1]), shape)
         f = apply_axis(cut * illumination, -1, spec_x, plan.px, phases=False)
         f = apply_axis(f, -2, spec_y, plan.py, phases=False)
-        return field_intensity(f)
+        intensity = field_intensity(f)
+        if not modal:
+            return intensity
+        # Modes are mutually incoherent: their intensities add, one after the other. (XLA's
+        # reduce over the mode axis rounds differently with the number of positions per
+        # call, which would make a pattern depend on its block.)
+        total = intensity[0]
+        for m in range(1, intensity.shape[0]):
+            total = total + intensity[m]
+        return total
 
     if shifts is None:
         return jax.vmap(lambda o: pattern(o, plan.illumination))(origins)

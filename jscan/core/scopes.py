@@ -34,6 +34,11 @@ def _check_same_grid(sample: SampleFunction, light: OpticalWavefront, what: str)
 
 def linear_interaction(sample: SampleFunction, light: OpticalWavefront) -> OpticalWavefront:
     """Thin-sample interaction: field -> sample * field (same shape, same dx)."""
+    if light.field.ndim == 3:
+        raise ValueError(
+            f"the probe has {light.field.shape[0]} incoherent modes, which only "
+            "simple_microscope sums; pass one mode (field[m]) here"
+        )
     if sample.sample.shape != light.field.shape:
         raise ValueError(
             f"sample shape {sample.sample.shape} differs from the probe shape "
@@ -117,6 +122,8 @@ def simple_microscope(
     (see `jscan.core.propagation`); mesh: a 1-D "data" mesh (default: all local devices);
     placement: "snap" (janssen-compatible: the probe sits on the window's axis pixel) or
     "exact" (probe x aperture moved by the sub-pixel remainder, `jscan.core.kernel.intensities`).
+    A lightwave with an (M, H, W) field holds M mutually incoherent probe modes: each
+    pattern is sum_m |F{P_m O}|^2 (the modes are used as given, not normalised).
     Returns MicroscopeData with image_data (n, H, W) and the positions simulated
     (snap: on the pixel; exact: as given, those within tol put on the pixel).
     """
@@ -130,7 +137,7 @@ def simple_microscope(
     if placement not in ("snap", "exact"):
         raise ValueError(f'`placement` must be "snap" or "exact", got {placement!r}')
     exact = placement == "exact"
-    window = lightwave.field.shape
+    window = lightwave.field.shape[-2:]
     if concrete(positions) is not None and concrete(sample.dx) is not None:
         dx = float(concrete(sample.dx))
         where = checked_placement(positions, sample.sample.shape, window, dx)

@@ -60,7 +60,7 @@ def run_sharded(specs, mesh: Mesh, sample, origins, plan, trim: bool = True, shi
     n = origins.shape[0]
     extra, mode = (), None
     if shifts is not None and isinstance(shifts, np.ndarray):
-        grouped = shift_table(shifts, plan.illumination.shape)
+        grouped = shift_table(shifts, plan.illumination.shape[-2:])
         if grouped is not None:
             cdt = np.dtype(plan.illumination.dtype)
             ramps, index = grouped

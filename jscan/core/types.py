@@ -14,7 +14,8 @@ import numpy as np
 
 
 class OpticalWavefront(NamedTuple):
-    field: jax.Array  # (H, W) complex, pixel (H//2, W//2) on the optical axis
+    field: jax.Array  # (H, W) complex, pixel (H//2, W//2) on the optical axis; or (M, H, W):
+    # M mutually incoherent modes (partial coherence; `simple_microscope` sums their intensities)
     wavelength: jax.Array  # () m
     dx: jax.Array  # () m, pixel pitch
     z_position: jax.Array  # () m, plane along the optical axis
@@ -111,9 +112,10 @@ def _scalar(name, value, dtype, positive):
 def make_optical_wavefront(field, wavelength, dx, z_position=0.0) -> OpticalWavefront:
     """Make an OpticalWavefront.
 
-    field: (H, W) complex (real is promoted); wavelength, dx: m, > 0; z_position: m.
+    field: (H, W) complex (real is promoted), or (M, H, W) for M mutually incoherent probe
+    modes (only `simple_microscope` takes those); wavelength, dx: m, > 0; z_position: m.
     """
-    field = _array("field", field, ndim=(2,))
+    field = _array("field", field, ndim=(2, 3))
     cdt = _complex_dtype(field.dtype)
     rdt = _real_dtype(cdt)
     return OpticalWavefront(

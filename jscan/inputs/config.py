@@ -10,7 +10,7 @@ import math
 import os
 import tomllib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,7 +27,9 @@ class ProbeConfig:
     size: int | None = None  # gaussian/airy: square window side in pixels
     waist: float | None = None  # gaussian: 1/e^2 intensity radius, amplitude exp(-r^2/waist^2)
     radius: float | None = None  # airy: radius of the first dark ring
-    path: str | None = None  # file: absolute path of a 2-D complex .npy
+    path: str | None = None  # file: absolute path of a (H, W) or (M, H, W) complex .npy
+    modes: int | None = None  # gaussian/airy: mutually incoherent modes (samples.probe_modes)
+    mode_power_ratio: float | None = None  # gaussian/airy: power of mode m+1 / mode m
 
 
 @dataclass(frozen=True)
@@ -65,16 +67,27 @@ class ScanConfig:
     n: int | None = None  # spiral: number of positions
     path: str | None = None  # file: absolute path of an (n, 2) .npy with columns x, y
     placement: str = "exact"  # "exact": sub-pixel positions simulated; "snap": on the pixel
+    jitter: float = 0.0  # m: rms Gaussian error per axis of each position (keyed by seed, index)
+    drift: tuple[float, float] = (0.0, 0.0)  # m per position index: x, y error growing along
+    seed: int = 0  # key of the jitter
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
     """[detector]: dose 0 = noiseless float32; dose > 0 = Poisson counts, with ``dose`` the mean
     number of photons in the incident probe per position (the pattern's total for a
-    transparent sample whose far field the camera covers)."""
+    transparent sample whose far field the camera covers). The other keys are the detector
+    model of `jscan.pipeline.detector_model` (applied in its documented order)."""
 
     dose: float = 0.0
     seed: int = 0
+    background: float = 0.0  # mean photons per pixel added before Poisson
+    psf_sigma: float = 0.0  # camera pixels, Gaussian blur of the expected intensity
+    gain: float = 1.0  # ADU per photon
+    readout_noise: float = 0.0  # ADU rms, Gaussian
+    saturation: int | None = None  # ADU: values clip there
+    bad_pixels: str | None = None  # absolute path of an (H, W) bool .npy (True = bad)
+    gaps: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # (rows, cols) of module gaps
     noise: bool = True  # dose > 0 and false: float32 expected counts, no Poisson draw
 
 
@@ -101,7 +114,11 @@ class Config:
     def hash(self) -> str:
         """sha256 hex of the physics (every section but [run]), stable across runs."""
         physics = {
-            name: dataclasses.asdict(getattr(self, name))
+            name: {
+                key: value
+                for key, value in dataclasses.asdict(getattr(self, name)).items()
+                if not (key in _LATER_KEYS.get(name, ()) and value in (None, _SPEC[name][key][2]))
+            }
             for name in ("probe", "optics", "sample", "scan", "detector")
         }
         canonical = json.dumps(physics, sort_keys=True, separators=(",", ":"))
@@ -162,6 +179,28 @@ def _boolean(key: str, value: Any) -> bool:
     return value
 
 
+def _fraction(key: str, value: Any) -> float:
+    number = _positive(key, value)
+    if number > 1:
+        raise ConfigError(f'"{key}" must be in (0, 1], got {value!r}; write a ratio such as 0.5')
+    return number
+
+
+def _gaps(key: str, value: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    if not isinstance(value, dict) or not value or set(value) - {"rows", "cols"}:
+        raise ConfigError(
+            f'"{key}" must be a table of camera pixel indices, got {value!r}; write '
+            f"{key.rsplit('.', 1)[-1]} = {{rows = [255, 256], cols = [511]}}"
+        )
+    lists = []
+    for axis in ("rows", "cols"):
+        items = value.get(axis, [])
+        if not isinstance(items, list):
+            raise ConfigError(f'"{key}.{axis}" must be a list of pixel indices, got {items!r}')
+        lists.append(tuple(_integer(f"{key}.{axis}[{i}]", v, 0) for i, v in enumerate(items)))
+    return lists[0], lists[1]
+
+
 def _pair(key: str, value: Any, check=_number) -> tuple:
     if not isinstance(value, list) or len(value) != 2:
         leaf = key.rsplit(".", 1)[-1]
@@ -203,50 +242,319 @@ def _choice(*choices: str):
 _REQUIRED = object()
 _ALL = None  # a key allowed for every kind
 
-# section -> key -> (checker, kinds the key is allowed for, default)
-_SPEC: dict[str, dict[str, tuple[Any, tuple[str, ...] | None, Any]]] = {
+
+class Key(NamedTuple):
+    """One config key of the schema: how it is checked, where it applies, its documentation.
+
+    check: (full key, raw TOML value) -> validated value; kinds: the section kinds the key
+    is allowed for (None: every kind); default: its value when absent (`REQUIRED`: none);
+    unit: its unit ("" for none); doc: one sentence for the reference table and the
+    template (`jscan.inputs.reference`); example: a value for the template when it has
+    no default (or a dict of one per kind).
+    """
+
+    check: Any
+    kinds: tuple[str, ...] | None
+    default: Any
+    unit: str = ""
+    doc: str = ""
+    example: Any = None
+
+
+# section -> key -> Key (a plain (check, kinds, default) tuple is read as a Key without docs)
+_SPEC: dict[str, dict[str, Any]] = {
     "probe": {
-        "kind": (_choice("gaussian", "airy", "file"), _ALL, _REQUIRED),
-        "dx": (_positive, _ALL, _REQUIRED),
-        "wavelength": (_positive, _ALL, _REQUIRED),
-        "size": (_integer, ("gaussian", "airy"), _REQUIRED),
-        "waist": (_positive, ("gaussian",), _REQUIRED),
-        "radius": (_positive, ("airy",), _REQUIRED),
-        "path": (_path, ("file",), _REQUIRED),
+        "kind": Key(
+            _choice("gaussian", "airy", "file"),
+            _ALL,
+            _REQUIRED,
+            "",
+            "the probe field: a Gaussian, an Airy disc, or a complex .npy file; every probe "
+            "is scaled to unit power, sum |probe|^2 = 1 over its pixels",
+        ),
+        "dx": Key(
+            _positive,
+            _ALL,
+            _REQUIRED,
+            "m",
+            "pixel pitch of the probe window (and of the sample: sample.dx equals it)",
+        ),
+        "wavelength": Key(_positive, _ALL, _REQUIRED, "m", "wavelength of the illumination"),
+        "size": Key(
+            _integer, ("gaussian", "airy"), _REQUIRED, "px", "side of the square probe window"
+        ),
+        "waist": Key(
+            _positive,
+            ("gaussian",),
+            _REQUIRED,
+            "m",
+            "1/e^2 intensity radius: amplitude exp(-r^2/waist^2)",
+        ),
+        "radius": Key(
+            _positive,
+            ("airy",),
+            _REQUIRED,
+            "m",
+            "radius of the first dark ring: amplitude 2 J1(v)/v, v = 3.8317 r/radius",
+            12.0e-6,
+        ),
+        "path": Key(
+            _path,
+            ("file",),
+            _REQUIRED,
+            "",
+            "complex .npy of the probe field, (H, W) or (M, H, W) for M incoherent modes "
+            "(relative to the config's folder); its window is the array's shape",
+            "probe.npy",
+        ),
+        "modes": Key(
+            _integer,
+            ("gaussian", "airy"),
+            1,
+            "",
+            "mutually incoherent probe modes (orthonormalised Hermite-Gaussian modes)",
+        ),
+        "mode_power_ratio": Key(
+            _fraction,
+            ("gaussian", "airy"),
+            0.5,
+            "",
+            "power of mode m+1 over mode m, in (0, 1]: mode m gets r^m / sum_k r^k",
+        ),
     },
     "optics": {
-        "zoom_factor": (_positive, _ALL, _REQUIRED),
-        "aperture_diameter": (_positive, _ALL, _REQUIRED),
-        "travel_distance": (_positive, _ALL, _REQUIRED),
-        "camera_pixel_size": (_positive, _ALL, _REQUIRED),
-        "aperture_center": (_pair, _ALL, None),
+        "zoom_factor": Key(
+            _positive,
+            _ALL,
+            _REQUIRED,
+            "",
+            "magnification between sample and aperture plane: the exit wave's pixel becomes "
+            "dx*zoom_factor (the field itself is unchanged), so the natural camera pixel is "
+            "wavelength*travel_distance/(N*dx*zoom_factor)",
+        ),
+        "aperture_diameter": Key(
+            _positive,
+            _ALL,
+            _REQUIRED,
+            "m",
+            "diameter of the circular aperture in the zoomed plane, moving with the probe",
+        ),
+        "travel_distance": Key(
+            _positive, _ALL, _REQUIRED, "m", "distance from the aperture to the camera"
+        ),
+        "camera_pixel_size": Key(
+            _positive,
+            _ALL,
+            _REQUIRED,
+            "m",
+            "camera pixel pitch; the camera has the probe window's shape in pixels",
+        ),
+        "aperture_center": Key(
+            _pair,
+            _ALL,
+            None,
+            "m",
+            "(x, y) of the aperture's centre relative to the probe's axis; absent: on axis",
+            [0.0, 0.0],
+        ),
     },
     "sample": {
-        "kind": (_choice("phantom", "file", "zarr"), _ALL, _REQUIRED),
-        "dx": (_positive, _ALL, _REQUIRED),
-        "phantom": (_choice("siemens_star", "cells"), ("phantom",), "siemens_star"),
-        "shape": (_shape, ("phantom",), _REQUIRED),
-        "seed": (_seed, ("phantom",), 0),
-        "path": (_path, ("file", "zarr"), _REQUIRED),
-        "array": (_string, ("zarr",), "sample"),
+        "kind": Key(
+            _choice("phantom", "file", "zarr"),
+            _ALL,
+            _REQUIRED,
+            "",
+            "a built-in phantom, a complex .npy file, or a Zarr array read per block",
+        ),
+        "dx": Key(_positive, _ALL, _REQUIRED, "m", "sample pixel pitch; must equal probe.dx"),
+        "phantom": Key(
+            _choice("siemens_star", "cells"),
+            ("phantom",),
+            "siemens_star",
+            "",
+            'the phantom: "siemens_star" or "cells"',
+        ),
+        "shape": Key(_shape, ("phantom",), _REQUIRED, "px", "(rows, cols) of the phantom"),
+        "seed": Key(_seed, ("phantom",), 0, "", 'seed of the "cells" phantom'),
+        "path": Key(
+            _path,
+            ("file", "zarr"),
+            _REQUIRED,
+            "",
+            "file: a 2-D complex .npy; zarr: a Zarr store (relative to the config's folder); "
+            "sample pixel (r, c) sits at y = r*dx, x = c*dx",
+            {"file": "sample.npy", "zarr": "sample.zarr"},
+        ),
+        "array": Key(
+            _string, ("zarr",), "sample", "", 'array inside the Zarr store ("" = the root array)'
+        ),
     },
     "scan": {
-        "kind": (_choice("raster", "spiral", "file"), _ALL, _REQUIRED),
-        "shape": (_shape, ("raster",), _REQUIRED),
-        "step": (_positive, ("raster", "spiral"), _REQUIRED),
-        "start": (_pair, ("raster",), None),
-        "n": (_integer, ("spiral",), _REQUIRED),
-        "path": (_path, ("file",), _REQUIRED),
-        "placement": (_choice("exact", "snap"), _ALL, "exact"),
+        "kind": Key(
+            _choice("raster", "spiral", "file"),
+            _ALL,
+            _REQUIRED,
+            "",
+            "a row-major raster, a Fermat spiral, or positions from a file",
+        ),
+        "shape": Key(_shape, ("raster",), _REQUIRED, "", "(rows, cols) of raster positions"),
+        "step": Key(
+            _positive,
+            ("raster", "spiral"),
+            _REQUIRED,
+            "m",
+            "raster: the grid pitch; spiral: the radius scale, position k at r = step*sqrt(k), "
+            "angle k*137.5 deg (golden angle), around the sample's centre",
+        ),
+        "start": Key(
+            _pair,
+            ("raster",),
+            None,
+            "m",
+            "(x, y) of the first position; absent: the grid is centred on the sample",
+            [100.0e-6, 100.0e-6],
+        ),
+        "n": Key(_integer, ("spiral",), _REQUIRED, "", "number of spiral positions", 1000),
+        "path": Key(
+            _path,
+            ("file",),
+            _REQUIRED,
+            "",
+            "(n, 2) .npy of positions, columns x, y in metres (relative to the config's folder)",
+            "positions.npy",
+        ),
+        "placement": Key(
+            _choice("exact", "snap"),
+            _ALL,
+            "exact",
+            "",
+            '"exact": positions between pixels are simulated there (Fourier shift); "snap": '
+            "each position is moved onto its window's axis pixel",
+        ),
+        "jitter": Key(
+            _non_negative,
+            _ALL,
+            0.0,
+            "m",
+            "rms Gaussian position error per axis, keyed by (scan.seed, position index); "
+            "x, y store the true positions, x_nominal, y_nominal the commanded ones",
+        ),
+        "drift": Key(
+            _pair,
+            _ALL,
+            (0.0, 0.0),
+            "m/position",
+            "(x, y) position error growing with the position index k: drift*k",
+        ),
+        "seed": Key(_seed, _ALL, 0, "", "seed of the jitter"),
     },
     "detector": {
-        "dose": (_non_negative, _ALL, 0.0),
-        "seed": (_seed, _ALL, 0),
-        "noise": (_boolean, _ALL, True),
+        "dose": Key(
+            _non_negative,
+            _ALL,
+            0.0,
+            "photons",
+            "0: float32 intensities |U'|^2 (sum over the camera x camera_pixel_size^2 = "
+            "(dx*zoom)^2 x the share of the unit-power probe reaching it); > 0: Poisson "
+            "counts (uint32) with this mean number of incident photons per position",
+        ),
+        "seed": Key(
+            _seed,
+            _ALL,
+            0,
+            "",
+            "seed of the detector's noise, drawn per (seed, stream, position index)",
+        ),
+        "background": Key(
+            _non_negative, _ALL, 0.0, "photons", "mean background per pixel, added before Poisson"
+        ),
+        "psf_sigma": Key(
+            _non_negative, _ALL, 0.0, "camera px", "Gaussian blur (rms) of the expected intensity"
+        ),
+        "gain": Key(_positive, _ALL, 1.0, "ADU/photon", "conversion gain of the Poisson counts"),
+        "readout_noise": Key(_non_negative, _ALL, 0.0, "ADU", "rms of the Gaussian readout noise"),
+        "saturation": Key(
+            _integer,
+            _ALL,
+            None,
+            "ADU",
+            "values clip here; <= 65535 stores uint16, else uint32",
+            65535,
+        ),
+        "bad_pixels": Key(
+            _path,
+            _ALL,
+            None,
+            "",
+            "(H, W) bool .npy, True = bad: written 0 and marked in the mask variable",
+            "bad_pixels.npy",
+        ),
+        "gaps": Key(
+            _gaps,
+            _ALL,
+            None,
+            "camera px",
+            "{rows = [...], cols = [...]}: module gap rows and columns, written 0 and masked",
+            {"rows": [31, 32], "cols": []},
+        ),
+        "noise": Key(
+            _boolean,
+            _ALL,
+            True,
+            "",
+            "false (with a dose): store the expected photon counts (float32: dose, background "
+            "and blur applied, no Poisson draw) instead of counts",
+        ),
     },
-    "run": {"block_size": (_integer, _ALL, 1024)},
+    "run": {
+        "block_size": Key(
+            _integer,
+            _ALL,
+            1024,
+            "positions",
+            "positions per Dask task and Zarr shard (cut to the scan length; --block-size "
+            "overrides it); not part of the physics hash",
+        )
+    },
 }
 _OPTIONAL_SECTIONS = ("detector", "run")
+REQUIRED = _REQUIRED  # the default of a key that must be given
+SECTION_DOCS = {
+    "probe": "the illumination in the sample plane",
+    "optics": "zoom, aperture and the far-field camera",
+    "sample": "the complex transmission the probe scans",
+    "scan": "the probe positions, in metres on the sample",
+    "detector": "noise and units of the stored patterns",
+    "run": "execution settings (not physics)",
+}
+
+
+def schema() -> dict[str, dict[str, Key]]:
+    """The config schema, section -> key -> `Key`, in file order (the reference table and
+    the `jscan init` template are made from it)."""
+    return {name: {k: Key(*e) for k, e in keys.items()} for name, keys in _SPEC.items()}
+
+
+def optional_section(name: str) -> bool:
+    """True when section ``name`` may be left out (all its keys have defaults)."""
+    return name in _OPTIONAL_SECTIONS
+
+
+# Keys added after stores of format jscan-scan/3 existed: hashed only when set away from
+# their default, so such a store's config keeps its hash and can still be resumed.
+_LATER_KEYS = {
+    "probe": ("modes", "mode_power_ratio"),
+    "scan": ("jitter", "drift", "seed"),
+    "detector": (
+        "background",
+        "psf_sigma",
+        "gain",
+        "readout_noise",
+        "saturation",
+        "bad_pixels",
+        "gaps",
+    ),
+}
 
 
 def _unknown(what: str, name: str, valid) -> ConfigError:
@@ -256,18 +564,18 @@ def _unknown(what: str, name: str, valid) -> ConfigError:
 
 
 def _parse_section(name: str, table: Any) -> dict[str, Any]:
-    spec = _SPEC[name]
+    spec = {key: Key(*entry) for key, entry in _SPEC[name].items()}
     for key in table:
         if key not in spec:
             raise _unknown("key", f"{name}.{key}", spec)
     kind = None
     if "kind" in spec:
         if "kind" not in table:
-            listed = " or ".join(f'"{c}"' for c in spec["kind"][0].choices)
+            listed = " or ".join(f'"{c}"' for c in spec["kind"].check.choices)
             raise ConfigError(f'missing key "{name}.kind"; add kind = {listed} to [{name}]')
-        kind = spec["kind"][0](f"{name}.kind", table["kind"])
+        kind = spec["kind"].check(f"{name}.kind", table["kind"])
     values: dict[str, Any] = {}
-    for key, (check, kinds, default) in spec.items():
+    for key, (check, kinds, default, *_) in spec.items():
         full = f"{name}.{key}"
         allowed = kinds is None or kind in kinds
         if key in table:
@@ -332,6 +640,10 @@ def parse_config(text: str, base_dir: str | os.PathLike | None = None) -> Config
             sections[name]["path"] = _resolve(
                 f"{name}.path", sections[name]["path"], base, is_store
             )
+    if sections["detector"]["bad_pixels"] is not None:
+        sections["detector"]["bad_pixels"] = _resolve(
+            "detector.bad_pixels", sections["detector"]["bad_pixels"], base, False
+        )
 
     config = Config(
         probe=ProbeConfig(**sections["probe"]),
@@ -344,12 +656,43 @@ def parse_config(text: str, base_dir: str | os.PathLike | None = None) -> Config
     )
     _check_float32(config)
     _check_grids(config)
-    if not config.detector.noise and config.detector.dose == 0:
+    _check_detector(config.detector)
+    return config
+
+
+# Detector effects that act on photons or ADU: meaningless for float intensities (dose 0).
+_PHOTON_KEYS = ("background", "gain", "readout_noise", "saturation")
+# Effects on the drawn counts (ADU): meaningless for expected counts (noise false).
+_COUNT_KEYS = ("gain", "readout_noise", "saturation")
+
+
+def _check_detector(det: DetectorConfig) -> None:
+    """Refuse photon effects without photons, effects on counts without counts (noise false),
+    and a saturation no stored integer holds."""
+    if not det.noise and det.dose == 0:
         raise ConfigError(
             '"detector.noise" = false stores the expected counts of a dose, but "detector.dose" '
             "is 0; set dose = the photons per position (or remove noise = false)"
         )
-    return config
+    if not det.noise:
+        for key in _COUNT_KEYS:
+            if getattr(det, key) != _SPEC["detector"][key][2]:
+                raise ConfigError(
+                    f'"detector.{key}" acts on drawn counts, but detector.noise = false stores '
+                    f"the expected photon counts; remove detector.{key} or noise = false"
+                )
+    if det.dose == 0:
+        for key in _PHOTON_KEYS:
+            if getattr(det, key) != _SPEC["detector"][key][2]:
+                raise ConfigError(
+                    f'"detector.{key}" needs photons, but detector.dose = 0 stores noiseless '
+                    f"float intensities; set detector.dose > 0 or remove detector.{key}"
+                )
+    if det.saturation is not None and det.saturation > 2**32 - 1:
+        raise ConfigError(
+            f'"detector.saturation" = {det.saturation:g} is beyond uint32 (4294967295), the '
+            "widest stored integer; write a saturation <= 4294967295 or remove it"
+        )
 
 
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32
@@ -495,17 +838,17 @@ camera_pixel_size = 195.3125e-6 # m, half of lambda * z / (N * dx * zoom)
 kind = "phantom"
 phantom = "siemens_star"
 dx = 1.0e-6            # m, equal to probe.dx
-shape = [1024, 1024]   # pixels
+shape = [512, 512]     # pixels
 
 [scan]
 kind = "raster"
-shape = [40, 40]
-step = 19.5e-6         # m, 0.3 x the 64 um window; keeps positions off pixel edges
+shape = [64, 64]
+step = 7.0e-6          # m; below the probe's 12 um waist, so the star's spokes do not alias
 
 [detector]
 dose = 1.0e5           # mean incident photons per position
 seed = 0
 
 [run]
-block_size = 256
+block_size = 512
 """

@@ -130,15 +130,15 @@ def _bad_value(key: str, where: str, value, row, col) -> ValueError:
 
 def inputs_hash(config: Config, sample: SampleDigest | None = None) -> str:
     """A fingerprint of the data files a config reads (the config hash covers only their
-    paths): resuming with a changed probe, positions or sample file would mix two inputs.
+    paths): resuming with a changed probe, positions, sample or bad-pixel file would mix inputs.
 
-    Every file is hashed in full: the probe and positions files and a .npy sample byte for
-    byte, a Zarr sample by its metadata and every chunk's values (`jscan.inputs.digest`).
+    Every file is hashed in full: the probe, positions and bad-pixel files and a .npy sample
+    byte for byte, a Zarr sample by its metadata and every chunk's values (`jscan.inputs.digest`).
     sample: the sample's `SampleDigest` when the caller has streamed it already (the same
     pass checks its values); None streams it here.
     """
     h = hashlib.sha256()
-    for path in (config.probe.path, config.scan.path):
+    for path in (config.probe.path, config.scan.path, config.detector.bad_pixels):
         if path is not None:
             h.update(file_sha256(path))
     if config.sample.kind != "phantom":

@@ -28,7 +28,8 @@ def bright_field_radius(config) -> float:
 def probe_pattern(config) -> np.ndarray:
     """The probe's own far-field pattern (transparent sample), float64 (H, W), read-only, in
     the units of the float32 patterns: |DFT(probe x aperture)|^2 ((dx zoom)^2 / (lambda z))^2
-    with sum |probe|^2 = 1.
+    with sum |probe|^2 = 1; a probe of M incoherent modes gives sum_m |DFT(P_m x aperture)|^2
+    (the modes' total power is 1).
 
     Evaluated with a float64 matrix DFT at the camera pixel centres, in numpy: the client
     never starts a JAX backend (on a GPU node it would take the card's memory before the
@@ -47,10 +48,12 @@ def probe_pattern(config) -> np.ndarray:
 @functools.lru_cache(maxsize=2)
 def _probe_pattern(probe_config, o, stamp) -> np.ndarray:
     probe = make_probe(probe_config).astype(np.complex128)
+    if probe.ndim == 2:
+        probe = probe[None]
     dxz = probe_config.dx * o.zoom_factor
     lz = probe_config.wavelength * o.travel_distance
     cx, cy = o.aperture_center or (0.0, 0.0)
-    h, w = probe.shape
+    h, w = probe.shape[-2:]
     y = (np.arange(h) - h // 2) * dxz
     x = (np.arange(w) - w // 2) * dxz
     inside = (y[:, None] - cy) ** 2 + (x[None, :] - cx) ** 2 <= (o.aperture_diameter / 2) ** 2
@@ -58,7 +61,7 @@ def _probe_pattern(probe_config, o, stamp) -> np.ndarray:
     # exp(-2 pi i x u) with u = (m - N//2) camera_pixel / (lambda z), the Fraunhofer frequency
     ay = np.exp(-2j * np.pi * np.outer((np.arange(h) - h // 2) * scale, y))
     ax = np.exp(-2j * np.pi * np.outer((np.arange(w) - w // 2) * scale, x))
-    image = np.abs(ay @ (probe * inside) @ ax.T * (dxz**2 / lz)) ** 2
+    image = np.sum(np.abs(ay @ (probe * inside) @ ax.T * (dxz**2 / lz)) ** 2, axis=0)
     image.flags.writeable = False
     return image
 
@@ -89,3 +92,30 @@ def camera_radius(shape, pixel):
     """Distance [m] of each camera pixel centre (`camera_axes`) from the optical axis."""
     y, x = camera_axes(shape, pixel)
     return np.hypot(y[:, None], x[None, :])
+
+
+def camera_coverage(config) -> float:
+    """Share (0 to 1) of the probe's own far field (transparent sample, after the aperture)
+    that falls on the camera.
+
+    By Parseval the far field's power is that of probe x aperture, sum |U|^2 (dx zoom)^2;
+    the camera holds sum(`probe_pattern`) camera_pixel^2 of it (a Riemann sum, sound when
+    the camera pixel is at most about the natural one). A camera pixel at or above the
+    natural one on both axes spans the whole far field (one period of the DFT): 1.
+    """
+    p, o = config.probe, config.optics
+    dxz = p.dx * o.zoom_factor
+    probe = make_probe(p).astype(np.complex128)
+    h, w = probe.shape
+    natural = p.wavelength * o.travel_distance / (np.asarray([h, w]) * dxz)
+    if (o.camera_pixel_size >= natural * (1 - 1e-9)).all():
+        return 1.0
+    cx, cy = o.aperture_center or (0.0, 0.0)
+    y = (np.arange(h) - h // 2) * dxz
+    x = (np.arange(w) - w // 2) * dxz
+    inside = (y[:, None] - cy) ** 2 + (x[None, :] - cx) ** 2 <= (o.aperture_diameter / 2) ** 2
+    passed = float((np.abs(probe) ** 2 * inside).sum()) * dxz**2
+    if passed <= 0:
+        return 1.0  # nothing passes the aperture: nothing to cover
+    held = float(probe_pattern(config).sum()) * o.camera_pixel_size**2
+    return min(held / passed, 1.0)

@@ -47,6 +47,11 @@ def bessel_j1(x: np.ndarray | float) -> np.ndarray:
 def make_probe(cfg: ProbeConfig) -> np.ndarray:
     """Complex probe field in the sample plane, normalised so sum |probe|^2 == 1.
 
+    With M mutually incoherent modes the result is (M, H, W) and the sum runs over every
+    mode: the total power is that of one coherent probe. A (M, H, W) "file" probe gives its
+    M modes with their saved relative powers; ``modes = M`` > 1 on the procedural kinds
+    builds them with `probe_modes`.
+
     Pixel (i, j) sits at y = (i - N//2) * dx, x = (j - N//2) * dx, so pixel N//2 is on the
     optical axis. "gaussian": flat-phase amplitude exp(-r^2 / waist^2), i.e. `waist` (m) is the
     1/e^2 intensity radius. "airy": amplitude 2 J1(v) / v with v = 3.8317 r / radius, so the
@@ -74,6 +79,8 @@ def make_probe(cfg: ProbeConfig) -> np.ndarray:
             jinc = np.where(v == 0, 1.0, 2.0 * bessel_j1(safe_v) / safe_v)
             field = jinc[inverse.reshape(r2.shape)]
         field = field.astype(np.complex128)
+        if (cfg.modes or 1) > 1:
+            field = probe_modes(field, cfg)
     else:
         raise ValueError(f'probe.kind must be "gaussian", "airy" or "file", got {cfg.kind!r}')
     with np.errstate(over="ignore"):  # a power beyond float64 is refused just below
@@ -88,9 +95,58 @@ def make_probe(cfg: ProbeConfig) -> np.ndarray:
     return (field / math.sqrt(power)).astype(np.complex64)
 
 
+def probe_modes(base: np.ndarray, cfg: ProbeConfig) -> np.ndarray:
+    """M = cfg.modes mutually incoherent modes (M, H, W) complex128 grown from a probe (H, W).
+
+    Mode (j, k) is the probe times Hermite polynomials, P_jk = P_0 H_j(sqrt2 x/w) H_k(sqrt2 y/w)
+    (physicists' H), taken in order of j + k, then falling j: (0,0), (1,0), (0,1), (2,0), ...
+    For a Gaussian probe (w = waist) these are its Hermite-Gaussian modes, the coherent modes
+    of a Gaussian Schell-model beam (Mandel & Wolf, Optical Coherence and Quantum Optics,
+    ch. 7; Thibault & Menzel, Nature 494, 68 (2013) for mixed states in ptychography). An Airy
+    probe uses the Gaussian that matches its core, w = 2 sqrt2 radius / 3.8317. The modes are
+    orthonormalised on the window (modified Gram-Schmidt in float64, so truncation by the
+    window cannot correlate them) and mode m gets the power share
+    r^m / sum_k r^k, r = cfg.mode_power_ratio.
+    """
+    n_modes = int(cfg.modes)
+    w = cfg.waist if cfg.kind == "gaussian" else 2 * math.sqrt(2) * cfg.radius / J1_FIRST_ZERO
+    h, wd = base.shape
+    y = (np.arange(h) - h // 2) * (math.sqrt(2) * cfg.dx / w)
+    x = (np.arange(wd) - wd // 2) * (math.sqrt(2) * cfg.dx / w)
+    orders = [(j, s - j) for s in range(n_modes) for j in range(s, -1, -1)][:n_modes]
+    modes = []
+    for j, k in orders:
+        mode = base * _hermite(k, y)[:, None] * _hermite(j, x)[None, :]
+        for other in modes:  # modified Gram-Schmidt
+            mode = mode - np.vdot(other, mode) * other
+        norm = math.sqrt(float(np.sum(np.abs(mode) ** 2)))
+        if not norm > 1e-12 * math.sqrt(float(np.sum(np.abs(base) ** 2))):
+            raise ValueError(
+                f"probe.modes = {n_modes}: mode {len(modes)} vanishes on the {h}x{wd} window; "
+                "use fewer modes or a larger probe.size"
+            )
+        modes.append(mode / norm)
+    share = float(cfg.mode_power_ratio) ** np.arange(n_modes)
+    share /= share.sum()
+    return np.stack(modes) * np.sqrt(share)[:, None, None]
+
+
+def _hermite(order: int, t: np.ndarray) -> np.ndarray:
+    """Physicists' Hermite polynomial H_order(t), float64, by the three-term recurrence."""
+    prev, cur = np.zeros_like(t), np.ones_like(t)
+    for n in range(order):
+        prev, cur = cur, 2 * t * cur - 2 * n * prev
+    return cur
+
+
 def probe_shape(cfg: ProbeConfig) -> tuple[int, int]:
-    """(H, W) of the probe window: size x size, or the shape of the probe file."""
-    return (cfg.size, cfg.size) if cfg.kind != "file" else make_probe(cfg).shape
+    """(H, W) of the probe window: size x size, or the last two axes of the probe file."""
+    return (cfg.size, cfg.size) if cfg.kind != "file" else make_probe(cfg).shape[-2:]
+
+
+def probe_mode_count(probe: np.ndarray) -> int:
+    """Number of mutually incoherent modes of a `make_probe` field: 1 for (H, W)."""
+    return 1 if probe.ndim == 2 else probe.shape[0]
 
 
 def sample_shape(cfg: SampleConfig) -> tuple[int, int]:
@@ -258,10 +314,15 @@ def _load_probe_file(path: str) -> np.ndarray:
         field = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise ValueError(f"probe.path: cannot read {path} as .npy ({err}); check the file") from err
-    if not isinstance(field, np.ndarray) or field.ndim != 2 or field.dtype.kind not in "iufc":
+    if (
+        not isinstance(field, np.ndarray)
+        or field.ndim not in (2, 3)
+        or field.dtype.kind not in "iufc"
+    ):
         raise ValueError(
-            f"probe.path: {path} must hold one 2-D complex array, got "
-            f"{getattr(field, 'shape', type(field).__name__)}; save one with np.save"
+            f"probe.path: {path} must hold one 2-D complex array (H, W), or (M, H, W) for M "
+            f"incoherent modes, got {getattr(field, 'shape', type(field).__name__)}; save one "
+            "with np.save"
         )
     if field.size == 0 or not np.isfinite(field).all():
         raise ValueError(f"probe.path: {path} is empty or holds NaN/inf; save a finite probe")

@@ -127,3 +127,40 @@ def _open_positions(path: str) -> np.ndarray:
             f"scan.path: {path} holds dtype {positions.dtype}; save real positions in metres"
         )
     return positions
+
+
+_GOLDEN64 = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function of uint64 x (Steele, Lea & Flood 2014): a bijective
+    hash whose outputs pass BigCrush as a counter-based generator."""
+    z = x + _GOLDEN64
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def position_errors(scan: ScanConfig, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """The error (n, 2) x, y [m] of the positions [start, stop): drift * k + jitter * N(0, 1).
+
+    k is the global position index; the Gaussian pair of position k is a Box-Muller
+    transform of two uniforms hashed from (scan.seed, k) by SplitMix64, so each position's
+    error is a function of its own index (the same whatever the block), and x, y are
+    independent. Zero when scan.jitter and scan.drift are zero.
+    """
+    stop = scan_length(scan) if stop is None else stop
+    k = np.arange(start, stop, dtype=np.uint64)
+    out = np.zeros((len(k), 2))
+    if scan.jitter:
+        key = _splitmix64(np.array([scan.seed], np.uint64))[0]
+        u1, u2 = (
+            ((_splitmix64(key ^ (k * np.uint64(2) + np.uint64(j))) >> np.uint64(11)) + 0.5)
+            * 2.0**-53
+            for j in (0, 1)
+        )  # in (0, 1): the log below stays finite
+        radius = scan.jitter * np.sqrt(-2.0 * np.log(u1))
+        out += np.stack([radius * np.cos(2 * np.pi * u2), radius * np.sin(2 * np.pi * u2)], 1)
+    if any(scan.drift):
+        out += np.arange(start, stop, dtype=np.float64)[:, None] * np.asarray(scan.drift)
+    return out

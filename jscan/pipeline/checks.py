@@ -9,15 +9,22 @@ import dataclasses
 import math
 import os
 import shutil
+import warnings
+from typing import NamedTuple
 
 import dask
 
-from jscan.core.axes import choose_axis
-from jscan.errors import ConfigError, StoreError
+from jscan.core.axes import AxisSpec, choose_axis
+from jscan.errors import ConfigError, JscanWarning, StoreError
 from jscan.inputs.config import FLOAT32_MAX, Config, float32_outside
 from jscan.inputs.digest import SampleDigest, sample_digest
-from jscan.inputs.farfield import noise_factor, probe_pattern
-from jscan.inputs.samples import make_probe
+from jscan.inputs.farfield import (
+    BRIGHT_FIELD_FRACTION,
+    camera_coverage,
+    noise_factor,
+    probe_pattern,
+)
+from jscan.inputs.samples import make_probe, probe_mode_count
 from jscan.inputs.scan import scan_length
 from jscan.pipeline import store as zstore
 
@@ -80,7 +87,8 @@ def check_brightness(config: Config, sample: SampleDigest | None) -> None:
 
     The brightest expected pixel is the peak of the probe's own pattern (`probe_pattern`,
     transparent sample) times max |O|^2 of the sample (1 for the phantoms, whose |O| <= 1).
-    With dose > 0 its mean count m = peak x `noise_factor` must keep m + 10 sqrt(m) within
+    With dose > 0 and no detector.saturation its mean count m = peak x `noise_factor` +
+    background must keep gain (m + 10 sqrt(m)) + 10 readout_noise within
     2**32 - 1: a Poisson draw beyond 10 standard deviations is practically impossible.
     A sample that focuses the probe (a phase that undoes the probe's) can still exceed this;
     the workers then stop the run with a message.
@@ -101,19 +109,23 @@ def check_brightness(config: Config, sample: SampleDigest | None) -> None:
             f"pattern pixel {peak:.3g}, beyond float32; scale the transmission down "
             "(a physical sample has |O| <= 1)"
         )
-    dose = config.detector.dose
-    if dose <= 0:
+    det = config.detector
+    dose = det.dose
+    if dose <= 0 or det.saturation is not None:  # a saturation clips within the stored dtype
         return
-    mean = peak * noise_factor(config, make_probe(config.probe))
-    if mean + SIGMA_MARGIN * math.sqrt(mean) > COUNT_MAX:
-        # largest m with m + 10 sqrt(m) <= COUNT_MAX, and the dose that gives it
-        root = (-SIGMA_MARGIN + math.sqrt(SIGMA_MARGIN**2 + 4 * COUNT_MAX)) / 2
+    mean = peak * noise_factor(config, make_probe(config.probe)) + det.background
+    # counts x gain + readout noise, in ADU; 10 sigma of each
+    limit = (COUNT_MAX - SIGMA_MARGIN * det.readout_noise) / det.gain
+    if mean + SIGMA_MARGIN * math.sqrt(mean) > limit:
+        # largest m with m + 10 sqrt(m) <= limit, and the dose that gives it
+        root = (-SIGMA_MARGIN + math.sqrt(SIGMA_MARGIN**2 + 4 * max(limit, 0.0))) / 2
         safe = dose * root**2 / mean
         with_sample = f" (x the sample's largest |O|^2 = {max_abs2:.3g})" if sample else ""
         raise ConfigError(
             f'"detector.dose" = {dose:g}: the brightest pixel would count {mean:.3g} photons '
             f"on average (the probe's own pattern{with_sample}), beyond uint32's "
-            f"{COUNT_MAX} with a 10-sigma margin; set detector.dose <= {safe:.3g}"
+            f"{COUNT_MAX} with a 10-sigma margin; set detector.dose <= {safe:.3g} (or set "
+            "detector.saturation)"
         )
 
 
@@ -144,7 +156,7 @@ def check_disk(store: str, config: Config, plan, resume: bool, force: bool) -> N
         raise StoreError(
             f"--out {store}: the store needs up to {human(need)} (uncompressed patterns) but "
             f"{folder} has {human(free)} free; free some space, choose another --out, or "
-            "pass --force (force=True) when compression will make it fit"
+            "pass --force when compression will make it fit"
         )
 
 
@@ -153,25 +165,31 @@ def block_bytes(config: Config, plan) -> tuple[int, int]:
 
     fixed: the sample region (source values, complex64 on host and device, float64
     temporaries of the phantoms: 32 B/px). per_position: on the device the float32 pattern,
-    the complex64 window x illumination and two complex64 buffers of each axis' FFT length;
+    per probe mode the complex64 window x illumination and two complex64 buffers of each
+    axis' FFT length;
     on the host the float32 copy, the uint32 counts, float64 for the bright-field sum, and
     the encoded shard with its assembly buffer; with exact placement also the table of
     shifted illuminations (at most one per position: spectrum x ramp, its inverse FFT and
     the gathered copy, complex64). Counted together: on CPU workers the device is the host.
     """
     h, w = plan.window
-    p, o = config.probe, config.optics
-    lengths = []
-    for n in (h, w):  # the axis' FFT length, as the kernel's plan chooses it
-        alpha = n * p.dx * o.zoom_factor * o.camera_pixel_size / (p.wavelength * o.travel_distance)
-        lengths.append(choose_axis(n, alpha).m)
-    my, mx = lengths
-    device = 4 * h * w + 8 * (h * w + 2 * h * mx + 2 * my * w)
+    # the axis' FFT length, as the kernel's plan chooses it
+    my, mx = (axis.spec.m for axis in camera_axes(config, plan.window))
+    p = config.probe
+    modes = probe_mode_count(make_probe(p)) if p.kind == "file" else p.modes
+    device = 4 * h * w + 8 * modes * (h * w + 2 * h * mx + 2 * my * w)
     if config.scan.placement == "exact":
-        device += 3 * 8 * h * w
+        device += 3 * 8 * modes * h * w
     host = 4 * h * w + 8 * h * w + 2 * 4 * h * w + (4 * h * w if config.detector.dose else 0)
     rows, cols = plan.region_shape
     return 32 * rows * cols, device + host
+
+
+def block_memory(config: Config, plan) -> int:
+    """Bytes of one block's working set on a worker (`block_bytes` at the plan's block
+    size); a worker holds one per thread."""
+    fixed, per_position = block_bytes(config, plan)
+    return fixed + plan.block_size * per_position
 
 
 def check_block_memory(client, config: Config, plan) -> None:
@@ -184,12 +202,12 @@ def check_block_memory(client, config: Config, plan) -> None:
     workers = client.scheduler_info(n_workers=-1)["workers"]
     fraction = dask.config.get("distributed.worker.memory.terminate", 0.95) or 1.0
     fixed, per_position = block_bytes(config, plan)
+    one = block_memory(config, plan)
     for address, info in sorted(workers.items()):
         limit = info.get("memory_limit") or 0
         if not limit:
             continue  # no limit set
         k = min(info.get("nthreads", 1) or 1, plan.n_blocks)
-        one = fixed + plan.block_size * per_position
         if k * one + PROCESS_BYTES <= limit * fraction:
             continue
         fits = int((limit * fraction - PROCESS_BYTES) / k - fixed) // per_position
@@ -203,3 +221,105 @@ def check_block_memory(client, config: Config, plan) -> None:
             f'"run.block_size" = {plan.block_size}: a block needs about {human(one)}{at_once} '
             f"on worker {address}, whose memory_limit is {human(limit)}; {fix}"
         )
+
+
+# ---- quiet mistakes: a config that runs, but most likely not as meant -----------------
+
+PIXEL_RATIO_MAX = 10.0  # camera pixel / natural pixel above this: the pattern is a few pixels
+PIXEL_RATIO_MIN = 0.1  # below this: the camera sees a small central part of the far field
+# Lengths beyond these [m] are taken for micrometres (or nanometres) written as metres.
+LIKELY_MAX = {
+    "probe.dx": 1e-2,
+    "probe.wavelength": 1e-2,
+    "probe.waist": 1e-2,
+    "probe.radius": 1e-2,
+    "sample.dx": 1e-2,
+    "scan.step": 1e-2,
+    "optics.aperture_diameter": 1e-2,
+    "optics.camera_pixel_size": 1e-2,
+    "optics.travel_distance": 1e3,
+}
+
+
+class CameraAxis(NamedTuple):
+    """One camera axis: its pixels, the natural pixel, alpha and the propagation path."""
+
+    name: str  # "det_y" (rows) or "det_x" (columns)
+    n: int  # pixels (the probe window's side)
+    natural: float  # lambda z / (n dx zoom) [m]
+    alpha: float  # camera_pixel_size / natural
+    spec: AxisSpec  # the kernel's choice (`jscan.core.axes.choose_axis`)
+
+
+def camera_axes(config: Config, window) -> tuple[CameraAxis, CameraAxis]:
+    """The camera's rows and columns as the kernel computes them: natural pixel
+    lambda z/(N dx zoom), alpha = camera pixel / natural, and the path `choose_axis` picks
+    ("fft" at alpha = 1, "pad" at 1/k for k <= 4, else "czt")."""
+    p, o = config.probe, config.optics
+    axes = []
+    for name, n in zip(("det_y", "det_x"), window, strict=True):
+        natural = p.wavelength * o.travel_distance / (n * p.dx * o.zoom_factor)
+        alpha = n * p.dx * o.zoom_factor * o.camera_pixel_size / (p.wavelength * o.travel_distance)
+        axes.append(CameraAxis(name, int(n), natural, alpha, choose_axis(int(n), alpha)))
+    return tuple(axes)
+
+
+def length_hint(config: Config) -> str:
+    """ "lengths are in metres: KEY = V is V m" when a length is beyond `LIKELY_MAX` (about
+    10^6 too large: micrometres written as metres), else ""."""
+    p, o, sc = config.probe, config.optics, config.scan
+    values = {
+        "probe.dx": p.dx,
+        "probe.wavelength": p.wavelength,
+        "probe.waist": p.waist,
+        "probe.radius": p.radius,
+        "sample.dx": config.sample.dx,
+        "scan.step": sc.step,
+        "optics.aperture_diameter": o.aperture_diameter,
+        "optics.camera_pixel_size": o.camera_pixel_size,
+        "optics.travel_distance": o.travel_distance,
+    }
+    big = [(k, v) for k, v in values.items() if v is not None and v >= LIKELY_MAX[k]]
+    if not big:
+        return ""
+    listed = ", ".join(f"{k} = {v:g} is {v:g} m" for k, v in big)
+    value = big[0][1]
+    return f"lengths are in metres: {listed} (for {value:g} um write {value * 1e-6:g})"
+
+
+def quiet_mistakes(config: Config, window) -> list[str]:
+    """One line for each thing in a config that runs but is most likely not what was meant:
+    a length about 10^6 too large (`length_hint`), a camera pixel beyond
+    `PIXEL_RATIO_MAX` or below `PIXEL_RATIO_MIN` times the natural one, and a camera that
+    holds less of the probe's own far field than the bright-field disc (90 %,
+    `farfield.camera_coverage`)."""
+    lines = []
+    if hint := length_hint(config):
+        lines.append(hint)
+    for axis in camera_axes(config, window):
+        if not PIXEL_RATIO_MIN <= axis.alpha <= PIXEL_RATIO_MAX:
+            what = (
+                "a pattern covers only a few pixels"
+                if axis.alpha > 1
+                else "the camera sees only the centre of the far field"
+            )
+            lines.append(
+                f"optics.camera_pixel_size = {config.optics.camera_pixel_size:.4g} m is "
+                f"{axis.alpha:.3g}x the natural pixel {axis.natural:.4g} m along {axis.name} "
+                f"({what}); keep it within {PIXEL_RATIO_MIN:g}x to {PIXEL_RATIO_MAX:g}x"
+            )
+            break
+    covered = camera_coverage(config)
+    if covered < BRIGHT_FIELD_FRACTION:
+        lines.append(
+            f"the camera holds {100 * covered:.3g} % of the probe's own far field, less than "
+            f"the bright-field disc ({100 * BRIGHT_FIELD_FRACTION:g} %); enlarge "
+            "optics.camera_pixel_size or probe.size (or the probe's waist)"
+        )
+    return lines
+
+
+def warn_quiet_mistakes(config: Config, window) -> None:
+    """Issue a `JscanWarning` for each line of `quiet_mistakes`."""
+    for line in quiet_mistakes(config, window):
+        warnings.warn(line, JscanWarning, stacklevel=3)

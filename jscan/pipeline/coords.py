@@ -11,23 +11,36 @@ import numpy as np
 
 from jscan.inputs.config import Config
 from jscan.inputs.farfield import camera_axes
+from jscan.pipeline.detector_model import detector_mask, stored_dtype
 
 
 def pattern_dtype(config: Config) -> np.dtype:
-    """uint32 photon counts when detector.dose > 0 (with noise), else float32: expected
-    photon counts (dose > 0, noise false) or intensities |U'|^2 (dose 0)."""
-    d = config.detector
-    return np.dtype("uint32") if d.dose > 0 and d.noise else np.dtype("float32")
+    """float32 intensities (dose 0) or expected photon counts (noise false), else integer
+    counts: uint16 when detector.saturation <= 65535, else uint32
+    (`detector_model.stored_dtype`)."""
+    return stored_dtype(config)
+
+
+def mask_variable(config: Config, window) -> tuple:
+    """The ``mask`` variable (det_y, det_x): True at bad pixels and module gaps (stored 0)."""
+    attrs = {
+        "units": "1",
+        "long_name": "bad pixel or module gap (its pattern value is written as 0)",
+        "flag_meanings": "True = masked",
+    }
+    return ("det_y", "det_x"), detector_mask(config, window), attrs
 
 
 def diffraction_attrs(config: Config) -> dict:
-    """units (pint-readable: "count" for photons, "1" for |U'|^2) and long_name of the
-    ``diffraction`` variable."""
-    d = config.detector
-    if d.dose > 0 and d.noise:
-        return {"units": "count", "long_name": "photon counts (Poisson draws)"}
-    if d.dose > 0:
+    """units (pint-readable: "count" for photons, "1" for ADU and for |U'|^2) and long_name
+    of the ``diffraction`` variable."""
+    det = config.detector
+    if det.dose > 0 and not det.noise:
         return {"units": "count", "long_name": "expected photon counts (no noise drawn)"}
+    if det.dose > 0 and det.gain == 1 and det.readout_noise == 0:
+        return {"units": "count", "long_name": "photon counts (Poisson draws)"}
+    if det.dose > 0:
+        return {"units": "1", "long_name": "detector counts in ADU (gain x photons, readout)"}
     return {
         "units": "1",
         "long_name": "far-field intensity |U'|^2 of a probe with sum |probe|^2 = 1",
@@ -41,12 +54,12 @@ POSITION_COORDS = {
     "x_nominal": (
         "float64",
         np.nan,
-        {"units": "m", "long_name": "requested probe centre x (simulated at x)"},
+        {"units": "m", "long_name": "commanded probe centre x (simulated at x)"},
     ),
     "y_nominal": (
         "float64",
         np.nan,
-        {"units": "m", "long_name": "requested probe centre y (simulated at y)"},
+        {"units": "m", "long_name": "commanded probe centre y (simulated at y)"},
     ),
     "scan_row": ("int32", -1, {"units": "1", "long_name": "raster row of the position"}),
     "scan_col": ("int32", -1, {"units": "1", "long_name": "raster column of the position"}),
@@ -55,10 +68,10 @@ POSITION_COORDS = {
 
 def position_coords(plan) -> tuple[str, ...]:
     """Names of a plan's per-position coordinates: x, y [m] (the positions simulated);
-    x_nominal, y_nominal [m] (those requested, with snap placement only, where they
-    differ); scan_row, scan_col (raster scans only)."""
+    x_nominal, y_nominal [m] (those commanded, where they differ: snap placement or position
+    errors); scan_row, scan_col (raster scans only)."""
     names = ("x", "y")
-    if not plan.exact:
+    if not plan.exact or plan.errors:
         names += ("x_nominal", "y_nominal")
     if plan.raster_shape is not None:
         names += ("scan_row", "scan_col")

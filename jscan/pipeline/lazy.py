@@ -35,10 +35,12 @@ from jscan.pipeline.coords import (
     block_coords,
     camera_coords,
     diffraction_attrs,
+    mask_variable,
     pattern_dtype,
     position_coords,
     scan_attrs,
 )
+from jscan.pipeline.detector_model import check_detector
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.runner import BlockRunner
 from jscan.pipeline.truth import truth_variables
@@ -104,8 +106,9 @@ def simulate_lazy(config, block_size=None) -> xr.Dataset:
     capped at the scan length). Indexing computes only the blocks it touches: one position,
     one block. ``.compute()``, ``.values`` and ``.to_zarr(path)`` run on the active Dask
     scheduler (threaded by default, a distributed Client when one is active). The values
-    equal those of `simulate_scan`'s store bit for bit: float32 intensities, or uint32
-    photon counts when detector.dose > 0 (the same keys, so the same noise).
+    equal those of `simulate_scan`'s store bit for bit: float32 intensities, or integer
+    counts when detector.dose > 0 (the same keys, so the same noise); ``mask`` (det_y,
+    det_x) marks the bad pixels and module gaps, as in the store.
 
     The coordinates and attributes are a store's (x, y, x_nominal/y_nominal with snap,
     det_y, det_x, scan_row/scan_col for rasters; optics, bright_field_radius_m, config,
@@ -124,6 +127,7 @@ def simulate_lazy(config, block_size=None) -> xr.Dataset:
     inputs = inputs_hash(config, sample)
     plan = plan_scan(config)
     checks.check_brightness(config, sample)
+    check_detector(config, plan.window)
     radius = bright_field_radius(config)
     job = ScanJob(
         config,
@@ -144,7 +148,8 @@ def simulate_lazy(config, block_size=None) -> xr.Dataset:
     probe = lazy_probe(job, token)
     truth, truth_coords, truth_meta = truth_variables(config, plan, probe, read=lazy_region)
     coords.update(truth_coords)
-    return xr.Dataset({"diffraction": data, **truth}, coords=coords, attrs={**attrs, **truth_meta})
+    variables = {"diffraction": data, "mask": mask_variable(config, plan.window), **truth}
+    return xr.Dataset(variables, coords=coords, attrs={**attrs, **truth_meta})
 
 
 def runner_probe(simulator: BlockSimulator) -> np.ndarray:

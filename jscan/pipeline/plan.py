@@ -17,6 +17,7 @@ from jscan.inputs.config import Config, ScanConfig, check_float32_products
 from jscan.inputs.samples import probe_shape, sample_shape
 from jscan.inputs.scan import (
     CHUNK,
+    position_errors,
     raster_indices,
     raster_start,
     scan_length,
@@ -32,7 +33,7 @@ class BlockGeometry(NamedTuple):
     positions: np.ndarray  # (n, 2) float64 x, y [m]: the positions simulated
     origins: np.ndarray  # (block_size, 2) int64 window top-left row, col [sample px], padded
     shifts: np.ndarray | None  # (block_size, 2) float64 sub-pixel shifts row, col [px]; snap: None
-    nominal: np.ndarray | None  # (n, 2) x, y [m] as requested, when they differ (snap)
+    nominal: np.ndarray | None  # (n, 2) x, y [m] as commanded, when they differ (snap, errors)
     raster: tuple[np.ndarray, np.ndarray] | None  # (scan_row, scan_col) int64 of a raster
 
     @property
@@ -60,6 +61,11 @@ class ScanPlan:
         return -(-self.n_positions // self.block_size)
 
     @property
+    def errors(self) -> bool:
+        """True when the positions carry errors ([scan] jitter or drift)."""
+        return bool(self.scan.jitter or any(self.scan.drift))
+
+    @property
     def raster_shape(self) -> tuple[int, int] | None:
         """(rows, cols) of a raster scan, else None."""
         return tuple(self.scan.shape) if self.scan.kind == "raster" else None
@@ -78,7 +84,10 @@ class ScanPlan:
         """The geometry of one block, made from its index; origins and shifts are padded to
         block_size by repeating the last position (the kernel's shapes stay fixed)."""
         start, stop = self.block_range(block)
-        requested = scan_positions(self.scan, self.sample_shape, self.sample_dx, start, stop)
+        commanded = scan_positions(self.scan, self.sample_shape, self.sample_dx, start, stop)
+        requested = (
+            commanded + position_errors(self.scan, start, stop) if self.errors else commanded
+        )
         where = placement(requested, self.window, self.sample_dx)
         positions = placed_positions(requested, where, self.window, self.sample_dx, self.exact)
         return BlockGeometry(
@@ -86,7 +95,7 @@ class ScanPlan:
             positions,
             _pad(where.origins, self.block_size),
             _pad(where.shifts, self.block_size) if self.exact else None,
-            None if self.exact else requested,
+            None if self.exact and not self.errors else commanded,
             raster_indices(self.scan, start, stop),
         )
 
@@ -105,7 +114,8 @@ def _pad(rows: np.ndarray, n: int) -> np.ndarray:
 
 def plan_scan(config: Config) -> ScanPlan:
     """The plan of a validated config: blocks, region, extent; O(blocks) work and memory for
-    raster and spiral scans (a file scan's positions are read once, a slab at a time).
+    raster and spiral scans (a file scan's positions, and those of a scan with position
+    errors, are made once, a slab at a time: O(positions) work, O(blocks) memory).
 
     Reads the probe and sample shapes (and a positions file); ConfigError, naming the keys to
     change, when one cannot be read or a probe window leaves the sample.
@@ -147,17 +157,18 @@ def plan_scan(config: Config) -> ScanPlan:
 def block_bounds(scan: ScanConfig, shape, dx: float, n: int, block: int):
     """(low, high): (n_blocks, 2) float64 bounds x, y [m] of each block's requested positions.
 
-    Raster: exact, from the rows and columns a block covers; spiral with blocks of at least
-    WIDE_BLOCK positions: a block's positions lie within step sqrt(k_last) of the centre and
-    within the scan's own bounding box (golden-angle blocks that long go round the centre, so
-    this bound is close); file and other spirals: exact, made a slab of blocks at a time
-    (a file's values checked finite).
+    Raster without position errors: exact, from the rows and columns a block covers; spiral
+    without errors, with blocks of at least WIDE_BLOCK positions: a block's positions lie
+    within step sqrt(k_last) of the centre and within the scan's own bounding box
+    (golden-angle blocks that long go round the centre, so this bound is close); files,
+    other spirals and scans with errors: exact, made a slab of blocks at a time (a file's
+    values checked finite).
     """
     n_blocks = -(-n // block)
     starts = np.arange(n_blocks, dtype=np.int64) * block
     lasts = np.minimum(starts + block, n) - 1
     rows, cols = (int(v) for v in shape)
-    if scan.kind == "raster":
+    if scan.kind == "raster" and not _errors(scan):
         n_cols = scan.shape[1]
         start_x, start_y = raster_start(scan, cols * dx / 2, rows * dx / 2)
         (r0, c0), (r1, c1) = np.divmod(starts, n_cols), np.divmod(lasts, n_cols)
@@ -170,7 +181,7 @@ def block_bounds(scan: ScanConfig, shape, dx: float, n: int, block: int):
             np.stack([np.minimum(xa, xb), np.minimum(ya, yb)], axis=1),
             np.stack([np.maximum(xa, xb), np.maximum(ya, yb)], axis=1),
         )
-    if scan.kind == "spiral" and block >= WIDE_BLOCK:
+    if scan.kind == "spiral" and block >= WIDE_BLOCK and not _errors(scan):
         lo, hi = _spiral_box(scan, shape, dx, n)
         centre = np.array([cols * dx / 2, rows * dx / 2])
         reach = scan.step * np.sqrt(lasts.astype(np.float64))[:, None]
@@ -179,10 +190,20 @@ def block_bounds(scan: ScanConfig, shape, dx: float, n: int, block: int):
     low, high = np.empty((n_blocks, 2)), np.empty((n_blocks, 2))
     for b0 in range(0, n_blocks, per_slab):
         b1 = min(b0 + per_slab, n_blocks)
-        slab = scan_positions(scan, shape, dx, b0 * block, min(b1 * block, n))
+        slab = _requested(scan, shape, dx, b0 * block, min(b1 * block, n))
         padded = _pad(slab, (b1 - b0) * block).reshape(b1 - b0, block, 2)
         low[b0:b1], high[b0:b1] = padded.min(axis=1), padded.max(axis=1)
     return low, high
+
+
+def _errors(scan: ScanConfig) -> bool:
+    return bool(scan.jitter or any(scan.drift))
+
+
+def _requested(scan: ScanConfig, shape, dx: float, start: int, stop: int) -> np.ndarray:
+    """The positions [start, stop) the probe goes to: commanded plus their errors."""
+    commanded = scan_positions(scan, shape, dx, start, stop)
+    return commanded + position_errors(scan, start, stop) if _errors(scan) else commanded
 
 
 def _spiral_box(scan: ScanConfig, shape, dx: float, n: int):
@@ -209,7 +230,7 @@ def _leaving(config: Config, shape, window, n: int) -> str:
     scan, dx = config.scan, config.sample.dx
     kept, where, count = [], [], 0
     for s in range(0, n, CHUNK):
-        origins = placement(scan_positions(scan, shape, dx, s, min(s + CHUNK, n)), window, dx)
+        origins = placement(_requested(scan, shape, dx, s, min(s + CHUNK, n)), window, dx)
         o = origins.origins
         # px beyond the top, bottom, left and right edges
         over = np.stack(

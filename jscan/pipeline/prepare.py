@@ -2,15 +2,19 @@
 a run writes to (a new one, a replaced one, or the one it resumes)."""
 
 import os
+import tomllib
 
-from jscan.errors import StoreError, UsageError
-from jscan.inputs.config import Config, load_config, with_overrides
+from jscan.errors import ConfigError, StoreError, UsageError
+from jscan.inputs.config import REQUIRED, Config, load_config, schema, with_overrides
 from jscan.inputs.digest import inputs_hash
 from jscan.inputs.farfield import bright_field_radius
 from jscan.pipeline import checks
 from jscan.pipeline import store as zstore
 from jscan.pipeline.cachedir import private_dir
+from jscan.pipeline.detector_model import check_detector
 from jscan.pipeline.integrity import repair
+from jscan.pipeline.integrity import verify as check_blocks
+from jscan.pipeline.lock import RunLock
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import ScanJob
 
@@ -49,14 +53,16 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
     elif exists:
         attrs = zstore.check_store(store)
         if attrs["config_hash"] != config.hash:
+            changed = "; ".join(config_changes(attrs.get("config", ""), config))
             raise StoreError(
-                f"{store} was made with another config (hash {attrs['config_hash'][:12]}, "
-                f"this one {config.hash[:12]}); resume with the config it was made with"
+                f"{store} was made with another config ({changed}); resume with the config "
+                "it was made with, or start again with --overwrite"
             )
         if attrs["inputs_hash"] != inputs:
             raise StoreError(
-                f"the probe, positions or sample file of {store} changed since it was made; "
-                "restore the files it was made with, or replace the store with --overwrite"
+                f"the probe, positions, sample or bad-pixel file of {store} changed since it "
+                "was made; restore the files it was made with, or replace the store with "
+                "--overwrite"
             )
         if attrs["block_size"] != config.run.block_size:
             raise StoreError(
@@ -65,10 +71,75 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
             )
     elif resume:
         raise StoreError(f"nothing to resume at {store}; drop --resume to start it")
-    plan = plan_scan(config)
+    plan = plan_config(config)
+    checks.warn_quiet_mistakes(config, plan.window)
     checks.check_disk(store, config, plan, resume, force)
     checks.check_brightness(config, sample)
+    check_detector(config, plan.window)
     return config, plan, store, inputs
+
+
+def plan_config(config: Config):
+    """`plan_scan`, whose refusal also says "lengths are in metres" when a length is about
+    10^6 too large (`checks.length_hint`)."""
+    try:
+        return plan_scan(config)
+    except ConfigError as err:
+        hint = checks.length_hint(config)
+        if not hint:
+            raise
+        raise ConfigError(f"{err}; {hint}") from None
+
+
+def _values(text: str) -> dict[str, object]:
+    """section.key -> value of a config's TOML text, the schema's defaults filled in, for
+    the keys its kinds allow; the physics sections only ([run] is not in the hash)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {}
+    values = {}
+    for section, keys in schema().items():
+        if section == "run":
+            continue
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            continue
+        for name, key in keys.items():
+            allowed = key.kinds is None or table.get("kind") in key.kinds
+            if name in table:
+                values[f"{section}.{name}"] = table[name]
+            elif allowed and key.default is not REQUIRED:
+                values[f"{section}.{name}"] = key.default
+    return values
+
+
+def config_changes(stored_text: str, config: Config, most: int = 6) -> list[str]:
+    """The keys whose values differ between a store's config (its ``config`` attribute) and
+    ``config``: "key: old -> new", at most ``most`` of them and a count of the rest."""
+    old, new = _values(stored_text), _values(config.text)
+    changed = [
+        f"{key}: {old.get(key, 'absent')!r} -> {new.get(key, 'absent')!r}"
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+    ]
+    if not changed:
+        return ["no key differs as written, but a relative path resolves to another file"]
+    more = len(changed) - most
+    return changed[:most] + ([f"{more} more"] if more > 0 else [])
+
+
+def nothing_to_do(store: str, verify: bool) -> bool:
+    """With --resume: True when every block of ``store`` is done and sound (checked as a
+    resume checks them, `integrity.verify`; ``verify``: decoding every block), so that no
+    cluster is started. The run lock is held while checking: a store another run writes is
+    refused, as for any resume. A damaged store gives False and is repaired by `open_store`, under
+    the run lock (then checked a second time: damage is rare, a sound store is read once).
+    """
+    if not zstore.blocks_done(store).all():
+        return False
+    with RunLock(store):  # refused while another run writes the store (or a planted link)
+        return check_blocks(store, full=verify).ok
 
 
 def compile_cache(path) -> str | None:

@@ -9,6 +9,11 @@ from jscan.pipeline.plan import ScanPlan
 from jscan.pipeline.receipt import BlockReceipt
 
 
+def count(n: int, noun: str) -> str:
+    """ "1 block", "7 blocks": n and the noun, plural unless n is 1."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 class Progress:
     """Blocks and positions done, positions/s and ETA on ``stream`` (one line, redrawn).
 
@@ -37,7 +42,8 @@ class Progress:
                 self.say(f"{label}: {url}")
         p = self.plan
         self.say(
-            f"{p.n_positions} positions in {p.n_blocks} blocks of {p.block_size}; "
+            f"{count(p.n_positions, 'position')} in {count(p.n_blocks, 'block')} of "
+            f"{p.block_size}; "
             f"{p.n_blocks - self.blocks} to do -> {store} (at most {human(store_bytes)} "
             "uncompressed)"
         )
@@ -73,7 +79,7 @@ class Progress:
         wall = time.perf_counter() - self.t0
         n = self.new_positions
         self.say(
-            f"done: {n} positions in {self.new_blocks} blocks, {wall:.1f} s, "
+            f"done: {count(n, 'position')} in {count(self.new_blocks, 'block')}, {wall:.1f} s, "
             f"{n / max(wall, 1e-9):,.0f} pos/s, "
             f"{self.new_bytes / max(wall, 1e-9) / 1e6:,.1f} MB/s of patterns -> {store}"
         )

@@ -14,10 +14,11 @@ from distributed import as_completed
 
 from jscan.pipeline import checks
 from jscan.pipeline import store as zstore
-from jscan.pipeline.cluster import connect
+from jscan.pipeline.cluster import check_guard, connect
 from jscan.pipeline.livepage import LivePage
 from jscan.pipeline.lock import RunLock
-from jscan.pipeline.prepare import compile_cache, open_store, prepare
+from jscan.pipeline.logs import default_log
+from jscan.pipeline.prepare import compile_cache, nothing_to_do, open_store, prepare
 from jscan.pipeline.progress import Progress
 from jscan.pipeline.worker import ScanWorker, block_task, ground_truth_task
 
@@ -38,6 +39,7 @@ def simulate_scan(
     overwrite=False,
     verify=False,
     force=False,
+    log=None,
 ):
     """Simulate a scan into a Zarr store and return it opened lazily with xarray.
 
@@ -50,13 +52,21 @@ def simulate_scan(
     overwrite: replace the jscan store (or empty folder) at ``store``; verify: with resume,
     decode every done block and compare its checksum (default: check that its shard is
     there, one listing); damaged blocks are simulated again; force: write even when the
-    store's size estimate exceeds the free disk space.
+    store's size estimate exceeds the free disk space; log: the file Dask's log records
+    are appended to during the run (None: `logs.default_log`, STORE/jscan.log for a local
+    store; False: leave them on stderr).
     """
+    check_guard(client, scheduler_file)  # before anything is read: an unguarded script
     config, plan, store, inputs = prepare(config, store, resume, block_size, overwrite, force)
     cache = compile_cache(compilation_cache)
     out = sys.stderr if progress else None
+    if resume and nothing_to_do(store, verify):  # no cluster to start for nothing
+        if out:
+            print(f"{store} is complete ({plan.n_blocks} blocks); nothing to resume", file=out)
+        return zstore.open_scan(store)
     # The cluster first: a scheduler that cannot be reached leaves nothing on disk.
-    with connect(client, n_workers, scheduler_file, threads_per_worker) as c:
+    log = default_log(store) if log is None else log or None
+    with connect(client, n_workers, scheduler_file, threads_per_worker, log) as c:
         checks.check_block_memory(c, config, plan)
         # The ground-truth probe comes from the kernel, so a worker computes it: the client
         # starts no JAX backend (on a GPU node it would take the card's memory).

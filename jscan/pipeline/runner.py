@@ -22,11 +22,12 @@ from jscan.inputs.farfield import camera_axes, camera_radius, noise_factor
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline.cachedir import private_dir
 from jscan.pipeline.coords import block_coords
+from jscan.pipeline.detector_model import detector_model, detector_values
 from jscan.pipeline.detectors import block_detectors
 from jscan.pipeline.plan import BlockGeometry
 from jscan.pipeline.receipt import BlockReceipt, binned, masked_sums, preview_pattern
 from jscan.pipeline.store import BLOCK_ARRAYS, block_crc, check_id
-from jscan.pipeline.worker import ScanJob, photon_counts
+from jscan.pipeline.worker import ScanJob
 
 
 def region_origin(origins, region_shape, sample_shape):
@@ -91,9 +92,11 @@ class BlockRunner:
         self.mesh = data_mesh()
         self.microscope = jax.device_put(microscope, NamedSharding(self.mesh, P()))
         self.factor = noise_factor(cfg, probe)  # photons per unit intensity
-        r = camera_radius(probe.shape, cfg.optics.camera_pixel_size)
+        window = probe.shape[-2:]  # (M, H, W) with incoherent modes
+        self.camera = detector_model(cfg, window, self.factor)  # [detector]: noise, mask
+        r = camera_radius(window, cfg.optics.camera_pixel_size)
         self.bright_field = r <= job.bright_field_radius  # (H, W) bool: the page's detector
-        self.axes = camera_axes(probe.shape, cfg.optics.camera_pixel_size)  # det_y, det_x [m]
+        self.axes = camera_axes(window, cfg.optics.camera_pixel_size)  # det_y, det_x [m]
         self.grid = job.plan.page_grid  # the page's image, which receipts bin onto
         self.arrays = None  # {name: zarr array} the block writes, by open_store
         self.blocks = 0  # blocks run with this state
@@ -133,19 +136,14 @@ class BlockRunner:
     def patterns(self, geometry: BlockGeometry) -> np.ndarray:
         """One block's patterns on the host, as the store holds them; touches no store.
 
-        geometry: the block's `BlockGeometry` (`ScanPlan.block`). Returns (n_valid, H, W):
-        float32 intensities |U'|^2 (dose 0); float32 expected photon counts, intensity x
-        `noise_factor` (dose > 0, noise false); uint32 `photon_counts` keyed by the global
-        indices start .. start + n_valid - 1 (dose > 0).
+        geometry: the block's `BlockGeometry` (`ScanPlan.block`). Returns (n_valid, H, W)
+        float32 intensities (dose 0), float32 expected photon counts (dose > 0, noise false)
+        or integer counts, through the [detector] model (`detector_model.detector_values`)
+        keyed by the global indices start .. start + n_valid - 1.
         """
-        cfg, g = self.job.config, geometry
+        g = geometry
         host = to_host(self.simulate(g.origins, g.shifts))[: g.n_valid]
-        if cfg.detector.dose > 0 and not cfg.detector.noise:
-            host = (host.astype(np.float64) * self.factor).astype(np.float32)
-        elif cfg.detector.dose > 0:
-            indices = np.arange(g.start, g.start + g.n_valid)
-            host = photon_counts(host, indices, cfg.detector.seed, self.factor)
-        return host
+        return detector_values(host, np.arange(g.start, g.start + g.n_valid), self.camera)
 
     def run(self, block: int, worker="in-process") -> BlockReceipt:
         """Simulate one block, write its patterns, positions, virtual detectors

@@ -2,10 +2,11 @@
 
 Layout (readable with plain ``xarray.open_zarr(STORE)``, no jscan needed):
 
-- ``diffraction`` (position, det_y, det_x): float32 intensities (dose 0), uint32 photon
-  counts (dose > 0) or float32 expected counts (dose > 0, noise false); one Zarr shard per
-  block of positions, so each block writes whole shards of its own (no locks, idempotent
-  rewrites), split into smaller inner chunks for readers.
+- ``diffraction`` (position, det_y, det_x): float32 intensities (dose 0) or expected photon
+  counts (noise false), or integer counts (uint32, or uint16 when detector.saturation <=
+  65535; `jscan.pipeline.detector_model`); one Zarr shard per block of positions, so each
+  block writes whole shards of its own (no locks, idempotent rewrites), split into smaller
+  inner chunks for readers.
 - ``block_done`` (block,) uint8: set to 1 only after that block's patterns and checksum are
   written; one chunk per block.
 - ``block_checksum`` (block,) uint32: CRC32 (zlib) of the block's patterns, then its ``x``
@@ -15,6 +16,7 @@ Layout (readable with plain ``xarray.open_zarr(STORE)``, no jscan needed):
 - ``bright_field``, ``total``, ``com_x``, ``com_y`` (position,) float64: the virtual
   detectors of `jscan.pipeline.detectors`, written by the worker with the block's patterns
   (before ``block_done``); one chunk per block, CRC32C, NaN where not written.
+- ``mask`` (det_y, det_x) bool: True at bad pixels and module gaps, whose values are 0.
 - coordinates ``x``, ``y`` (position, m; ``x_nominal``, ``y_nominal`` with snap placement)
   and for raster scans ``scan_row``, ``scan_col``: written by the worker with its block (one
   chunk per block, CRC32C; NaN or -1 where not written), so that planning and creating a
@@ -54,6 +56,7 @@ from jscan.pipeline.coords import (
     POSITION_COORDS,
     camera_coords,
     diffraction_attrs,
+    mask_variable,
     pattern_dtype,
     position_coords,
     scan_attrs,
@@ -64,6 +67,7 @@ from jscan.pipeline.truth import TRUTH_ARRAYS, truth_encoding, truth_variables
 
 # 2: block checksums, CRC32C, store_id, atomic; 3: virtual detectors; 4: positions written
 # per block by the workers, covered by the block checksum; 5: ground truth (probe, sample)
+# and the detector mask
 FORMAT = "jscan-scan/5"
 ARRAYS = (
     "diffraction",
@@ -167,6 +171,7 @@ def create(
     for name in position_coords(plan):
         dtype_, fill, meta = POSITION_COORDS[name]
         coords[name] = ("position", da.full(n, fill, dtype=dtype_, chunks=-1), meta)
+    data["mask"] = mask_variable(config, (h, w))
     if probe is None:
         from jscan.pipeline.runner import ground_truth_probe  # JAX: only when not given
 

@@ -3,7 +3,7 @@
 `jscan.pipeline.runner.BlockRunner` holds one scan's worker-side state (the compiled
 microscope's constants on the devices, the photon factor, the bright-field mask, the opened
 store) and runs blocks with it. This module holds what both sides share without JAX: the
-`ScanJob` a runner is built from, the photon statistics, and `ScanWorker`, the
+`ScanJob` a runner is built from, the photon factor, and `ScanWorker`, the
 `distributed.WorkerPlugin`
 that owns a runner on each worker process for one run: the client registers it at the
 start of the run (`ScanWorker.registered`), every worker builds its runner once in
@@ -35,26 +35,6 @@ class ScanJob:
     bright_field_radius: float = 0.0  # m on the camera: the live page's virtual detector
     compilation_cache: str | None = None  # JAX's persistent compilation cache (private dir)
     store_id: str = ""  # the store's UUID (attribute store_id): checked before the first write
-
-
-def photon_counts(intensity, indices, seed: int, factor: float):
-    """Poisson counts (n, H, W) uint32 with mean intensity * factor, drawn on the host.
-
-    Position i draws from Philox keyed (seed, i), i its global index, so the counts do not
-    depend on the block size, the worker, the device or the order of completion. numpy's
-    sampler is faster than jax.random.poisson on CPU (benchmarks/RESULTS.md).
-    """
-    out = np.empty(intensity.shape, np.uint32)
-    for k, i in enumerate(indices):
-        rng = np.random.Generator(np.random.Philox(key=np.array([seed, i], np.uint64)))
-        counts = rng.poisson(intensity[k].astype(np.float64) * factor)
-        if counts.max() > np.iinfo(np.uint32).max:  # would wrap around in uint32
-            raise ValueError(
-                f"position {i}: a pixel counts {counts.max()} photons, more than uint32 holds; "
-                "lower detector.dose and write a new store (a changed config cannot be resumed)"
-            )
-        out[k] = counts
-    return out
 
 
 def ground_truth_task(config: Config) -> np.ndarray:

@@ -122,9 +122,9 @@ def _field_with(random_field, bad):
 @pytest.mark.parametrize(
     ("make_field", "error", "match"),
     [
-        (lambda make: make((8,)), ValueError, r"`field` must be 2-D.*\(8,\)"),
-        (lambda make: make((2, 3, 4)), ValueError, r"`field` must be 2-D"),
-        (lambda make: np.complex64(1 + 1j), ValueError, r"`field` must be 2-D"),
+        (lambda make: make((8,)), ValueError, r"`field` must be 2-D or 3-D.*\(8,\)"),
+        (lambda make: make((2, 2, 3, 4)), ValueError, r"`field` must be 2-D or 3-D"),
+        (lambda make: np.complex64(1 + 1j), ValueError, r"`field` must be 2-D or 3-D"),
         (lambda make: np.zeros((0, 4), np.complex64), ValueError, r"`field` must not be empty"),
         (lambda make: np.zeros((4, 0), np.float32), ValueError, r"`field` must not be empty"),
         (lambda make: np.full((3, 3), "a"), TypeError, r"`field` must hold.*dtype <U1"),

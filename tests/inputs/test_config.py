@@ -18,8 +18,10 @@ def test_demo_config_parses_with_sensible_physics():
     assert (probe.kind, probe.size, config.sample.phantom) == ("gaussian", 64, "siemens_star")
     natural = probe.wavelength * optics.travel_distance / (probe.size * probe.dx)
     assert optics.camera_pixel_size == pytest.approx(natural / optics.zoom_factor / 2)
-    assert config.scan.shape == (40, 40) and config.detector.dose == 1e5
-    assert config.run.block_size == 256 and len(config.hash) == 64
+    assert config.scan.shape == (64, 64) and config.detector.dose == 1e5
+    # A step below the probe's waist: the bright field resolves the star's spokes, no plaid.
+    assert config.scan.step < probe.waist
+    assert config.run.block_size == 512 and len(config.hash) == 64
 
 
 def test_every_kind_round_trips(tmp_path):
@@ -192,7 +194,7 @@ def test_with_overrides():
     config = parse_config(DEMO_CONFIG)
     block = int(np.random.default_rng(15).integers(1, 10_000))
     changed = with_overrides(config, block_size=block)
-    assert changed.run.block_size == block and config.run.block_size == 256
+    assert changed.run.block_size == block and config.run.block_size == 512
     assert changed.hash == config.hash and changed.probe == config.probe
     assert with_overrides(config) == config
     for bad in (0, -3, True, 2.5):

@@ -87,7 +87,7 @@ def test_file_probe(tmp_path):
     np.testing.assert_allclose(probe, field / np.linalg.norm(field), rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((2, 3, 4)), np.array([[1.0, np.nan]]), np.zeros(5)])
+@pytest.mark.parametrize("bad", [np.ones((2, 2, 3, 4)), np.array([[1.0, np.nan]]), np.zeros(5)])
 def test_file_probe_rejects_bad_arrays(tmp_path, bad):
     np.save(tmp_path / "p.npy", bad)
     cfg = ProbeConfig(kind="file", dx=1e-6, wavelength=5e-7, path=str(tmp_path / "p.npy"))

@@ -118,3 +118,26 @@ def test_non_finite_file_positions_name_the_row(tmp_path):
     np.save(tmp_path / "p.npy", positions)
     with pytest.raises(ValueError, match=r"NaN or inf \(row 7\)"):
         scan_positions(ScanConfig(kind="file", path=str(tmp_path / "p.npy")), (10, 10), 1e-6)
+
+
+def test_jitter_is_gaussian_per_axis_keyed_by_index_and_drift_grows_with_it():
+    from jscan.inputs.scan import position_errors
+
+    scan = ScanConfig(kind="spiral", step=1e-6, n=200_000, jitter=0.3e-6, seed=7)
+    e = position_errors(scan)
+    assert e.shape == (200_000, 2) and np.isfinite(e).all()
+    np.testing.assert_allclose(e.mean(axis=0), 0, atol=5 * 0.3e-6 / np.sqrt(200_000))
+    np.testing.assert_allclose(e.std(axis=0), 0.3e-6, rtol=0.01)
+    assert abs(np.corrcoef(e.T)[0, 1]) < 0.01  # x and y independent
+    assert abs(np.corrcoef(e[:-1, 0], e[1:, 0])[0, 1]) < 0.01  # neighbours independent
+    # a Gaussian: the share beyond 2 sigma per axis (4.55 %)
+    assert abs(np.mean(np.abs(e[:, 0]) > 0.6e-6) - 0.0455) < 0.003
+    # keyed by (seed, index): any range is that slice; another seed, other errors
+    np.testing.assert_array_equal(position_errors(scan, 1234, 5678), e[1234:5678])
+    other = ScanConfig(kind="spiral", step=1e-6, n=200_000, jitter=0.3e-6, seed=8)
+    assert abs(np.corrcoef(position_errors(other)[:, 0], e[:, 0])[0, 1]) < 0.01
+    drift = ScanConfig(kind="raster", shape=(3, 4), step=1e-6, drift=(2e-9, -1e-9))
+    np.testing.assert_array_equal(
+        position_errors(drift), np.arange(12)[:, None] * np.array([2e-9, -1e-9])
+    )
+    assert not position_errors(ScanConfig(kind="raster", shape=(3, 4), step=1e-6)).any()

@@ -11,7 +11,7 @@ from jscan.inputs.config import parse_config
 from jscan.pipeline.plan import plan_scan
 
 LEAVES = [
-    (("shape", [60, 40]), ["scan leaves the sample", "top edge", "scan.shape"]),
+    (("shape", [80, 40]), ["scan leaves the sample", "top edge", "scan.shape"]),
     (("start", [0.0, 0.0]), ["scan leaves the sample", "left edge"]),
 ]
 
@@ -135,6 +135,7 @@ def test_blocks_made_from_their_index_equal_the_whole_scan(
     np.save(tmp_path / "positions.npy", rng.uniform(150e-6, 600e-6, (500, 2)))
     for block in (1, 7, 64, 256, 1000):
         data = demo_scan()
+        data["sample"]["shape"] = [1024, 1024]  # room for the positions file
         data["scan"] = {**SCANS[kind], "placement": placement}
         data["run"] = {"block_size": block}
         config = parse_config(to_toml(data), base_dir=tmp_path)

@@ -164,9 +164,9 @@ def test_history_blocks_per_worker_and_refusals(tmp_path, scan_config, client):
         simulate_scan(
             parse_config(text), store, client=client, resume=True, block_size=10, progress=False
         )
-    # Resuming a finished store recomputes nothing.
+    # Resuming a finished store recomputes nothing: it is checked, and no run is started.
     simulate_scan(parse_config(text), store, client=client, resume=True, progress=False)
-    assert xr.open_zarr(store).attrs["run_history"][-1]["blocks"] == 0
+    assert xr.open_zarr(store).attrs["run_history"] == history
 
 
 def test_dashboard_answers(client):
@@ -344,3 +344,30 @@ def test_persistent_compilation_cache_in_a_private_folder(tmp_path, scan_config)
     )
     assert cache.stat().st_mode & 0o777 == 0o700
     assert any(cache.iterdir())  # the workers wrote their executables there
+
+
+@pytest.mark.parametrize("placement", ["exact", "snap"])
+def test_a_run_with_position_errors_equals_a_file_scan_at_its_true_positions(
+    tmp_path, client, small_scan, to_toml, placement
+):
+    """x, y are where the probe was (commanded + jitter + drift), x_nominal, y_nominal where it
+    was sent; the patterns are those of a file scan at the true positions, noise included,
+    whatever the block size."""
+    data = small_scan(dose=1e4, block_size=16)
+    data["scan"].update(jitter=0.4e-6, drift=[3e-9, -2e-9], seed=5, placement=placement)
+    text = to_toml(data)
+    ds = simulate_scan(parse_config(text), tmp_path / "err.zarr", client=client, progress=False)
+    commanded = np.concatenate([ds.x_nominal.values[:, None], ds.y_nominal.values[:, None]], 1)
+    raster = parse_config(to_toml(small_scan())).scan
+    np.testing.assert_array_equal(commanded, scan_positions(raster, (160, 160), 1e-6))
+    moved = np.hypot(ds.x.values - commanded[:, 0], ds.y.values - commanded[:, 1])
+    assert 0.1e-6 < np.median(moved) < 1.5e-6  # jitter 0.4 um rms per axis (+ drift)
+
+    np.save(tmp_path / "true.npy", np.stack([ds.x.values, ds.y.values], axis=1))
+    data["scan"] = {"kind": "file", "path": str(tmp_path / "true.npy"), "placement": placement}
+    data["run"]["block_size"] = 25
+    ref = simulate_scan(
+        parse_config(to_toml(data)), tmp_path / "file.zarr", client=client, progress=False
+    )
+    np.testing.assert_array_equal(ref.x.values, ds.x.values)
+    np.testing.assert_array_equal(ref.diffraction.values, ds.diffraction.values)

@@ -153,3 +153,53 @@ def test_verify_names_a_damaged_ground_truth(make_store, damage):
     report = verify(store)
     assert not report.ok and report.faults == ()
     assert "probe" in report.line() and "--overwrite" in report.line()
+
+
+def test_probe_modes_are_stored_and_their_patterns_add(simulated_store, small_scan):
+    """Two incoherent modes: probe (2, H, W), and the stored expected counts are
+    sum_m |FFT(P_m O)|^2 scaled like one mode's."""
+    d = small_scan(dose=1e6, shape=(6, 6))
+    d["optics"]["travel_distance"] = 0.0128
+    d["scan"].update(step=7e-6, start=[40e-6, 41e-6])
+    d["probe"]["modes"] = 2
+    d["detector"]["noise"] = False
+    ds = open_scan(simulated_store(d, "modes.zarr"))
+    probe, obj = ds.probe.values, ds.sample_truth.values
+    assert probe.shape == (2, 32, 32)
+    factor, dx, lz = ds.attrs["photons_per_intensity"], 1e-6, 500e-9 * 0.0128
+    i = 9
+    r0 = round(float(ds.y[i]) / dx) - 16 - round(float(ds.sample_y[0]) / dx)
+    c0 = round(float(ds.x[i]) / dx) - 16 - round(float(ds.sample_x[0]) / dx)
+    window = obj[r0 : r0 + 32, c0 : c0 + 32].astype(np.complex128)
+    far = (np.abs(np.fft.fft2(probe * window)) ** 2).sum(axis=0)
+    expected = factor * np.fft.fftshift(far) * (dx**2 / lz) ** 2
+    stored = ds.diffraction.values[i]
+    np.testing.assert_allclose(stored, expected, rtol=0, atol=1e-5 * stored.max())
+
+
+def test_expected_counts_follow_the_detector_model(make_store, simulated_store, small_scan):
+    """noise = false: background, blur and mask apply to the expected counts (steps 1-3, 9)."""
+    from jscan.pipeline.detector_model import gaussian_blur
+
+    plain, _ = make_store("plain.zarr")
+    d = small_scan(dose=1e6, shape=(6, 6))
+    d["optics"]["travel_distance"] = 0.0128
+    d["scan"].update(step=7e-6, start=[40e-6, 41e-6])
+    d["detector"].update(noise=False, background=3.0, psf_sigma=1.5, gaps={"rows": [16]})
+    ds = open_scan(simulated_store(d, "model.zarr"))
+    assert ds.diffraction.dtype == np.float32 and ds.diffraction.attrs["units"] == "count"
+    intensity = open_scan(plain).diffraction.values[5].astype(np.float64)
+    lam = gaussian_blur(intensity * ds.attrs["photons_per_intensity"] + 3.0, 1.5)
+    lam[16, :] = 0
+    np.testing.assert_allclose(ds.diffraction.values[5], lam, rtol=1e-6)
+    assert ds.mask.values[16].all()
+
+
+@pytest.mark.parametrize("key, value", [("gain", 2.0), ("readout_noise", 1.0), ("saturation", 9)])
+def test_count_effects_are_refused_without_noise(small_scan, to_toml, key, value):
+    from jscan.errors import ConfigError
+
+    d = small_scan(dose=1e6)
+    d["detector"].update(noise=False, **{key: value})
+    with pytest.raises(ConfigError, match=f"detector.{key}.*noise = false"):
+        parse_config(to_toml(d))
