@@ -26,6 +26,7 @@ import json
 import math
 import os
 import sys
+import tomllib
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,6 +160,14 @@ class ScanSource:
             )
         if h % 2 or w % 2:
             out.append(f"odd window {h}x{w}: engines that fftshift (not ifftshift) move DC")
+        detector = tomllib.loads(self.attrs["config"]).get("detector", {})
+        effects = [k for k in ("background", "psf_sigma", "readout_noise") if detector.get(k)]
+        effects += ["gain"] if detector.get("gain", 1) != 1 else []
+        if effects:
+            out.append(
+                f"the detector model's {', '.join(effects)} are in the patterns, not in an "
+                "engine's |FFT(probe x object)|^2 (the exported probe is scaled to photons)"
+            )
         if abs(float(self.attrs["sample_dx_m"]) / self.probe_dx - 1) > 1e-6:
             out.append("sample dx differs from probe dx x zoom: the probe and object grids differ")
         return out

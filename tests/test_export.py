@@ -198,3 +198,12 @@ def test_a_sample_past_the_limit_exports_a_flat_object_over_its_region(
         assert f["object"].shape == (1, rows, cols)
         assert np.all(f["object"][:] == 1)
         assert f["object"].attrs["center_x_m"] == pytest.approx((c0 + (cols - 1) / 2) * 1e-6)
+
+
+def test_detector_effects_are_named_in_a_warning(simulated_store, small_scan, tmp_path):
+    d = small_scan(dose=1e6, shape=(4, 4))
+    d["optics"]["travel_distance"] = 0.0128
+    d["detector"].update(background=2.0, gain=3.0)
+    store = simulated_store(d, "adu.zarr")
+    report = export(store, "cxi", str(tmp_path / "a.cxi"), stream=None)
+    assert any("background, gain" in w for w in report.warnings)
