@@ -105,8 +105,8 @@ def camera_coverage(config) -> float:
     """
     p, o = config.probe, config.optics
     dxz = p.dx * o.zoom_factor
-    probe = make_probe(p).astype(np.complex128)
-    h, w = probe.shape
+    probe = make_probe(p).astype(np.complex128)  # (H, W), or (M, H, W) modes
+    h, w = probe.shape[-2:]
     natural = p.wavelength * o.travel_distance / (np.asarray([h, w]) * dxz)
     if (o.camera_pixel_size >= natural * (1 - 1e-9)).all():
         return 1.0
@@ -114,7 +114,7 @@ def camera_coverage(config) -> float:
     y = (np.arange(h) - h // 2) * dxz
     x = (np.arange(w) - w // 2) * dxz
     inside = (y[:, None] - cy) ** 2 + (x[None, :] - cx) ** 2 <= (o.aperture_diameter / 2) ** 2
-    passed = float((np.abs(probe) ** 2 * inside).sum()) * dxz**2
+    passed = float((np.abs(probe) ** 2 * inside).sum()) * dxz**2  # over every mode
     if passed <= 0:
         return 1.0  # nothing passes the aperture: nothing to cover
     held = float(probe_pattern(config).sum()) * o.camera_pixel_size**2
