@@ -420,8 +420,11 @@ def _detector_summary(store_path, attrs, done, w):
             for name in ("total", "bright_field")
         }
     total = read["total"]
-    units = zarr.open_array(store_path, path="total", mode="r").attrs.get("units", "")
-    units = "photons" if units in ("count", "photons") else "intensity"  # "photons": format 4
+    meta = zarr.open_array(store_path, path="diffraction", mode="r").attrs
+    if meta.get("units") in ("count", "photons"):  # "photons": format 4
+        units = "photons"
+    else:
+        units = "ADU" if "ADU" in meta.get("long_name", "") else "intensity"
     with np.errstate(invalid="ignore", divide="ignore"):
         fraction = np.nanmedian(read["bright_field"] / total)
     w(
