@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import math
 import os
 import tomllib
 from dataclasses import dataclass
-from typing import Any, NamedTuple
 
 import numpy as np
 
 from jscan.errors import ConfigError
+from jscan.inputs.schema import (
+    LATER_KEYS,
+    OPTIONAL_SECTIONS,
+    SPEC,
+    check_integer,
+    parse_section,
+    unknown,
+)
 
 
 @dataclass(frozen=True)
@@ -117,480 +123,12 @@ class Config:
             name: {
                 key: value
                 for key, value in dataclasses.asdict(getattr(self, name)).items()
-                if not (key in _LATER_KEYS.get(name, ()) and value in (None, _SPEC[name][key][2]))
+                if not (key in LATER_KEYS.get(name, ()) and value in (None, SPEC[name][key][2]))
             }
             for name in ("probe", "optics", "sample", "scan", "detector")
         }
         canonical = json.dumps(physics, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-# ---- value checkers: (full key, raw TOML value) -> validated value ----
-
-
-def _number(key: str, value: Any, above: float = -math.inf, or_equal: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(
-            f'"{key}" must be a number, got {value!r} ({type(value).__name__}); '
-            "write a TOML number such as 1.5e-6 (no quotes, not true/false)"
-        )
-    number = float(value) if abs(value) < 1e308 else math.inf
-    if not math.isfinite(number):
-        raise ConfigError(f'"{key}" must be finite, got {value!r}; write a finite number')
-    if number < above or (number == above and not or_equal):
-        bound = f"{'>=' if or_equal else '>'} {above:g}"
-        raise ConfigError(f'"{key}" must be {bound}, got {value!r}; write a value {bound}')
-    return number
-
-
-def _positive(key: str, value: Any) -> float:
-    return _number(key, value, above=0.0)
-
-
-def _non_negative(key: str, value: Any) -> float:
-    return _number(key, value, above=0.0, or_equal=True)
-
-
-def _integer(key: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(
-            f'"{key}" must be an integer, got {value!r} ({type(value).__name__}); '
-            "write a whole number such as 64"
-        )
-    if value < minimum:
-        raise ConfigError(f'"{key}" must be >= {minimum}, got {value}; write a larger integer')
-    return value
-
-
-def _seed(key: str, value: Any) -> int:
-    seed = _integer(key, value, minimum=0)
-    if seed >= 2**63:  # keys numpy's generators with the seed as a uint64
-        raise ConfigError(f'"{key}" must be below 2**63, got {seed}; use a smaller seed')
-    return seed
-
-
-def _boolean(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(
-            f'"{key}" must be true or false, got {value!r}; write {key.rsplit(".", 1)[-1]} = true'
-        )
-    return value
-
-
-def _fraction(key: str, value: Any) -> float:
-    number = _positive(key, value)
-    if number > 1:
-        raise ConfigError(f'"{key}" must be in (0, 1], got {value!r}; write a ratio such as 0.5')
-    return number
-
-
-def _gaps(key: str, value: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    if not isinstance(value, dict) or not value or set(value) - {"rows", "cols"}:
-        raise ConfigError(
-            f'"{key}" must be a table of camera pixel indices, got {value!r}; write '
-            f"{key.rsplit('.', 1)[-1]} = {{rows = [255, 256], cols = [511]}}"
-        )
-    lists = []
-    for axis in ("rows", "cols"):
-        items = value.get(axis, [])
-        if not isinstance(items, list):
-            raise ConfigError(f'"{key}.{axis}" must be a list of pixel indices, got {items!r}')
-        lists.append(tuple(_integer(f"{key}.{axis}[{i}]", v, 0) for i, v in enumerate(items)))
-    return lists[0], lists[1]
-
-
-def _pair(key: str, value: Any, check=_number) -> tuple:
-    if not isinstance(value, list) or len(value) != 2:
-        leaf = key.rsplit(".", 1)[-1]
-        raise ConfigError(
-            f'"{key}" must be a list of two values, got {value!r}; write {leaf} = [a, b]'
-        )
-    return (check(f"{key}[0]", value[0]), check(f"{key}[1]", value[1]))
-
-
-def _shape(key: str, value: Any) -> tuple[int, int]:
-    return _pair(key, value, _integer)
-
-
-def _string(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f'"{key}" must be a string, got {value!r}; write it in quotes')
-    return value
-
-
-def _path(key: str, value: Any) -> str:
-    if not _string(key, value):
-        raise ConfigError(f'"{key}" is empty; write the path of the file')
-    return value
-
-
-def _choice(*choices: str):
-    def check(key: str, value: Any) -> str:
-        if _string(key, value) not in choices:
-            listed = " or ".join(f'"{c}"' for c in choices)
-            close = difflib.get_close_matches(value, choices, n=1)
-            hint = f'did you mean "{close[0]}"?' if close else f"use {listed}"
-            raise ConfigError(f'"{key}" must be {listed}, got "{value}"; {hint}')
-        return value
-
-    check.choices = choices
-    return check
-
-
-_REQUIRED = object()
-_ALL = None  # a key allowed for every kind
-
-
-class Key(NamedTuple):
-    """One config key of the schema: how it is checked, where it applies, its documentation.
-
-    check: (full key, raw TOML value) -> validated value; kinds: the section kinds the key
-    is allowed for (None: every kind); default: its value when absent (`REQUIRED`: none);
-    unit: its unit ("" for none); doc: one sentence for the reference table and the
-    template (`jscan.inputs.reference`); example: a value for the template when it has
-    no default (or a dict of one per kind).
-    """
-
-    check: Any
-    kinds: tuple[str, ...] | None
-    default: Any
-    unit: str = ""
-    doc: str = ""
-    example: Any = None
-
-
-# section -> key -> Key (a plain (check, kinds, default) tuple is read as a Key without docs)
-_SPEC: dict[str, dict[str, Any]] = {
-    "probe": {
-        "kind": Key(
-            _choice("gaussian", "airy", "file"),
-            _ALL,
-            _REQUIRED,
-            "",
-            "the probe field: a Gaussian, an Airy disc, or a complex .npy file; every probe "
-            "is scaled to unit power, sum |probe|^2 = 1 over its pixels",
-        ),
-        "dx": Key(
-            _positive,
-            _ALL,
-            _REQUIRED,
-            "m",
-            "pixel pitch of the probe window (and of the sample: sample.dx equals it)",
-        ),
-        "wavelength": Key(_positive, _ALL, _REQUIRED, "m", "wavelength of the illumination"),
-        "size": Key(
-            _integer, ("gaussian", "airy"), _REQUIRED, "px", "side of the square probe window"
-        ),
-        "waist": Key(
-            _positive,
-            ("gaussian",),
-            _REQUIRED,
-            "m",
-            "1/e^2 intensity radius: amplitude exp(-r^2/waist^2)",
-        ),
-        "radius": Key(
-            _positive,
-            ("airy",),
-            _REQUIRED,
-            "m",
-            "radius of the first dark ring: amplitude 2 J1(v)/v, v = 3.8317 r/radius",
-            12.0e-6,
-        ),
-        "path": Key(
-            _path,
-            ("file",),
-            _REQUIRED,
-            "",
-            "complex .npy of the probe field, (H, W) or (M, H, W) for M incoherent modes "
-            "(relative to the config's folder); its window is the array's shape",
-            "probe.npy",
-        ),
-        "modes": Key(
-            _integer,
-            ("gaussian", "airy"),
-            1,
-            "",
-            "mutually incoherent probe modes (orthonormalised Hermite-Gaussian modes)",
-        ),
-        "mode_power_ratio": Key(
-            _fraction,
-            ("gaussian", "airy"),
-            0.5,
-            "",
-            "power of mode m+1 over mode m, in (0, 1]: mode m gets r^m / sum_k r^k",
-        ),
-    },
-    "optics": {
-        "zoom_factor": Key(
-            _positive,
-            _ALL,
-            _REQUIRED,
-            "",
-            "magnification between sample and aperture plane: the exit wave's pixel becomes "
-            "dx*zoom_factor (the field itself is unchanged), so the natural camera pixel is "
-            "wavelength*travel_distance/(N*dx*zoom_factor)",
-        ),
-        "aperture_diameter": Key(
-            _positive,
-            _ALL,
-            _REQUIRED,
-            "m",
-            "diameter of the circular aperture in the zoomed plane, moving with the probe",
-        ),
-        "travel_distance": Key(
-            _positive, _ALL, _REQUIRED, "m", "distance from the aperture to the camera"
-        ),
-        "camera_pixel_size": Key(
-            _positive,
-            _ALL,
-            _REQUIRED,
-            "m",
-            "camera pixel pitch; the camera has the probe window's shape in pixels",
-        ),
-        "aperture_center": Key(
-            _pair,
-            _ALL,
-            None,
-            "m",
-            "(x, y) of the aperture's centre relative to the probe's axis; absent: on axis",
-            [0.0, 0.0],
-        ),
-    },
-    "sample": {
-        "kind": Key(
-            _choice("phantom", "file", "zarr"),
-            _ALL,
-            _REQUIRED,
-            "",
-            "a built-in phantom, a complex .npy file, or a Zarr array read per block",
-        ),
-        "dx": Key(_positive, _ALL, _REQUIRED, "m", "sample pixel pitch; must equal probe.dx"),
-        "phantom": Key(
-            _choice("siemens_star", "cells"),
-            ("phantom",),
-            "siemens_star",
-            "",
-            'the phantom: "siemens_star" or "cells"',
-        ),
-        "shape": Key(_shape, ("phantom",), _REQUIRED, "px", "(rows, cols) of the phantom"),
-        "seed": Key(_seed, ("phantom",), 0, "", 'seed of the "cells" phantom'),
-        "path": Key(
-            _path,
-            ("file", "zarr"),
-            _REQUIRED,
-            "",
-            "file: a 2-D complex .npy; zarr: a Zarr store (relative to the config's folder); "
-            "sample pixel (r, c) sits at y = r*dx, x = c*dx",
-            {"file": "sample.npy", "zarr": "sample.zarr"},
-        ),
-        "array": Key(
-            _string, ("zarr",), "sample", "", 'array inside the Zarr store ("" = the root array)'
-        ),
-    },
-    "scan": {
-        "kind": Key(
-            _choice("raster", "spiral", "file"),
-            _ALL,
-            _REQUIRED,
-            "",
-            "a row-major raster, a Fermat spiral, or positions from a file",
-        ),
-        "shape": Key(_shape, ("raster",), _REQUIRED, "", "(rows, cols) of raster positions"),
-        "step": Key(
-            _positive,
-            ("raster", "spiral"),
-            _REQUIRED,
-            "m",
-            "raster: the grid pitch; spiral: the radius scale, position k at r = step*sqrt(k), "
-            "angle k*137.5 deg (golden angle), around the sample's centre",
-        ),
-        "start": Key(
-            _pair,
-            ("raster",),
-            None,
-            "m",
-            "(x, y) of the first position; absent: the grid is centred on the sample",
-            [100.0e-6, 100.0e-6],
-        ),
-        "n": Key(_integer, ("spiral",), _REQUIRED, "", "number of spiral positions", 1000),
-        "path": Key(
-            _path,
-            ("file",),
-            _REQUIRED,
-            "",
-            "(n, 2) .npy of positions, columns x, y in metres (relative to the config's folder)",
-            "positions.npy",
-        ),
-        "placement": Key(
-            _choice("exact", "snap"),
-            _ALL,
-            "exact",
-            "",
-            '"exact": positions between pixels are simulated there (Fourier shift); "snap": '
-            "each position is moved onto its window's axis pixel",
-        ),
-        "jitter": Key(
-            _non_negative,
-            _ALL,
-            0.0,
-            "m",
-            "rms Gaussian position error per axis, keyed by (scan.seed, position index); "
-            "x, y store the true positions, x_nominal, y_nominal the commanded ones",
-        ),
-        "drift": Key(
-            _pair,
-            _ALL,
-            (0.0, 0.0),
-            "m/position",
-            "(x, y) position error growing with the position index k: drift*k",
-        ),
-        "seed": Key(_seed, _ALL, 0, "", "seed of the jitter"),
-    },
-    "detector": {
-        "dose": Key(
-            _non_negative,
-            _ALL,
-            0.0,
-            "photons",
-            "0: float32 intensities |U'|^2 (sum over the camera x camera_pixel_size^2 = "
-            "(dx*zoom)^2 x the share of the unit-power probe reaching it); > 0: Poisson "
-            "counts (uint32) with this mean number of incident photons per position",
-        ),
-        "seed": Key(
-            _seed,
-            _ALL,
-            0,
-            "",
-            "seed of the detector's noise, drawn per (seed, stream, position index)",
-        ),
-        "background": Key(
-            _non_negative, _ALL, 0.0, "photons", "mean background per pixel, added before Poisson"
-        ),
-        "psf_sigma": Key(
-            _non_negative, _ALL, 0.0, "camera px", "Gaussian blur (rms) of the expected intensity"
-        ),
-        "gain": Key(_positive, _ALL, 1.0, "ADU/photon", "conversion gain of the Poisson counts"),
-        "readout_noise": Key(_non_negative, _ALL, 0.0, "ADU", "rms of the Gaussian readout noise"),
-        "saturation": Key(
-            _integer,
-            _ALL,
-            None,
-            "ADU",
-            "values clip here; <= 65535 stores uint16, else uint32",
-            65535,
-        ),
-        "bad_pixels": Key(
-            _path,
-            _ALL,
-            None,
-            "",
-            "(H, W) bool .npy, True = bad: written 0 and marked in the mask variable",
-            "bad_pixels.npy",
-        ),
-        "gaps": Key(
-            _gaps,
-            _ALL,
-            None,
-            "camera px",
-            "{rows = [...], cols = [...]}: module gap rows and columns, written 0 and masked",
-            {"rows": [31, 32], "cols": []},
-        ),
-        "noise": Key(
-            _boolean,
-            _ALL,
-            True,
-            "",
-            "false (with a dose): store the expected photon counts (float32: dose, background "
-            "and blur applied, no Poisson draw) instead of counts",
-        ),
-    },
-    "run": {
-        "block_size": Key(
-            _integer,
-            _ALL,
-            1024,
-            "positions",
-            "positions per Dask task and Zarr shard (cut to the scan length; --block-size "
-            "overrides it); not part of the physics hash",
-        )
-    },
-}
-_OPTIONAL_SECTIONS = ("detector", "run")
-REQUIRED = _REQUIRED  # the default of a key that must be given
-SECTION_DOCS = {
-    "probe": "the illumination in the sample plane",
-    "optics": "zoom, aperture and the far-field camera",
-    "sample": "the complex transmission the probe scans",
-    "scan": "the probe positions, in metres on the sample",
-    "detector": "noise and units of the stored patterns",
-    "run": "execution settings (not physics)",
-}
-
-
-def schema() -> dict[str, dict[str, Key]]:
-    """The config schema, section -> key -> `Key`, in file order (the reference table and
-    the `jscan init` template are made from it)."""
-    return {name: {k: Key(*e) for k, e in keys.items()} for name, keys in _SPEC.items()}
-
-
-def optional_section(name: str) -> bool:
-    """True when section ``name`` may be left out (all its keys have defaults)."""
-    return name in _OPTIONAL_SECTIONS
-
-
-# Keys added after stores of format jscan-scan/3 existed: hashed only when set away from
-# their default, so such a store's config keeps its hash and can still be resumed.
-_LATER_KEYS = {
-    "probe": ("modes", "mode_power_ratio"),
-    "scan": ("jitter", "drift", "seed"),
-    "detector": (
-        "background",
-        "psf_sigma",
-        "gain",
-        "readout_noise",
-        "saturation",
-        "bad_pixels",
-        "gaps",
-    ),
-}
-
-
-def _unknown(what: str, name: str, valid) -> ConfigError:
-    close = difflib.get_close_matches(name.rsplit(".", 1)[-1], list(valid), n=1, cutoff=0.5)
-    hint = f'did you mean "{close[0]}"?' if close else "valid: " + ", ".join(sorted(valid))
-    return ConfigError(f'unknown {what} "{name}"; {hint}')
-
-
-def _parse_section(name: str, table: Any) -> dict[str, Any]:
-    spec = {key: Key(*entry) for key, entry in _SPEC[name].items()}
-    for key in table:
-        if key not in spec:
-            raise _unknown("key", f"{name}.{key}", spec)
-    kind = None
-    if "kind" in spec:
-        if "kind" not in table:
-            listed = " or ".join(f'"{c}"' for c in spec["kind"].check.choices)
-            raise ConfigError(f'missing key "{name}.kind"; add kind = {listed} to [{name}]')
-        kind = spec["kind"].check(f"{name}.kind", table["kind"])
-    values: dict[str, Any] = {}
-    for key, (check, kinds, default, *_) in spec.items():
-        full = f"{name}.{key}"
-        allowed = kinds is None or kind in kinds
-        if key in table:
-            if not allowed:
-                raise ConfigError(
-                    f'key "{full}" is not allowed when {name}.kind = "{kind}"; remove it '
-                    f"(it applies to kind {' or '.join(kinds)})"
-                )
-            values[key] = check(full, table[key])
-        elif allowed and default is _REQUIRED:
-            where = f' when {name}.kind = "{kind}"' if kinds is not None else ""
-            raise ConfigError(f'missing key "{full}"{where}; add {key} = ... to [{name}]')
-        else:
-            values[key] = default if allowed else None
-    return values
 
 
 def _resolve(key: str, path: str, base_dir: str, want_dir: bool) -> str:
@@ -625,13 +163,13 @@ def parse_config(text: str, base_dir: str | os.PathLike | None = None) -> Config
     for name, table in data.items():
         if not isinstance(table, dict):
             raise ConfigError(f'top-level key "{name}" is outside any section; move it under one')
-        if name not in _SPEC:
-            raise _unknown("section", name, _SPEC)
+        if name not in SPEC:
+            raise unknown("section", name, SPEC)
     sections = {}
-    for name in _SPEC:
-        if name not in data and name not in _OPTIONAL_SECTIONS:
+    for name in SPEC:
+        if name not in data and name not in OPTIONAL_SECTIONS:
             raise ConfigError(f"missing section [{name}]; add a [{name}] table")
-        sections[name] = _parse_section(name, data.get(name, {}))
+        sections[name] = parse_section(name, data.get(name, {}))
 
     base = os.path.abspath(os.fspath(base_dir)) if base_dir is not None else os.getcwd()
     for name in ("probe", "sample", "scan"):
@@ -676,14 +214,14 @@ def _check_detector(det: DetectorConfig) -> None:
         )
     if not det.noise:
         for key in _COUNT_KEYS:
-            if getattr(det, key) != _SPEC["detector"][key][2]:
+            if getattr(det, key) != SPEC["detector"][key][2]:
                 raise ConfigError(
                     f'"detector.{key}" acts on drawn counts, but detector.noise = false stores '
                     f"the expected photon counts; remove detector.{key} or noise = false"
                 )
     if det.dose == 0:
         for key in _PHOTON_KEYS:
-            if getattr(det, key) != _SPEC["detector"][key][2]:
+            if getattr(det, key) != SPEC["detector"][key][2]:
                 raise ConfigError(
                     f'"detector.{key}" needs photons, but detector.dose = 0 stores noiseless '
                     f"float intensities; set detector.dose > 0 or remove detector.{key}"
@@ -813,7 +351,7 @@ def with_overrides(config: Config, block_size: int | None = None) -> Config:
     """
     run = config.run
     if block_size is not None:
-        run = dataclasses.replace(run, block_size=_integer("run.block_size", block_size))
+        run = dataclasses.replace(run, block_size=check_integer("run.block_size", block_size))
     return dataclasses.replace(config, run=run)
 
 

@@ -6,7 +6,8 @@ import json
 import textwrap
 import tomllib
 
-from jscan.inputs.config import DEMO_CONFIG, REQUIRED, SECTION_DOCS, Key, optional_section, schema
+from jscan.inputs.config import DEMO_CONFIG
+from jscan.inputs.schema import REQUIRED, SECTION_DOCS, Key, optional_section, schema
 
 TABLE_START = "<!-- config reference: made by jscan.inputs.reference.reference_table -->"
 TABLE_END = "<!-- end of config reference -->"

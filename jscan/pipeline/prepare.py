@@ -5,9 +5,10 @@ import os
 import tomllib
 
 from jscan.errors import ConfigError, StoreError, UsageError
-from jscan.inputs.config import REQUIRED, Config, load_config, schema, with_overrides
+from jscan.inputs.config import Config, load_config, with_overrides
 from jscan.inputs.digest import inputs_hash
 from jscan.inputs.farfield import bright_field_radius
+from jscan.inputs.schema import REQUIRED, schema
 from jscan.pipeline import checks
 from jscan.pipeline import store as zstore
 from jscan.pipeline.cachedir import private_dir

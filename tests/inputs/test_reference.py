@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jscan.inputs.config import load_config, parse_config, schema
+from jscan.inputs.config import load_config, parse_config
 from jscan.inputs.reference import TABLE_END, TABLE_START, reference_table, template
+from jscan.inputs.schema import schema
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
