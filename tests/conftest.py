@@ -5,7 +5,6 @@ Test folders have no __init__.py (pytest's default import mode): test file names
 across folders. Tests never import each other or this file: what they share is a fixture.
 """
 
-import json
 import subprocess
 import sys
 import tomllib
@@ -64,32 +63,16 @@ def _small_scan(dose=0.0, block_size=16, shape=(12, 12), phantom="cells", seed=3
     }
 
 
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)  # a TOML basic string: JSON's escapes are TOML's
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):  # an inline table
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, np.generic):  # numpy's repr is np.float64(...): take the value
-        value = value.item()
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, float):
-        return repr(float(value))  # round-trips; nan and inf are TOML's nan and inf
-    raise TypeError(f"no TOML for {type(value).__name__} {value!r}")
-
-
 def _to_toml(data: dict) -> str:
+    from jscan.inputs.reference import toml_value
+
     lines = []
     for section, table in data.items():
         if not isinstance(table, dict):  # a key outside any table (refused by jscan)
-            lines.insert(0, f"{section} = {_toml_value(table)}")
+            lines.insert(0, f"{section} = {toml_value(table)}")
             continue
         lines.append(f"[{section}]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
     return "\n".join(lines) + "\n"
 
 

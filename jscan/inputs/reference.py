@@ -1,5 +1,5 @@
 """The config schema written out for people: the README's reference table and the commented
-template of `jscan init`, both made from `jscan.inputs.config.schema` (one place for each
+template of `jscan init`, both made from `jscan.inputs.schema.schema` (one place for each
 key's check, default, unit and meaning)."""
 
 import json
@@ -15,14 +15,22 @@ KIND_DEFAULTS = {"probe": "gaussian", "sample": "phantom", "scan": "raster"}
 
 
 def toml_value(value) -> str:
-    """``value`` (number, string, bool, list) written as TOML."""
+    """``value`` (bool, string, number, list, dict as an inline table) written as TOML."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value)  # a TOML basic string: JSON's escapes are TOML's
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return repr(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    if hasattr(value, "item"):  # a numpy scalar, whose repr is np.float64(...)
+        value = value.item()
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(float(value))  # round-trips; nan and inf are TOML's nan and inf
+    raise TypeError(f"no TOML for {type(value).__name__} {value!r}")
 
 
 def _kinds(key: Key) -> str:
