@@ -530,7 +530,7 @@ def _run(args):
         if os.environ.get("JSCAN_TRACEBACK"):
             raise
         if args.command not in ("simulate", "demo"):
-            from jscan.pipeline.store import DECODE_ERRORS
+            from jscan.pipeline.chunks import DECODE_ERRORS
 
             if args.command == "verify" or not isinstance(err, DECODE_ERRORS):
                 raise  # not damage that verify would name: a bug, or an I/O error

@@ -33,7 +33,8 @@ import numpy as np
 import zarr
 
 from jscan.errors import StoreError, UsageError
-from jscan.pipeline.store import DECODE_ERRORS, block_crc, blocks_done, check_store, location
+from jscan.pipeline.chunks import DECODE_ERRORS
+from jscan.pipeline.store import block_crc, blocks_done, check_store, location
 
 FORMATS = ("cxi", "ptychodus", "ptylab")
 PLANCK_J_S = 6.62607015e-34

@@ -12,8 +12,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from jscan.analysis import position_done
-from jscan.pipeline.store import check_store, location
+from jscan.pipeline.chunks import read_blocks
+from jscan.pipeline.store import blocks_done, check_store, location, per_position
 
 MAX_MARKERS = 5000  # beyond this many positions the scan is drawn as an image only
 MAX_SCATTER = 100_000  # beyond this many positions a scan that is not a raster is binned
@@ -99,14 +99,15 @@ def preview_figure(store, n_patterns: int = 4):
     import matplotlib.pyplot as plt
 
     store = location(store)
-    check_store(store)
-    # No dask: each variable below is read whole, in one zarr request; one chunk per block
-    # makes 10^4 chunks of block_done and of bright_field for 10^7 positions, decoded in
-    # batches rather than one by one.
+    attrs = check_store(store)
+    # One chunk per block makes 10^4 chunks of block_done and of bright_field for 10^7
+    # positions: read whole, a file at a time, not chunk by chunk through zarr.
     ds = xr.open_zarr(store, chunks=None)
-    with zarr.config.set({"codec_pipeline.batch_size": READ_BATCH}):
-        done = position_done(ds).values
-        bf = np.where(done, ds.bright_field.values, np.nan)  # not simulated: NaN, drawn grey
+    done = per_position(blocks_done(store), attrs["block_size"], attrs["n_positions"])
+    bright, bad = read_blocks(store, "bright_field")
+    if bad:
+        raise ValueError(f"bright_field chunks {bad[:5]} fail their CRC32C")  # -> jscan verify
+    bf = np.where(done, bright, np.nan)  # not simulated: NaN, drawn grey
     raster = "scan_shape" in ds.attrs
     picks = pattern_picks(done, n_patterns)
     # A raster's image needs no positions: read them all only for other scans (NaN where

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
+from jscan.pipeline.chunks import DECODE_ERRORS
 from jscan.pipeline.detectors import DETECTORS, block_detectors
 from jscan.pipeline.receipt import masked_sums
 from jscan.pipeline.store import (
     BLOCK_ARRAYS,
-    DECODE_ERRORS,
     block_crc,
     check_store,
     location,

@@ -52,6 +52,7 @@ from zarr.core.sync import sync
 from jscan.errors import StoreError
 from jscan.inputs.config import Config
 from jscan.inputs.digest import inputs_hash
+from jscan.pipeline.chunks import read_blocks
 from jscan.pipeline.coords import (
     POSITION_COORDS,
     camera_coords,
@@ -382,11 +383,6 @@ def check_id(store: str, store_id: str) -> None:
         )
 
 
-# What zarr raises for a chunk that fails its CRC32C (ValueError) or its codec (Blosc's
-# RuntimeError); I/O errors (OSError) are not damage and propagate.
-DECODE_ERRORS = (ValueError, RuntimeError)
-
-
 def blocks_done(store: str) -> np.ndarray:
     """block_done as a bool array (one per block); a block whose flag cannot be read (its
     chunk fails its CRC32C) counts as not done, so that a resumed run simulates it again."""
@@ -410,20 +406,8 @@ def shard_sizes(arr: zarr.Array) -> dict[str, int]:
 
 def run_state(store: str, name: str) -> tuple[np.ndarray, list[int]]:
     """A per-block array (``block_done`` or ``block_checksum``) and the blocks whose chunk
-    cannot be read (0 in the array)."""
-    arr = zarr.open_array(location(store), path=name, mode="r")
-    if not shard_sizes(arr):  # a new store: nothing to decode (zarr reads chunk by chunk)
-        return np.zeros(arr.shape, arr.dtype), []
-    try:
-        return arr[:], []
-    except DECODE_ERRORS:  # a chunk fails its CRC32C or its codec: read block by block
-        values, unreadable = np.zeros(arr.shape, arr.dtype), []
-        for b in range(arr.shape[0]):
-            try:
-                values[b] = arr[b]
-            except DECODE_ERRORS:
-                unreadable.append(b)
-        return values, unreadable
+    cannot be read (0 in the array): `jscan.pipeline.chunks.read_blocks`."""
+    return read_blocks(location(store), name)
 
 
 def block_crc(patterns: np.ndarray, x: np.ndarray, y: np.ndarray) -> int:
