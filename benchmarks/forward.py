@@ -117,8 +117,10 @@ def janssen_rows(size, n, repeats):
 
 def placement_rows(size, n, repeats):
     """positions/s of placement="snap" and "exact" on rasters and a spiral (natural pixel)."""
+    from types import SimpleNamespace
+
     import jscan
-    from jscan.inputs.scan import GOLDEN_ANGLE
+    from jscan.inputs.scan import GOLDEN_ANGLE, position_errors
 
     rng = np.random.default_rng(0)
     probe = (rng.normal(size=(size, size)) + 1j * rng.normal(size=(size, size))).astype(
@@ -150,6 +152,9 @@ def placement_rows(size, n, repeats):
         )
         * DX
     )
+    # [scan] jitter: each position off its grid point by a Gaussian error (scan.position_errors)
+    errors = position_errors(SimpleNamespace(jitter=0.3 * DX, drift=(0.0, 0.0), seed=0), 0, n)
+    jittered = raster(20.0) + errors
     cases = (
         ("snap, raster 20 px steps", raster(20.0), "snap"),
         ("exact, raster 20 px steps (whole pixels: no shift)", raster(20.0), "exact"),
@@ -157,6 +162,7 @@ def placement_rows(size, n, repeats):
         ("exact, raster 19.5 px steps (4 distinct shifts)", raster(19.5), "exact"),
         ("snap, spiral", spiral, "snap"),
         ("exact, spiral (every shift distinct)", spiral, "exact"),
+        ("exact, raster 20 px steps + 0.3 px jitter", jittered, "exact"),
     )
     rows = {}
     for label, positions, mode in cases:
