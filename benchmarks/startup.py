@@ -5,7 +5,7 @@ Run it:
     python benchmarks/startup.py            # 7 --help runs, 3 demo runs; medians
 
 The demo is timed whole (cluster start, simulation, store), as a user sees it; the README and
-`jscan demo --help` quote its median (`jscan.cli.DEMO_TIME`).
+`jscan demo --help` quote its median (`jscan.cliargs.DEMO_TIME`).
 """
 
 import argparse

@@ -189,7 +189,7 @@ def test_demo_time_is_stated_once_for_readme_and_help(run_cli):
     """The demo's time (measured on the 2-core machine) reads the same in both places."""
     from pathlib import Path
 
-    from jscan.cli import DEMO_TIME
+    from jscan.cliargs import DEMO_TIME
 
     readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
     code, out, _ = run_cli("--help")

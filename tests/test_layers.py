@@ -20,7 +20,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "jscan"
-TOP = ("jscan", "jscan.cli", "jscan.analysis", "jscan.export", "jscan.preview", "jscan.scopes")
+TOP = (
+    "jscan",
+    "jscan.cli",
+    "jscan.cliargs",
+    "jscan.analysis",
+    "jscan.export",
+    "jscan.preview",
+    "jscan.scopes",
+)
 # Modules and calls that touch files, processes or the environment: none in jscan.core.
 IO_MODULES = (
     "os",
