@@ -132,9 +132,10 @@ def preview_figure(store, n_patterns: int = 4):
         extent = [x0, x1, y1, y0]
         shown = ax.imshow(binned_raster(image), cmap=cmap, extent=extent, interpolation="nearest")
         waiting = "grey: not yet"
-    elif len(x_um) > MAX_SCATTER and done.any():
+    elif len(x_um) > MAX_SCATTER and (done & np.isfinite(x_um)).any():
         # Positions not simulated yet are not known to the store (their block writes them).
-        mean, _, extent = binned_scatter(x_um[done], y_um[done], bf[done], done[done])
+        known = done & np.isfinite(x_um) & np.isfinite(y_um)
+        mean, _, extent = binned_scatter(x_um[known], y_um[known], bf[known], known[known])
         clear = cmap.with_extremes(bad=(0, 0, 0, 0))  # empty cells: background
         shown = ax.imshow(mean, cmap=clear, extent=extent, interpolation="nearest")
         waiting = "the others not drawn"

@@ -37,10 +37,10 @@ def read_blocks(store: str, name: str) -> tuple[np.ndarray, list[int]]:
         return values, []
     chunk, le = arr.chunks[0], arr.dtype.newbyteorder("<")
     whole = chunk * arr.dtype.itemsize + 4
-    bad = []
+    bad, n_chunks = [], -(-arr.shape[0] // chunk)
     for entry in os.listdir(folder):
-        if not entry.isdigit():
-            continue
+        if not (entry.isascii() and entry.isdigit()) or int(entry) >= n_chunks:
+            continue  # not a chunk of this array's grid (zarr would not read it either)
         b = int(entry)
         with open(os.path.join(folder, entry), "rb") as f:
             data = f.read()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
-from jscan.pipeline.chunks import DECODE_ERRORS
+from jscan.pipeline.chunks import DECODE_ERRORS, read_blocks
 from jscan.pipeline.detectors import DETECTORS, block_detectors
 from jscan.pipeline.receipt import masked_sums
 from jscan.pipeline.store import (
@@ -123,11 +123,15 @@ def verify(
     detectors = {name: per_block[name] for name in DETECTORS}
     listed = {name: shard_sizes(d) for name, d in per_block.items()}
     camera = _camera(store, attrs) if full else None
+    # full: every per-block array decoded whole, once (its CRC32C checked chunk by chunk)
+    unreadable = {name: set(read_blocks(store, name)[1]) for name in per_block} if full else {}
     faults = [BlockFault(b, "block_done chunk unreadable") for b in lost]
     for k, b in enumerate(done):
         b = int(b)
         size = sizes.get(arr.metadata.encode_chunk_key((b, *trailing)))
-        reason = _chunk_presence(per_block, listed, b)
+        reason = _chunk_presence(per_block, listed, b) or next(
+            (f"{name} chunk unreadable" for name, bad in unreadable.items() if b in bad), None
+        )
         if b in lost_sums:
             reason = "block_checksum chunk unreadable"
         elif size is None:

@@ -232,7 +232,7 @@ def valid_event(msg, grid=None) -> bool:
         counts = msg["bf_count"]
         n_cells = grid[0] * grid[1]
         if not (
-            _count(msg["positions"], MAX_CELLS)
+            _count(msg["positions"])
             and isinstance(cells, list | tuple)
             and len(cells) <= MAX_CELLS
             and all(_count(c, n_cells - 1) for c in cells)

@@ -6,6 +6,7 @@ block runs (the client plans, the worker makes its block). Each position is a fu
 own index (`jscan.inputs.scan`), so a block's geometry does not depend on the block size.
 """
 
+import zlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -55,6 +56,10 @@ class ScanPlan:
     block_size: int
     region_shape: tuple[int, int]  # sample pixels every block reads (the largest bounding box)
     extent_m: tuple[tuple[float, float], tuple[float, float]]  # ((x0, x1), (y0, y1)) simulated
+    # file scans: CRC32 of each block's rows as planned (uint32 little-endian bytes), which
+    # the worker checks its rows against: a file changed since, or another file at the same
+    # path on a worker, is refused instead of simulated
+    file_crcs: bytes | None = None
 
     @property
     def n_blocks(self) -> int:
@@ -85,6 +90,14 @@ class ScanPlan:
         block_size by repeating the last position (the kernel's shapes stay fixed)."""
         start, stop = self.block_range(block)
         commanded = scan_positions(self.scan, self.sample_shape, self.sample_dx, start, stop)
+        if self.file_crcs is not None:
+            planned = int(np.frombuffer(self.file_crcs, "<u4")[block])
+            if _rows_crc(commanded) != planned:
+                raise ValueError(
+                    f"scan.path: rows {start}..{stop - 1} of {self.scan.path} differ from those "
+                    "the run was planned with (the file changed, or this worker sees another "
+                    "file at that path); restore the file, or start again with --overwrite"
+                )
         requested = (
             commanded + position_errors(self.scan, start, stop) if self.errors else commanded
         )
@@ -125,7 +138,7 @@ def plan_scan(config: Config) -> ScanPlan:
         shape = sample_shape(config.sample)
         window = probe_shape(config.probe)
         n = scan_length(scan)
-        low, high = block_bounds(scan, shape, dx, n, config.run.block_size)
+        low, high, crcs = block_bounds(scan, shape, dx, n, config.run.block_size)
     except ValueError as err:
         raise ConfigError(str(err)) from err
     check_float32_products(config, window)
@@ -151,11 +164,13 @@ def plan_scan(config: Config) -> ScanPlan:
         config.run.block_size,
         region,
         tuple((float(simulated[0, k]), float(simulated[1, k])) for k in range(2)),
+        None if crcs is None else crcs.astype("<u4").tobytes(),
     )
 
 
 def block_bounds(scan: ScanConfig, shape, dx: float, n: int, block: int):
-    """(low, high): (n_blocks, 2) float64 bounds x, y [m] of each block's requested positions.
+    """(low, high, crcs): (n_blocks, 2) float64 bounds x, y [m] of each block's requested
+    positions, and for file scans the CRC32 of each block's rows (`_rows_crc`), else None.
 
     Raster without position errors: exact, from the rows and columns a block covers; spiral
     without errors, with blocks of at least WIDE_BLOCK positions: a block's positions lie
@@ -180,20 +195,32 @@ def block_bounds(scan: ScanConfig, shape, dx: float, n: int, block: int):
         return (
             np.stack([np.minimum(xa, xb), np.minimum(ya, yb)], axis=1),
             np.stack([np.maximum(xa, xb), np.maximum(ya, yb)], axis=1),
+            None,
         )
     if scan.kind == "spiral" and block >= WIDE_BLOCK and not _errors(scan):
         lo, hi = _spiral_box(scan, shape, dx, n)
         centre = np.array([cols * dx / 2, rows * dx / 2])
         reach = scan.step * np.sqrt(lasts.astype(np.float64))[:, None]
-        return np.maximum(centre - reach, lo), np.minimum(centre + reach, hi)
+        return np.maximum(centre - reach, lo), np.minimum(centre + reach, hi), None
     per_slab = max(1, CHUNK // block)
     low, high = np.empty((n_blocks, 2)), np.empty((n_blocks, 2))
+    crcs = np.zeros(n_blocks, np.uint32) if scan.kind == "file" else None
     for b0 in range(0, n_blocks, per_slab):
         b1 = min(b0 + per_slab, n_blocks)
-        slab = _requested(scan, shape, dx, b0 * block, min(b1 * block, n))
+        s0, s1 = b0 * block, min(b1 * block, n)
+        commanded = scan_positions(scan, shape, dx, s0, s1)
+        slab = commanded + position_errors(scan, s0, s1) if _errors(scan) else commanded
         padded = _pad(slab, (b1 - b0) * block).reshape(b1 - b0, block, 2)
         low[b0:b1], high[b0:b1] = padded.min(axis=1), padded.max(axis=1)
-    return low, high
+        if crcs is not None:
+            for b in range(b0, b1):
+                crcs[b] = _rows_crc(commanded[(b - b0) * block : (b - b0 + 1) * block])
+    return low, high, crcs
+
+
+def _rows_crc(rows: np.ndarray) -> int:
+    """CRC32 of positions (n, 2) float64 as little-endian bytes."""
+    return zlib.crc32(np.ascontiguousarray(rows, "<f8").tobytes())
 
 
 def _errors(scan: ScanConfig) -> bool:

@@ -129,6 +129,13 @@ class BlockRunner:
         r0, c0 = region_origin(origins, plan.region_shape, plan.sample_shape)
         region = sample_region(self.job.config.sample, int(r0), int(c0), *plan.region_shape)
         local = (origins - np.array([r0, c0])).astype(np.int32)
+        # JAX clamps a window that leaves its region (dynamic_slice): it would simulate the
+        # wrong place without a word, so a block outside the planned region stops here.
+        if (local < 0).any() or (local + np.asarray(plan.window) > plan.region_shape).any():
+            raise ValueError(
+                "a block's probe windows leave the sample region its run planned; the "
+                "positions differ from the planned ones: start again with --overwrite"
+            )
         return run_sharded(
             self.specs, self.mesh, region, local, self.microscope, trim=False, shifts=shifts
         )

@@ -325,7 +325,12 @@ def check_store(store: str) -> dict:
     n, blocks = attrs["n_positions"], attrs["n_blocks"]
     expected = {"diffraction": n, "x": n, "y": n, "block_done": blocks, "block_checksum": blocks}
     expected.update(dict.fromkeys(DETECTORS, n))
-    for name in ARRAYS:
+    # The optional per-block coordinates the root's (consolidated) metadata lists must be
+    # there too: a deleted one would otherwise read as its fill value.
+    listed = zarr.open_group(store, mode="r")
+    optional = [name for name in POSITION_COORDS if name not in ARRAYS and name in listed]
+    expected.update(dict.fromkeys(optional, n))
+    for name in (*ARRAYS, *optional):
         try:
             arr = zarr.open_array(store, path=name, mode="r")
         except Exception as err:  # missing folder, garbled or unreadable metadata

@@ -44,3 +44,13 @@ def test_other_layouts_are_read_by_zarr(tmp_path):
     values, bad = read_blocks(path, "a")
     np.testing.assert_array_equal(values, arr[:])
     assert bad == []
+
+
+def test_stray_files_are_not_chunks(partial_store):
+    store = partial_store([0])
+    folder = Path(store) / "block_done" / "c"
+    (folder / "99").write_bytes(b"\x01\x00\x00\x00\x00")  # past the grid (9 blocks)
+    (folder / "²").write_bytes(b"")  # a digit, but not a chunk key
+    values, bad = read_blocks(store, "block_done")
+    np.testing.assert_array_equal(values, [1, 0, 0, 0, 0, 0, 0, 0, 0])
+    assert bad == []

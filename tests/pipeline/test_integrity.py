@@ -5,6 +5,7 @@ Real stores on disk, real LocalCluster worker processes; the damage is done to t
 """
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,3 +224,25 @@ def test_incomplete_store_and_stray_verify_flag_are_refused(tmp_path, run_cli, s
         assert code == 2 and "never completely created" in err and "--overwrite" in err, err
     code, _, err = run_cli("simulate", tmp_path / "scan.toml", "--out", store, "--verify")
     assert code == 2 and "--verify" in err and "--resume" in err, err
+
+
+def test_full_verify_decodes_every_per_block_array(partial_store):
+    """A raster's scan_row chunk with a flipped bit: present and whole (the quick check passes),
+    unreadable to the full one, which names it."""
+    from jscan.pipeline.integrity import verify
+
+    store = partial_store([0, 1])
+    chunk = Path(store) / "scan_row" / "c" / "1"
+    data = bytearray(chunk.read_bytes())
+    data[3] ^= 0x10
+    chunk.write_bytes(bytes(data))
+    assert verify(store, full=False).ok
+    report = verify(store, full=True)
+    assert [(f.block, f.reason) for f in report.faults] == [(1, "scan_row chunk unreadable")]
+
+
+def test_a_deleted_optional_coordinate_is_refused(partial_store):
+    store = partial_store([0])
+    shutil.rmtree(Path(store) / "scan_col")
+    with pytest.raises(StoreError, match="scan_col array is missing"):
+        open_scan(store)

@@ -132,7 +132,7 @@ def test_blocks_made_from_their_index_equal_the_whole_scan(
     """The worker makes a block's geometry from its index: bit for bit what the whole scan
     gives those positions, for any block size; the region holds every block's windows."""
     rng = np.random.default_rng(4)
-    np.save(tmp_path / "positions.npy", rng.uniform(150e-6, 600e-6, (500, 2)))
+    np.save(tmp_path / "positions.npy", rng.uniform(100e-6, 400e-6, (500, 2)))
     for block in (1, 7, 64, 256, 1000):
         data = demo_scan()
         data["sample"]["shape"] = [1024, 1024]  # room for the positions file
@@ -202,3 +202,21 @@ def test_leaving_message_counts_every_window_of_the_scan(demo_scan, to_toml, sca
     with pytest.raises(ConfigError) as info:
         plan_scan(config)
     assert str(info.value).startswith(f"scan leaves the sample: {expected}; ")
+
+
+def test_a_worker_refuses_file_rows_that_changed_since_the_plan(tmp_path, demo_scan, to_toml):
+    """The plan keeps a CRC32 of each block's rows of a file scan: a block made from another
+    file (changed since, or another at the same path on a worker) is refused, not simulated."""
+    rng = np.random.default_rng(9)
+    positions = rng.uniform(100e-6, 400e-6, (100, 2))
+    np.save(tmp_path / "positions.npy", positions)
+    data = demo_scan()
+    data["scan"] = {"kind": "file", "path": "positions.npy"}
+    data["run"] = {"block_size": 10}
+    plan = plan_scan(parse_config(to_toml(data), base_dir=tmp_path))
+    plan.block(1)
+    positions[15, 0] += 30e-6
+    np.save(tmp_path / "positions.npy", positions)
+    plan.block(0)  # its rows are unchanged
+    with pytest.raises(ValueError, match=r"rows 10\.\.19 of .* differ from those the run was"):
+        plan.block(1)

@@ -195,3 +195,14 @@ def test_a_worker_imports_no_page_code(tmp_path, client, scan_config):
         for modules in client.run(jscan_modules).values():
             assert "jscan.pipeline.worker" in modules
             assert not set(client_side) & set(modules), modules
+
+
+def test_a_block_outside_its_planned_region_is_refused(tmp_path, scan_config):
+    """JAX would clamp a window that leaves the region it reads (dynamic_slice): the runner
+    refuses such origins instead of simulating the wrong place."""
+    job, plan = new_store(tmp_path, scan_config(block_size=BLOCK))
+    runner = BlockRunner(job)
+    origins = plan.block(0).origins.copy()
+    origins[-1] += plan.region_shape  # one window far beyond the others
+    with pytest.raises(ValueError, match="leave the sample region its run planned"):
+        runner.simulate(origins)
