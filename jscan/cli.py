@@ -173,15 +173,11 @@ def _detector_summary(store_path, attrs, done, w):
 
     if not done.any():
         return
+    from jscan.pipeline.chunks import read_sound
     from jscan.pipeline.store import per_position
-    from jscan.preview import READ_BATCH
 
     mask = per_position(done, attrs["block_size"], attrs["n_positions"])
-    with zarr.config.set({"codec_pipeline.batch_size": READ_BATCH}):  # one chunk per block
-        read = {
-            name: zarr.open_array(store_path, path=name, mode="r")[:][mask]
-            for name in ("total", "bright_field")
-        }
+    read = {name: read_sound(store_path, name)[mask] for name in ("total", "bright_field")}
     total = read["total"]
     meta = zarr.open_array(store_path, path="diffraction", mode="r").attrs
     if meta.get("units") in ("count", "photons"):  # "photons": format 4

@@ -10,15 +10,13 @@ import os
 
 import numpy as np
 import xarray as xr
-import zarr
 
-from jscan.pipeline.chunks import read_blocks
+from jscan.pipeline.chunks import read_sound
 from jscan.pipeline.store import blocks_done, check_store, location, per_position
 
 MAX_MARKERS = 5000  # beyond this many positions the scan is drawn as an image only
 MAX_SCATTER = 100_000  # beyond this many positions a scan that is not a raster is binned
 MAX_SIDE = 1024  # pixels per side of the scan image at most (rasters and binned scans)
-READ_BATCH = 4096  # chunks zarr decodes together when reading the per-block arrays
 
 
 MAX_PATTERNS = 48  # patterns a preview draws at most (--patterns)
@@ -104,20 +102,18 @@ def preview_figure(store, n_patterns: int = 4):
     # positions: read whole, a file at a time, not chunk by chunk through zarr.
     ds = xr.open_zarr(store, chunks=None)
     done = per_position(blocks_done(store), attrs["block_size"], attrs["n_positions"])
-    bright, bad = read_blocks(store, "bright_field")
-    if bad:
-        raise ValueError(f"bright_field chunks {bad[:5]} fail their CRC32C")  # -> jscan verify
-    bf = np.where(done, bright, np.nan)  # not simulated: NaN, drawn grey
+    bf = np.where(done, read_sound(store, "bright_field"), np.nan)  # not done: NaN, grey
     raster = "scan_shape" in ds.attrs
     picks = pattern_picks(done, n_patterns)
     # A raster's image needs no positions: read them all only for other scans (NaN where
     # not simulated yet), else just those of the patterns drawn.
-    where = slice(None) if not raster or done.size <= MAX_MARKERS else picks
-    x_um = np.full(done.size, np.nan)
-    y_um = np.full(done.size, np.nan)
-    with zarr.config.set({"codec_pipeline.batch_size": READ_BATCH}):
-        x_um[where] = ds.x.isel(position=where).values * 1e6
-        y_um[where] = ds.y.isel(position=where).values * 1e6
+    if not raster or done.size <= MAX_MARKERS:
+        x_um, y_um = read_sound(store, "x") * 1e6, read_sound(store, "y") * 1e6
+    else:
+        x_um, y_um = np.full(done.size, np.nan), np.full(done.size, np.nan)
+        x_um[picks] = ds.x.isel(position=picks).values * 1e6
+        y_um[picks] = ds.y.isel(position=picks).values * 1e6
+    known = done & np.isfinite(x_um) & np.isfinite(y_um)  # a block writes its positions
     (x0, x1), (y0, y1) = np.asarray(ds.attrs["scan_extent_m"]) * 1e6
 
     n_rows, n_cols = pattern_grid(n_patterns)
@@ -132,19 +128,17 @@ def preview_figure(store, n_patterns: int = 4):
         extent = [x0, x1, y1, y0]
         shown = ax.imshow(binned_raster(image), cmap=cmap, extent=extent, interpolation="nearest")
         waiting = "grey: not yet"
-    elif len(x_um) > MAX_SCATTER and (done & np.isfinite(x_um)).any():
-        # Positions not simulated yet are not known to the store (their block writes them).
-        known = done & np.isfinite(x_um) & np.isfinite(y_um)
-        mean, _, extent = binned_scatter(x_um[known], y_um[known], bf[known], known[known])
-        clear = cmap.with_extremes(bad=(0, 0, 0, 0))  # empty cells: background
-        shown = ax.imshow(mean, cmap=clear, extent=extent, interpolation="nearest")
-        waiting = "the others not drawn"
-    else:
-        shown = ax.scatter(x_um[done], y_um[done], c=bf[done], cmap=cmap, s=12)
-        ax.set(xlim=(x0, x1), ylim=(y1, y0))
-        waiting = "the others not drawn"
+    else:  # positions not simulated yet are not in the store: only those done are drawn
+        waiting = "positions not simulated yet are not shown"
+        if len(x_um) > MAX_SCATTER and known.any():
+            mean, _, extent = binned_scatter(x_um[known], y_um[known], bf[known], known[known])
+            clear = cmap.with_extremes(bad=(0, 0, 0, 0))  # empty cells: background
+            shown = ax.imshow(mean, cmap=clear, extent=extent, interpolation="nearest")
+        else:
+            shown = ax.scatter(x_um[known], y_um[known], c=bf[known], cmap=cmap, s=12)
+            ax.set(xlim=(x0, x1), ylim=(y1, y0))
     if len(x_um) <= MAX_MARKERS:
-        ax.plot(x_um[done], y_um[done], ".", ms=1.5, color="white", alpha=0.6)
+        ax.plot(x_um[known], y_um[known], ".", ms=1.5, color="white", alpha=0.6)
     ax.set(
         xlabel="x (µm)",
         ylabel="y (µm)",

@@ -54,6 +54,15 @@ def read_blocks(store: str, name: str) -> tuple[np.ndarray, list[int]]:
     return values, sorted(bad)
 
 
+def read_sound(store: str, name: str) -> np.ndarray:
+    """`read_blocks`, but a chunk that cannot be read raises ValueError (one of
+    DECODE_ERRORS, which `jscan verify` names) instead of reading as the fill value."""
+    values, bad = read_blocks(store, name)
+    if bad:
+        raise ValueError(f"{name} chunks {bad[:5]} fail their CRC32C or have the wrong size")
+    return values
+
+
 def _plain(arr: zarr.Array) -> bool:
     """True for a 1-D array stored as jscan writes its per-block arrays: chunk keys c/<i>,
     little-endian bytes, CRC32C, nothing else."""

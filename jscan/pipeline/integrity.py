@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import zarr
+from zarr.core.sync import sync
 
 from jscan.pipeline.chunks import DECODE_ERRORS, read_blocks
 from jscan.pipeline.detectors import DETECTORS, block_detectors
@@ -32,7 +33,6 @@ from jscan.pipeline.store import (
     check_store,
     location,
     run_state,
-    shard_sizes,
 )
 
 MAX_NAMED = 20  # bad blocks named in the one-line summary; the rest are counted
@@ -87,6 +87,21 @@ class VerifyReport:
             f"{self.named()}; re-run them with jscan simulate CONFIG --out {self.store} --resume "
             "--verify"
         )
+
+
+def shard_sizes(arr: zarr.Array) -> dict[str, int]:
+    """Bytes of every stored chunk (or shard) of ``arr`` by its key (one listing)."""
+
+    async def collect():
+        store, prefix = arr.store_path.store, arr.store_path.path
+        prefix = f"{prefix}/" if prefix else ""
+        out = {}
+        async for key in store.list_prefix(prefix):
+            if not key.endswith("zarr.json"):
+                out[key.removeprefix(prefix)] = await store.getsize(key)
+        return out
+
+    return sync(collect())
 
 
 def _index_bytes(arr: zarr.Array) -> int:

@@ -68,7 +68,7 @@ class ScanPlan:
     @property
     def errors(self) -> bool:
         """True when the positions carry errors ([scan] jitter or drift)."""
-        return bool(self.scan.jitter or any(self.scan.drift))
+        return _errors(self.scan)
 
     @property
     def raster_shape(self) -> tuple[int, int] | None:

@@ -47,7 +47,6 @@ import numpy as np
 import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
-from zarr.core.sync import sync
 
 from jscan.errors import StoreError
 from jscan.inputs.config import Config
@@ -392,21 +391,6 @@ def blocks_done(store: str) -> np.ndarray:
     """block_done as a bool array (one per block); a block whose flag cannot be read (its
     chunk fails its CRC32C) counts as not done, so that a resumed run simulates it again."""
     return run_state(store, "block_done")[0].astype(bool)
-
-
-def shard_sizes(arr: zarr.Array) -> dict[str, int]:
-    """Bytes of every stored chunk (or shard) of ``arr`` by its key (one listing)."""
-
-    async def collect():
-        store, prefix = arr.store_path.store, arr.store_path.path
-        prefix = f"{prefix}/" if prefix else ""
-        out = {}
-        async for key in store.list_prefix(prefix):
-            if not key.endswith("zarr.json"):
-                out[key.removeprefix(prefix)] = await store.getsize(key)
-        return out
-
-    return sync(collect())
 
 
 def run_state(store: str, name: str) -> tuple[np.ndarray, list[int]]:
