@@ -4,10 +4,11 @@ The scan: a 32x32 Gaussian probe behind a 24 um aperture over a smooth random ob
 within +-1 rad, transmission 0.8 to 1, saved as the scan's .npy sample), a raster on whole
 sample pixels, the camera at the natural sampling lambda z / (N dx) (so an FFT
 engine's object pixel is the sample's), 1e6 photons per position stored as expected counts
-(``[detector] noise = false``). `jscan export --format ptychodus` writes diffraction.h5 and
-product-in.h5; pty-chi (LSQML) then recovers the object from a flat start with the exported
-probe and positions held fixed. It prints the relative error of the recovered object against
-``sample_truth`` over the well-lit interior of the scan, after removing the global phase:
+(``[detector] noise = false``). `jscan export --format ptychodus` writes diffraction.h5,
+product.h5 and truth.h5; pty-chi (LSQML) then recovers the object from a flat start with the
+exported probe and positions held fixed. It prints the relative error of the recovered
+object against ``sample_truth`` over the well-lit interior of the scan, after removing the
+global phase:
 
     min_phi || O exp(i phi) - O_true || / || O_true ||
 
@@ -75,27 +76,24 @@ def make_sample(path: Path, seed: int = 0) -> None:
 
 def reconstruct(folder: Path, epochs: int, algorithm: str = "LSQML", start=None):
     """pty-chi (LSQML by default) on an exported ptychodus folder from a flat object (or
-    ``start``, on the padded grid): (object, truth, margin) on the padded grid."""
+    ``start``, on the object's grid): (object, truth, margin) on that grid."""
     import ptychi.api as api
     import torch
     from ptychi.api.task import PtychographyTask
 
     with h5py.File(folder / "diffraction.h5", "r") as f:
         data = f["patterns"][:]
-    with h5py.File(folder / "product-in.h5", "r") as f:
+    with h5py.File(folder / "truth.h5", "r") as f:  # product.h5 with the true object
         x, y = f["probe_position_x_m"][:], f["probe_position_y_m"][:]
         probe, truth = f["probe"][:], f["object"][0]
         dx = float(f["object"].attrs["pixel_width_m"])
         cx, cy = f["object"].attrs["center_x_m"], f["object"].attrs["center_y_m"]
-    pad = 4  # pty-chi wants a margin around the windows
-    truth = np.pad(truth, pad, constant_values=1)
-    rows, cols = truth.shape
-    origin = np.round(np.array([rows, cols]) / 2) - 0.5  # pty-chi's position origin
-    h = probe.shape[-2]
-    # The exported positions are the probe's axis pixel H//2; pty-chi's patch starts at
-    # position + origin - (H - 1)/2.
-    py = (y - cy) / dx + (rows - 1) / 2 - origin[0] - h // 2 + (h - 1) / 2
-    px = (x - cx) / dx + (cols - 1) / 2 - origin[1] - h // 2 + (h - 1) / 2
+    rows, cols = truth.shape  # the scanned region and a margin of 2 pixels
+    # ptychodus's convention: the window's middle at object pixel (x - center_x)/dx + (C-1)/2;
+    # pty-chi takes positions from its origin round(C/2) - 1/2 (exact for an even window)
+    origin = np.round(np.array([rows, cols]) / 2) - 0.5
+    py = (y - cy) / dx + (rows - 1) / 2 - origin[0]
+    px = (x - cx) / dx + (cols - 1) / 2 - origin[1]
 
     options = getattr(api, f"{algorithm}Options")()
     options.data_options.fft_shift = True  # exported patterns have the zero frequency centred
@@ -121,7 +119,7 @@ def reconstruct(folder: Path, epochs: int, algorithm: str = "LSQML", start=None)
     )
     torch.manual_seed(0)
     task.run()
-    return task.get_data_to_cpu("object", as_numpy=True)[0], truth, pad + h // 2
+    return task.get_data_to_cpu("object", as_numpy=True)[0], truth, 2 + probe.shape[-1] // 2
 
 
 def object_error(recon, truth, margin: int) -> float:
