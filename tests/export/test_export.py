@@ -157,3 +157,23 @@ def test_detector_effects_are_named_in_a_warning(simulated_store, small_scan, tm
     store = simulated_store(d, "adu.zarr")
     report = export(store, "cxi", str(tmp_path / "a.cxi"), stream=None)
     assert any("background, gain" in w for w in report.warnings)
+
+
+def test_ptylab_refuses_what_its_reader_cannot_take(simulated_store, small_scan, tmp_path, tree):
+    """A non-square window and a single position, refused in one line before writing."""
+    from jscan.errors import UsageError
+
+    y, x = np.mgrid[-16:16, -12:12]
+    np.save(tmp_path / "probe.npy", np.exp(-(x**2 + y**2) / 40.0).astype(np.complex64))
+    d = small_scan(shape=(2, 2))
+    d["probe"] = {"kind": "file", "path": str(tmp_path / "probe.npy"), "dx": 1e-6}
+    d["probe"]["wavelength"] = 500e-9
+    wide = simulated_store(d, "wide.zarr")
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(UsageError, match=r"^--format ptylab: PtyLab takes square patterns"):
+        export(wide, "ptylab", str(out / "w.h5"), stream=None)
+    one = simulated_store(small_scan(shape=(1, 1)), "one.zarr")
+    with pytest.raises(UsageError, match=r"needs at least 2 positions"):
+        export(one, "ptylab", str(out / "o.h5"), stream=None)
+    assert tree(out) == []
