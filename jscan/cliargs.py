@@ -197,9 +197,12 @@ def _add_export(sub):
         "export", help="write a store's patterns, positions and probe for a reconstruction engine"
     )
     exp.add_argument("store", help="Zarr store (path or URL)")
-    exp.add_argument("--format", required=True, choices=("cxi", "ptychodus", "ptylab"))
+    exp.add_argument("--format", required=True, choices=("cxi", "ptychodus", "ptylab", "nexus"))
     exp.add_argument(
-        "--out", required=True, metavar="PATH", help="file (cxi, ptylab .h5) or folder (ptychodus)"
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="file (cxi, ptylab .h5, nexus .nxs) or folder (ptychodus)",
     )
     exp.add_argument(
         "--partial", action="store_true", help="export the done blocks of an unfinished store"

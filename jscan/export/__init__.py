@@ -6,7 +6,8 @@ patterns in memory at a time), each block's CRC32 checked against ``block_checks
 - ``cxi``: one CXI 1.6 file, as ptychodus's CXI readers take it (`write_cxi`);
 - ``ptychodus``: a folder with ptychodus's ``diffraction.h5`` and ``product.h5``
   (`write_ptychodus`);
-- ``ptylab``: one PtyLab CPM ``.h5`` file (`write_ptylab`).
+- ``ptylab``: one PtyLab CPM ``.h5`` file (`write_ptylab`);
+- ``nexus``: one NeXus NXcxi_ptycho file with the ground truth (`write_nexus`).
 
 A store with blocks not done is refused unless ``partial`` is set: then only the done blocks'
 positions are written, and the index arrays say which positions they are.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from jscan.errors import UsageError
 from jscan.export.cxi import write_cxi
+from jscan.export.nexus import check_nexus, nexus_warnings, write_nexus
 from jscan.export.ptychodus import ptychodus_warnings, write_ptychodus
 from jscan.export.ptylab import check_ptylab, ptylab_warnings, write_ptylab
 from jscan.export.source import Bar, ScanSource
@@ -39,6 +41,7 @@ WRITERS = {
     "cxi": Format(write_cxi, warn=ptychodus_warnings),
     "ptychodus": Format(write_ptychodus, warn=ptychodus_warnings),
     "ptylab": Format(write_ptylab, check_ptylab, ptylab_warnings),
+    "nexus": Format(write_nexus, check_nexus, nexus_warnings),
 }
 FORMATS = tuple(WRITERS)
 

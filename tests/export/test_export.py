@@ -177,3 +177,12 @@ def test_ptylab_refuses_what_its_reader_cannot_take(simulated_store, small_scan,
     with pytest.raises(UsageError, match=r"needs at least 2 positions"):
         export(one, "ptylab", str(out / "o.h5"), stream=None)
     assert tree(out) == []
+
+
+def test_the_command_line_offers_every_format():
+    from jscan.cliargs import build_parser
+    from jscan.export import FORMATS
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    choices = next(a for a in sub.choices["export"]._actions if a.dest == "format").choices
+    assert tuple(choices) == FORMATS
