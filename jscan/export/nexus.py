@@ -1,11 +1,12 @@
 """One NeXus file of the application definition NXcxi_ptycho (CXI 1.6 compatible), with the
-ground truth beside it."""
+ground truth beside it in an NXcollection (`write_nexus`)."""
+
+import tomllib
 
 import numpy as np
 
 from jscan.errors import UsageError
 from jscan.export.source import (
-    ELECTRON_VOLT_J,
     Bar,
     ScanSource,
     energy_j,
@@ -15,6 +16,7 @@ from jscan.export.source import (
 )
 
 DETECTOR = "/entry_1/instrument_1/detector_1"
+MOTORS = "/entry_1/sample_1/transformations"
 
 
 def check_nexus(src: ScanSource, out: str) -> None:
@@ -30,42 +32,56 @@ def nexus_warnings(src: ScanSource) -> list[str]:
     ]
 
 
+def pixel_mask(src: ScanSource) -> np.ndarray:
+    """(H, W) int32 as NXdetector's pixel_mask: bit 0 (1) a module gap (the config's
+    ``detector.gaps``), bit 1 (2) another bad pixel of the store's mask, 0 a good one."""
+    gaps = tomllib.loads(src.attrs["config"]).get("detector", {}).get("gaps", {})
+    gap = np.zeros(src.window, bool)
+    gap[np.asarray(gaps.get("rows", []), dtype=np.int64), :] = True
+    gap[:, np.asarray(gaps.get("cols", []), dtype=np.int64)] = True
+    return np.where(src.mask, np.where(gap, 1, 2), 0).astype(np.int32)
+
+
 def _group(parent, name: str, nx_class: str, **attrs):
     group = parent.create_group(name)
-    group.attrs["NX_class"] = nx_class
-    for key, value in attrs.items():
-        group.attrs[key] = value
+    group.attrs.update(NX_class=nx_class, **attrs)
     return group
 
 
 def _field(group, name: str, value, units: str | None = None, **attrs):
     field = group.create_dataset(name, data=value)
-    if units is not None:
-        field.attrs["units"] = units
-    for key, v in attrs.items():
-        field.attrs[key] = v
+    field.attrs.update(attrs if units is None else dict(units=units, **attrs))
     return field
 
 
 def write_nexus(src: ScanSource, out: str, bar: Bar) -> None:
-    """/cxi_version 160 and /entry_1 (NXentry, definition NXcxi_ptycho):
+    """/cxi_version 160 and /entry_1 (NXentry, definition NXcxi_ptycho), SI units as CXI's:
 
-    - instrument_1/source_1 (NXsource: name, energy, probe, type), beam_1 (NXbeam: the
-      photon energy in eV, no spread), detector_1 (NXdetector: data as stored, x/y_pixel_size,
-      distance, translation (n, 3) = (x, y, 0) m as CXI, pixel_mask (1 = bad), the
-      transformations of its axes);
-    - data (NXdata: signal data, linked x, y), data_1 (CXI's links to data and translation);
-    - sample_1 (NXsample: transformations x, y (n,) m; geometry_1 with the translation);
-    - jscan_truth (NXcollection): probe (M, H, W) (`ScanSource.engine_probe`) with its pixel,
-      object (1, R, C) sample_truth with its pixel and origin, the detector mask (1 = bad; the
-      validator misreads NXdetector's pixel_mask) and jscan_index (n,).
+    - instrument_1/source_1 (NXsource: name, energy = the photon energy [J] as CXI reads it,
+      probe, type), beam_1 (NXbeam: energy, incident_beam_energy [J], spread 0);
+    - instrument_1/detector_1 (NXdetector): data as stored (and data_1, a link), x/y_pixel_size,
+      distance [m], translation (n, 3) = (x, y, 0) [m], pixel_mask (`pixel_mask`), and
+      transformations/vector: the detector at ``distance`` along z;
+    - data (NXdata: signal data, axes x along the rows), data_1 (NXcollection: CXI's
+      links data, translation);
+    - sample_1 (NXsample): transformations/x, y (n,) [m] (x on y), geometry_1/translation;
+    - jscan_truth (NXcollection): probe (M, H, W) (`ScanSource.engine_probe`) and its pixel,
+      object (1, R, C) (`ScanSource.object_array`), its pixel and origin (x, y) [m] of its
+      pixel (0, 0), jscan_index (n,): the store position of each row.
+
+    The NXdata, data_1 and sample_1 groups are in the entry, as CXI has them and the
+    definition's link targets say (its XML closes the entry before them).
     """
     import h5py
 
-    n = src.n_rows
-    ev = energy_j(src.wavelength) / ELECTRON_VOLT_J
+    n, joule = src.n_rows, energy_j(src.wavelength)
     with h5py.File(out, "w") as f:
-        f.attrs["default"] = "entry_1"
+        f.attrs.update(
+            NX_class="NXroot",
+            default="entry_1",
+            creator="jscan",
+            creator_version=str(src.attrs.get("jscan_version", "")),
+        )
         f.create_dataset("cxi_version", data=160)
         entry = _group(f, "entry_1", "NXentry", default="data")
         _field(entry, "definition", "NXcxi_ptycho")
@@ -73,60 +89,54 @@ def write_nexus(src: ScanSource, out: str, bar: Bar) -> None:
         instrument = _group(entry, "instrument_1", "NXinstrument")
         source = _group(instrument, "source_1", "NXsource")
         _field(source, "name", "jscan simulation")
-        _field(source, "energy", ev, "eV")  # a simulated source: the photon energy
-        _field(source, "probe", "x-ray")
-        _field(source, "type", "Synchrotron X-ray Source")
+        _field(source, "energy", joule, "J")  # a simulation has no machine: CXI's photon energy
+        _field(source, "probe", "x-ray" if src.wavelength < 10e-9 else "photon")
+        _field(source, "type", "simulation", custom=True)  # NXsource's open enumeration
         beam = _group(instrument, "beam_1", "NXbeam")
-        _field(beam, "energy", ev, "eV")
-        _field(beam, "incident_beam_energy", ev, "eV")
-        _field(beam, "incident_energy_spread", 0.0, "eV")
+        _field(beam, "energy", joule, "J")
+        _field(beam, "incident_beam_energy", joule, "J")
+        _field(beam, "incident_energy_spread", 0.0, "J")
         det = _group(instrument, "detector_1", "NXdetector", signal="data", axes="[, data]")
         data = patterns_dataset(det, "data", src)
-        data.attrs.update(
-            units="counts" if data.dtype.kind in "iu" else "1", target=f"{DETECTOR}/data"
-        )
-        camera = float(src.attrs["camera_pixel_size_m"])
+        photons = data.dtype.kind in "iu" or src.attrs.get("photons_per_intensity")
+        data.attrs.update(units="counts" if photons else "1", target=f"{DETECTOR}/data")
+        det["data_1"] = h5py.SoftLink(f"{DETECTOR}/data")
+        camera, distance = float(src.attrs["camera_pixel_size_m"]), src.attrs["travel_distance_m"]
         _field(det, "x_pixel_size", camera, "m")
         _field(det, "y_pixel_size", camera, "m")
-        _field(det, "distance", float(src.attrs["travel_distance_m"]), "m")
+        _field(det, "distance", float(distance), "m")
         translation = det.create_dataset("translation", shape=(n, 3), dtype=np.float64)
         translation.attrs.update(
-            units="m",
-            axes="translation:y:x",
-            interpretation="image",
-            target=f"{DETECTOR}/translation",
+            units="m", axes="translation:y:x", interpretation="image", target=translation.name
         )
-        det["data_1"] = h5py.SoftLink(f"{DETECTOR}/data")
+        _field(det, "pixel_mask", pixel_mask(src))
+        _field(det, "depends_on", f"{DETECTOR}/transformations/vector")
         axes = _group(det, "transformations", "NXtransformations")
-        _field(axes, "vector", np.eye(3), "m", transformation_type="translation")
+        _field(axes, "vector", float(distance), "m", transformation_type="translation")
+        axes["vector"].attrs.update(vector=[0.0, 0.0, 1.0], depends_on=".")
         sample = _group(entry, "sample_1", "NXsample")
-        moves = _group(sample, "transformations", "NXtransformations")
-        x = moves.create_dataset("x", shape=(n,), dtype=np.float64)
-        y = moves.create_dataset("y", shape=(n,), dtype=np.float64)
-        for axis, vector in ((x, [1, 0, 0]), (y, [0, 1, 0])):
+        _field(sample, "depends_on", f"{MOTORS}/x")
+        moves = _group(sample, "transformations", "NXtransformations", vector=np.eye(3)[:2])
+        x, y = (moves.create_dataset(k, shape=(n,), dtype=np.float64) for k in "xy")
+        for axis, vector, on in ((x, [1.0, 0, 0], f"{MOTORS}/y"), (y, [0, 1.0, 0], ".")):
             axis.attrs.update(units="m", transformation_type="translation", vector=vector)
-            axis.attrs["target"] = axis.name
+            axis.attrs.update(depends_on=on, target=axis.name)
         geometry = _group(sample, "geometry_1", "NXcollection")
-        geometry["translation"] = h5py.SoftLink(f"{DETECTOR}/translation")
+        geometry["translation"] = h5py.SoftLink(translation.name)
         nxdata = _group(entry, "data", "NXdata", signal="data", axes=["x", ".", "."])
-        nxdata["data"] = h5py.SoftLink(f"{DETECTOR}/data")
-        nxdata["x"] = h5py.SoftLink("/entry_1/sample_1/transformations/x")
-        nxdata["y"] = h5py.SoftLink("/entry_1/sample_1/transformations/y")
-        _field(nxdata, "x_indices", "0")
+        nxdata["data"] = h5py.SoftLink(data.name)
+        nxdata["x"], nxdata["y"] = h5py.SoftLink(x.name), h5py.SoftLink(y.name)
+        _field(nxdata, "x_indices", "0")  # the definition's NX_CHAR fields
         _field(nxdata, "y_indices", "0")
         cxi = _group(entry, "data_1", "NXcollection")
-        cxi["data"] = h5py.SoftLink(f"{DETECTOR}/data")
-        cxi["translation"] = h5py.SoftLink(f"{DETECTOR}/translation")
+        cxi["data"], cxi["translation"] = h5py.SoftLink(data.name), h5py.SoftLink(translation.name)
         truth = _group(entry, "jscan_truth", "NXcollection")
-        probe = _field(truth, "probe", src.engine_probe(), pixel_size_m=src.probe_dx)
-        probe.attrs["long_name"] = "probe (mode, y, x), scaled for an unnormalised FFT"
-        obj = src.object_array(truth, "object")
+        _field(truth, "probe", src.engine_probe(), long_name="probe (mode, y, x), unnormalised FFT")
+        _field(truth, "probe_pixel_size", src.probe_dx, "m")
+        src.object_array(truth, "object").attrs["long_name"] = "sample transmission (1, y, x)"
+        _field(truth, "object_pixel_size", src.sample_dx, "m")
         r0, c0 = src.region[:2]
-        obj.attrs.update(
-            pixel_size_m=src.sample_dx, origin_m=[r0 * src.sample_dx, c0 * src.sample_dx]
-        )
-        obj.attrs["long_name"] = "sample transmission (1, y, x); pixel (r, c) at origin + (r, c) dx"
-        _field(truth, "mask", src.mask.astype(np.uint32))  # as CXI's: 1 = invalid pixel
+        _field(truth, "object_origin", [c0 * src.sample_dx, r0 * src.sample_dx], "m")
         index = index_dataset(truth, "jscan_index", src)
 
         def write(rows, patterns, xs, ys, positions):
