@@ -62,7 +62,6 @@ class ScanSource:
         self.sample_y = self.group["sample_y"][:] if self.sample is not None else None
         mask = self.group["mask"][:] if "mask" in names else np.zeros(self.window, bool)
         self.mask = np.asarray(mask).astype(bool)  # True: a pixel not to use
-        self.modes = len(self.probe)
 
     def block_range(self, b: int) -> tuple[int, int]:
         start = b * self.block_size
