@@ -23,7 +23,8 @@ from jscan.core.types import (
 )
 
 
-def _check_same_grid(sample: SampleFunction, light: OpticalWavefront, what: str):
+def check_same_grid(sample, light: OpticalWavefront, what: str):
+    """ValueError when the sample's dx (a SampleFunction's or ThickSample's) is not the probe's."""
     s, p = concrete(sample.dx), concrete(light.dx)
     if s is not None and p is not None and abs(float(s) - float(p)) > 1e-6 * abs(float(p)):
         raise ValueError(
@@ -44,7 +45,7 @@ def linear_interaction(sample: SampleFunction, light: OpticalWavefront) -> Optic
             f"sample shape {sample.sample.shape} differs from the probe shape "
             f"{light.field.shape}; cut the sample to the probe's window first"
         )
-    _check_same_grid(sample, light, "linear_interaction")
+    check_same_grid(sample, light, "linear_interaction")
     return light._replace(field=sample.sample * light.field)
 
 
@@ -133,7 +134,7 @@ def simple_microscope(
         travel_distance=travel_distance,
         camera_pixel_size=camera_pixel_size,
     )
-    _check_same_grid(sample, lightwave, "simple_microscope")
+    check_same_grid(sample, lightwave, "simple_microscope")
     if placement not in ("snap", "exact"):
         raise ValueError(f'`placement` must be "snap" or "exact", got {placement!r}')
     exact = placement == "exact"
