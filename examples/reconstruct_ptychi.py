@@ -24,42 +24,10 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import small_scan
 
 import jscan
 from jscan.export import export
-
-CONFIG = """
-[probe]
-kind = "gaussian"
-size = 32
-dx = 1.0e-6
-wavelength = 500.0e-9
-waist = 6.0e-6
-
-[optics]
-zoom_factor = 1.0
-aperture_diameter = 24.0e-6
-travel_distance = 0.0128      # camera pixel = lambda z / (N dx): an FFT engine's sampling
-camera_pixel_size = 200.0e-6
-
-[sample]
-kind = "file"
-path = "sample.npy"
-dx = 1.0e-6
-
-[scan]
-kind = "raster"
-shape = [14, 14]
-step = 5.0e-6
-start = [30.0e-6, 30.0e-6]    # whole sample pixels
-
-[detector]
-dose = 1.0e6
-noise = false                 # float32 expected photon counts
-
-[run]
-block_size = 64
-"""
 
 
 def make_sample(path: Path, seed: int = 0) -> None:
@@ -122,14 +90,6 @@ def reconstruct(folder: Path, epochs: int, algorithm: str = "LSQML", start=None)
     return task.get_data_to_cpu("object", as_numpy=True)[0], truth, 2 + probe.shape[-1] // 2
 
 
-def object_error(recon, truth, margin: int) -> float:
-    """Relative error over the interior (``margin`` pixels in), up to a global phase."""
-    a = recon[margin:-margin, margin:-margin]
-    b = truth[margin:-margin, margin:-margin]
-    phase = np.vdot(a, b) / abs(np.vdot(a, b))
-    return float(np.linalg.norm(a * phase - b) / np.linalg.norm(b))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for the store and the export")
@@ -137,17 +97,17 @@ def main():
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    make_sample(out / "sample.npy")
+    small_scan.make_sample(out / "sample.npy")
     config = out / "scan.toml"
-    config.write_text(CONFIG)
+    config.write_text(small_scan.config())
     store = out / "scan.zarr"
     jscan.simulate_scan(str(config), str(store), n_workers=1, overwrite=True, progress=False)
     export(str(store), "ptychodus", str(out / "ptychodus"), stream=None)
     logging.getLogger("ptychi").setLevel(logging.WARNING)
     epochs = 20 if args.small else 200
     recon, truth, margin = reconstruct(out / "ptychodus", epochs)
-    start = object_error(np.ones_like(truth), truth, margin)
-    final = object_error(recon, truth, margin)
+    start = small_scan.object_error(np.ones_like(truth), truth, small_scan.inset(margin))
+    final = small_scan.object_error(recon, truth, small_scan.inset(margin))
     print(f"object error after {epochs} epochs: initial {start:.4f} final {final:.4f}")
 
 

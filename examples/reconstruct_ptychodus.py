@@ -30,42 +30,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import small_scan
 
 import jscan
 from jscan.export import export
-
-CONFIG = """
-[probe]
-kind = "gaussian"
-size = {size}
-dx = 1.0e-6
-wavelength = 500.0e-9
-waist = 6.0e-6
-
-[optics]
-zoom_factor = 1.0
-aperture_diameter = 24.0e-6
-travel_distance = {distance}  # camera pixel = lambda z / (N dx): the natural sampling
-camera_pixel_size = 200.0e-6
-
-[sample]
-kind = "file"
-path = "sample.npy"
-dx = 1.0e-6
-
-[scan]
-kind = "raster"
-shape = [14, 14]
-step = 5.0e-6
-start = [30.0e-6, 30.0e-6]    # whole sample pixels
-
-[detector]
-dose = 1.0e6
-noise = false                 # float32 expected photon counts
-
-[run]
-block_size = 64
-"""
 
 
 def make_sample(path: Path, seed: int = 0) -> None:
@@ -99,14 +67,6 @@ def ptychi_options(path: Path, epochs: int) -> None:
     path.write_text(yaml.safe_dump(options))
 
 
-def object_error(recon, truth, margin: int) -> float:
-    """Relative error over the interior (``margin`` pixels in), up to a global phase."""
-    a = recon[margin:-margin, margin:-margin]
-    b = truth[margin:-margin, margin:-margin]
-    phase = np.vdot(a, b) / abs(np.vdot(a, b))
-    return float(np.linalg.norm(a * phase - b) / np.linalg.norm(b))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for the store and the export")
@@ -115,9 +75,9 @@ def main():
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    make_sample(out / "sample.npy")
+    small_scan.make_sample(out / "sample.npy")
     config = out / "scan.toml"
-    config.write_text(CONFIG.format(size=args.size, distance=0.0128 * args.size / 32))
+    config.write_text(small_scan.config(args.size))
     store = out / "scan.zarr"
     jscan.simulate_scan(str(config), str(store), n_workers=1, overwrite=True, progress=False)
     folder = out / "ptychodus"
@@ -137,8 +97,8 @@ def main():
     result = load_product(out / "result" / "product.h5").object_.get_array()[0]
     truth = load_product(folder / "truth.h5").object_.get_array()[0]
     margin = 2 + args.size // 2
-    initial = object_error(np.ones_like(truth), truth, margin)
-    final = object_error(result, truth, margin)
+    initial = small_scan.object_error(np.ones_like(truth), truth, small_scan.inset(margin))
+    final = small_scan.object_error(result, truth, small_scan.inset(margin))
     print(f"ptychodus batch reconstruction: {seconds:.1f} s")
     print(f"object error after {epochs} epochs: initial {initial:.4f} final {final:.4f}")
 

@@ -27,42 +27,10 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import small_scan
 
 import jscan
 from jscan.export import export
-
-CONFIG = """
-[probe]
-kind = "gaussian"
-size = 32
-dx = 1.0e-6
-wavelength = 500.0e-9
-waist = 6.0e-6
-
-[optics]
-zoom_factor = 1.0
-aperture_diameter = 24.0e-6
-travel_distance = 0.0128      # camera pixel = lambda z / (N dx): PtyLab's dxo is the sample's
-camera_pixel_size = 200.0e-6
-
-[sample]
-kind = "file"
-path = "sample.npy"
-dx = 1.0e-6
-
-[scan]
-kind = "raster"
-shape = [14, 14]
-step = 5.0e-6
-start = [30.0e-6, 30.0e-6]    # whole sample pixels: PtyLab rounds positions to pixels
-
-[detector]
-dose = 1.0e6
-noise = false                 # float32 expected photon counts
-
-[run]
-block_size = 64
-"""
 
 
 def make_sample(path: Path, seed: int = 0) -> None:
@@ -114,13 +82,6 @@ def reconstruct(path: Path, iterations: int, seed: int = 0):
     return start, reconstruction.object[0, 0, 0, 0], truth, interior
 
 
-def object_error(recon, truth, interior) -> float:
-    """Relative error over the interior, up to a global phase."""
-    a, b = recon[interior], truth[interior]
-    phase = np.vdot(a, b) / abs(np.vdot(a, b))
-    return float(np.linalg.norm(a * phase - b) / np.linalg.norm(b))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for the store and the export")
@@ -128,9 +89,9 @@ def main():
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    make_sample(out / "sample.npy")
+    small_scan.make_sample(out / "sample.npy")
     config = out / "scan.toml"
-    config.write_text(CONFIG)
+    config.write_text(small_scan.config())
     store = out / "scan.zarr"
     jscan.simulate_scan(str(config), str(store), n_workers=1, overwrite=True, progress=False)
     export(str(store), "ptylab", str(out / "scan.h5"), stream=None)
@@ -139,8 +100,8 @@ def main():
     # stdout: keep them, out of the way, in a log.
     with open(out / "ptylab.log", "w") as log, contextlib.redirect_stdout(log):
         start, recon, truth, interior = reconstruct(out / "scan.h5", iterations)
-    initial = object_error(start, truth, interior)
-    final = object_error(recon, truth, interior)
+    initial = small_scan.object_error(start, truth, interior)
+    final = small_scan.object_error(recon, truth, interior)
     print(f"object error after {iterations} iterations: initial {initial:.3g} final {final:.3g}")
 
 
