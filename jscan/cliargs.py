@@ -13,7 +13,7 @@ PREVIEW_PATTERNS_MAX = 48  # jscan.preview.MAX_PATTERNS (not imported: it loads 
 DEMO_TIME = "about 10 s on 2 CPU cores, most of it starting the cluster"
 KINDS = {
     "scan": ("raster", "spiral", "file"),
-    "probe": ("gaussian", "airy", "file"),
+    "probe": ("gaussian", "airy", "file", "lens", "zone_plate"),
     "sample": ("phantom", "file", "zarr"),
 }
 

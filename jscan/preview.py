@@ -212,7 +212,10 @@ def plot_dry_run(run, out, dpi: int = 110) -> str:
     rows, cols = plan.sample_shape
     if rows * cols <= THUMBNAIL_PIXELS:
         step = max(1, -(-max(rows, cols) // 1024))
-        image = np.abs(sample_region(config.sample, 0, 0, rows, cols)[::step, ::step])
+        region = sample_region(config.sample, 0, 0, rows, cols, config.probe.wavelength)
+        if region.ndim == 3:  # slices: their projection (product)
+            region = np.prod(region, axis=0)
+        image = np.abs(region[::step, ::step])
         sax.imshow(image, cmap="gray", extent=[0, cols * dx, rows * dx, 0])
     else:
         sax.add_patch(Rectangle((0, 0), cols * dx, rows * dx, fill=False, color="k"))

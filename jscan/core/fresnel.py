@@ -23,7 +23,6 @@ import numpy as np
 
 from jscan.core.axes import choose_axis
 from jscan.core.propagation import _floats, apply_axis, axis_plan
-from jscan.core.scopes import check_same_grid
 from jscan.core.types import (
     OpticalWavefront,
     _array,
@@ -31,6 +30,7 @@ from jscan.core.types import (
     _real_dtype,
     _scalar,
     check_positive,
+    check_same_grid,
     concrete,
 )
 
@@ -119,10 +119,17 @@ def multislice_interaction(sample: ThickSample, light: OpticalWavefront) -> Opti
     check_same_grid(sample, light, "multislice_interaction")
     rdt = jnp.finfo(light.field.dtype).dtype
     h = angular_spectrum_transfer(window, light.dx, light.wavelength, sample.spacing, rdt)
-    psi = light.field * sample.slices[0]
-    for i in range(1, k):
-        psi = jnp.fft.ifft2(jnp.fft.fft2(psi) * h) * sample.slices[i]
+    psi = multislice_exit(light.field, sample.slices, h)
     return light._replace(field=psi, z_position=light.z_position + (k - 1) * sample.spacing)
+
+
+def multislice_exit(psi, slices, transfer):
+    """The multislice rule on arrays: psi ([M,] H, W) times slices[0], then for each further
+    slice k: ifft2(fft2(psi) transfer) times slices[k]. transfer: (H, W), FFT order."""
+    psi = psi * slices[0]
+    for i in range(1, slices.shape[0]):
+        psi = jnp.fft.ifft2(jnp.fft.fft2(psi) * transfer) * slices[i]
+    return psi
 
 
 def fresnel_scaling(z, source_distance=None):
@@ -135,6 +142,69 @@ def fresnel_scaling(z, source_distance=None):
     return (source_distance + z) / source_distance, source_distance * z / (source_distance + z)
 
 
+class NearSpecs(NamedTuple):
+    """Static half of `near_field_axes`: the camera pixel is the window's own (natural), or
+    the AxisSpec of the scaled inverse DFT along y and x."""
+
+    natural: bool
+    y: object = None
+    x: object = None
+
+
+class NearPlan(NamedTuple):
+    """Arrays of `near_field_axes` (a PyTree)."""
+
+    transfer: jax.Array  # (H, W) angular spectrum over the effective distance, FFT order
+    shift_y: jax.Array  # (H,) exp(2 pi i q (H//2)/H): window index N//2 on the axis
+    shift_x: jax.Array  # (W,)
+    py: object  # AxisPlan of y (None when natural)
+    px: object
+
+
+def near_field_axes(shape, dx, wavelength, z, output_dx, source_distance=None, real_dtype=None):
+    """(specs, plan, M): the near field's transforms from a window (H, W) of pitch dx to a
+    camera at z with pixel output_dx (`near_field_apply`); M the Fresnel-scaling magnification."""
+    check_positive(z=z, output_dx=output_dx)
+    m, z_eff = fresnel_scaling(z, source_distance)
+    rdt = real_dtype or jnp.float32
+    cdt = jnp.complex128 if rdt == jnp.float64 else jnp.complex64
+    transfer = angular_spectrum_transfer(shape, dx, wavelength, z_eff, rdt)
+    # the camera pixel in window pixels, in float64 when concrete (inside jit too)
+    vals = _floats(output_dx, m, dx)
+    b = None if vals is None else vals[0] / (vals[1] * vals[2])
+    if b is not None and abs(b - 1) < 1e-6:  # float32 dx: as `choose_axis`
+        empty = jnp.ones((0,), cdt)
+        return NearSpecs(True), NearPlan(transfer, empty, empty, None, None), m
+    beta = output_dx / (m * dx) if b is None else b
+    specs, plans, shifts = [], [], []
+    for n in shape:
+        q = jnp.arange(n) - n // 2
+        shifts.append(jnp.exp(2j * np.pi * q * (n // 2) / n).astype(cdt))
+        spec = choose_axis(n, b, "auto")
+        specs.append(spec)
+        plans.append(axis_plan(spec, beta, rdt))
+    return NearSpecs(False, *specs), NearPlan(transfer, *shifts, *plans), m
+
+
+def near_field_apply(field, specs: NearSpecs, plan: NearPlan):
+    """u(X/M) on the camera of `near_field_axes`: field ([...,] H, W) propagated over the
+    effective distance and evaluated between its pixels by exact trigonometric interpolation
+    (a scaled inverse DFT by the conjugate trick; one ifft2 when natural)."""
+    spectrum = jnp.fft.fft2(field) * plan.transfer
+    if specs.natural:
+        return jnp.fft.ifft2(spectrum)
+    spectrum = jnp.fft.fftshift(spectrum, axes=(-2, -1))  # centred frequency index q
+    h, w = field.shape[-2:]
+    for axis, n, spec, p, shift in (
+        (-1, w, specs.x, plan.px, plan.shift_x),
+        (-2, h, specs.y, plan.py, plan.shift_y),
+    ):
+        # u at window index j = p beta + n//2 is sum_q c_q exp(2 pi i q j / n) / n
+        moved = jnp.moveaxis(spectrum, axis, -1) * shift
+        spectrum = jnp.moveaxis(jnp.conj(apply_axis(jnp.conj(moved), -1, spec, p)) / n, -1, axis)
+    return spectrum
+
+
 def near_field_prop_scaled(
     incoming: OpticalWavefront, z, output_dx, source_distance=None
 ) -> OpticalWavefront:
@@ -145,44 +215,24 @@ def near_field_prop_scaled(
     By the Fresnel scaling theorem the camera field is
     U(X) = (1/M) exp(i k (z - z_eff)) exp(i pi X^2 / (lambda (z1 + z))) u(X / M),
     u = `angular_spectrum_prop` over z_eff, evaluated between its pixels by exact
-    trigonometric interpolation of the window's band-limited field (a scaled inverse DFT:
-    one plain FFT when output_dx = M dx). The camera sees only the window's period: keep
-    N output_dx / M within the window N dx.
+    trigonometric interpolation of the window's band-limited field (`near_field_apply`).
+    The camera sees only the window's period: keep N output_dx / M within the window N dx.
     """
-    check_positive(z=z, output_dx=output_dx)
-    m, z_eff = fresnel_scaling(z, source_distance)
     field = incoming.field
     rdt = jnp.finfo(field.dtype).dtype
     cdt = field.dtype
     shape = field.shape[-2:]
-    lam, dx = incoming.wavelength, incoming.dx
-    spectrum = jnp.fft.fft2(field) * angular_spectrum_transfer(shape, dx, lam, z_eff, rdt)
-    # the camera pixel in window pixels, in float64 when concrete (inside jit too)
-    vals = _floats(output_dx, m, dx)
-    b = None if vals is None else vals[0] / (vals[1] * vals[2])
-    beta = output_dx / (m * dx) if b is None else b
-    natural = b is not None and abs(b - 1) < 1e-6  # float32 dx: as `choose_axis`
-    if natural:  # the camera pixel is the window's: the samples themselves
-        spectrum = jnp.fft.ifft2(spectrum)
-    else:
-        spectrum = jnp.fft.fftshift(spectrum, axes=(-2, -1))  # centred frequency index q
-    for axis, n in () if natural else ((-1, shape[1]), (-2, shape[0])):
-        q = jnp.arange(n) - n // 2
-        # u at window index j = p beta + n//2 is sum_q c_q exp(2 pi i q j / n) / n
-        shift = jnp.exp(2j * np.pi * q * (n // 2) / n).astype(cdt)
-        spec = choose_axis(n, b, "auto")
-        plan = axis_plan(spec, beta, rdt)
-        moved = jnp.moveaxis(spectrum, axis, -1) * shift
-        spectrum = jnp.moveaxis(jnp.conj(apply_axis(jnp.conj(moved), -1, spec, plan)) / n, -1, axis)
-    big_x = (jnp.arange(shape[1]) - shape[1] // 2) * output_dx
-    big_y = (jnp.arange(shape[0]) - shape[0] // 2) * output_dx
-    if source_distance is None:
-        out = spectrum
-    else:
+    lam = incoming.wavelength
+    specs, plan, m = near_field_axes(shape, incoming.dx, lam, z, output_dx, source_distance, rdt)
+    out = near_field_apply(field, specs, plan)
+    if source_distance is not None:
+        _, z_eff = fresnel_scaling(z, source_distance)
         frac, _ = _whole_waves(z - z_eff, lam)
+        big_x = (jnp.arange(shape[1]) - shape[1] // 2) * output_dx
+        big_y = (jnp.arange(shape[0]) - shape[0] // 2) * output_dx
         r2 = big_y[:, None] ** 2 + big_x[None, :] ** 2
         curve = jnp.exp(1j * (np.pi * r2 / (lam * (source_distance + z)) + 2 * np.pi * frac))
-        out = spectrum * (curve / m).astype(cdt)
+        out = out * (curve / m).astype(cdt)
     return incoming._replace(
         field=out.astype(cdt),
         dx=jnp.asarray(output_dx, rdt),
@@ -203,6 +253,9 @@ __all__ = [
     "fresnel_number",
     "fresnel_scaling",
     "make_thick_sample",
+    "multislice_exit",
     "multislice_interaction",
+    "near_field_apply",
+    "near_field_axes",
     "near_field_prop_scaled",
 ]

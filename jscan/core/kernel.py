@@ -12,12 +12,30 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jscan.core.fresnel import (
+    NearPlan,
+    angular_spectrum_transfer,
+    multislice_exit,
+    near_field_apply,
+    near_field_axes,
+)
 from jscan.core.optics import aperture_mask, field_intensity, optical_zoom
 from jscan.core.placement import Placement, placement, windows_leaving
 from jscan.core.propagation import AxisPlan, apply_axis, far_field_axes
 from jscan.core.types import OpticalWavefront, check_positive
 
 SHIFT_DECIMALS = 6  # shifts equal to 1e-6 px are one shift (float noise must not split them)
+
+
+class ThickOptics(NamedTuple):
+    """What a multislice scan adds to a `MicroscopePlan` (a PyTree): the aperture sits behind
+    the sample, so probe and aperture are applied (and shifted) apart."""
+
+    probe: jax.Array  # ([M,] H, W) probe incident on the first slice
+    probe_spectrum: jax.Array  # ([M,] H, W) its FFT, for sub-pixel shifts
+    exit_mask: jax.Array  # (H, W) aperture x frame, multiplying the exit wave
+    aperture_spectrum: jax.Array  # (H, W) FFT of the aperture, for sub-pixel shifts
+    transfer: jax.Array  # (H, W) angular spectrum over the slice spacing (sample pixel)
 
 
 class MicroscopePlan(NamedTuple):
@@ -28,10 +46,12 @@ class MicroscopePlan(NamedTuple):
     """
 
     illumination: jax.Array  # ([M,] H, W) probe x aperture x input phases x scale
-    py: AxisPlan  # y axis transform (input/output phases dropped)
+    py: AxisPlan  # y axis transform (input/output phases dropped); near field: unused
     px: AxisPlan  # x axis transform
     spectrum: jax.Array  # ([M,] H, W) FFT of probe x aperture, for sub-pixel shifts
     frame: jax.Array  # (H, W) input phases x scale, fixed to the window
+    thick: ThickOptics | None = None  # multislice (a (K, R, C) sample), else None
+    near: NearPlan | None = None  # near field (specs a `NearSpecs`), else None
 
 
 def microscope_plan(
@@ -42,8 +62,16 @@ def microscope_plan(
     camera_pixel_size,
     aperture_center=None,
     method: str = "auto",
+    spacing=None,
+    propagation: str = "far",
+    source_distance=None,
 ):
     """What is constant over a scan: returns (specs, plan).
+
+    spacing: m between the slices of a thick sample (None: a thin one), for `intensities`
+    of a (K, R, C) sample. propagation "near": the camera at travel_distance sees the
+    Fresnel near field (`jscan.core.fresnel.near_field_axes`; ``source_distance``: a
+    diverging beam's point source upstream of the sample), specs a `NearSpecs`.
 
     lightwave.field is (H, W), or (M, H, W) for M mutually incoherent probe modes (each
     position's pattern is then sum_m |F{P_m O}|^2; Thibault & Menzel, Nature 494, 68 (2013)).
@@ -55,24 +83,50 @@ def microscope_plan(
     check_positive(travel_distance=travel_distance, camera_pixel_size=camera_pixel_size)
     wave = optical_zoom(lightwave, zoom_factor)
     window = wave.field.shape[-2:]
-    field = wave.field * aperture_mask(window, wave.dx, aperture_diameter, aperture_center)
-    rdt = jnp.finfo(field.dtype).dtype
-    specs, (py, px) = far_field_axes(
-        window,
-        wave.dx,
-        lightwave.wavelength,
-        travel_distance,
-        camera_pixel_size,
-        method,
-        rdt,
+    mask = aperture_mask(window, wave.dx, aperture_diameter, aperture_center).astype(
+        wave.field.dtype
     )
-    scale = (wave.dx**2 / (lightwave.wavelength * travel_distance)).astype(rdt)
-    illumination = field * py.in_phase[:, None] * px.in_phase[None, :] * scale
-    frame = py.in_phase[:, None] * px.in_phase[None, :] * scale
-    # The intensity needs neither the output phases nor the input phases again.
+    field = wave.field * mask
+    rdt = jnp.finfo(field.dtype).dtype
     unit = jnp.ones((0,), field.dtype)
-    py, px = (AxisPlan(unit, p.kernel, unit) for p in (py, px))
-    return specs, MicroscopePlan(illumination, py, px, jnp.fft.fft2(field), frame)
+    near = None
+    if propagation == "near":
+        specs, near, m = near_field_axes(
+            window,
+            wave.dx,
+            lightwave.wavelength,
+            travel_distance,
+            camera_pixel_size,
+            source_distance,
+            rdt,
+        )
+        frame = jnp.full(window, 1 / m, field.dtype)  # |U| = |u(X/M)| / M
+        py = px = AxisPlan(unit, unit, unit)
+    elif propagation == "far":
+        specs, (py, px) = far_field_axes(
+            window,
+            wave.dx,
+            lightwave.wavelength,
+            travel_distance,
+            camera_pixel_size,
+            method,
+            rdt,
+        )
+        scale = (wave.dx**2 / (lightwave.wavelength * travel_distance)).astype(rdt)
+        frame = py.in_phase[:, None] * px.in_phase[None, :] * scale
+        # The intensity needs neither the output phases nor the input phases again.
+        py, px = (AxisPlan(unit, p.kernel, unit) for p in (py, px))
+    else:
+        raise ValueError(f'`propagation` must be "far" or "near", got {propagation!r}')
+    thick = None
+    if spacing is not None:
+        transfer = angular_spectrum_transfer(
+            window, lightwave.dx, lightwave.wavelength, spacing, rdt
+        )
+        spectrum = jnp.fft.fft2(wave.field)
+        thick = ThickOptics(wave.field, spectrum, mask * frame, jnp.fft.fft2(mask), transfer)
+    illumination = field * frame
+    return specs, MicroscopePlan(illumination, py, px, jnp.fft.fft2(field), frame, thick, near)
 
 
 def window_probe(plan: MicroscopePlan):
@@ -80,8 +134,11 @@ def window_probe(plan: MicroscopePlan):
 
     ``plan.illumination / plan.frame`` (the illumination without the transform's input
     phases and the scale dx^2 / (lambda z)): (H, W), or (M, H, W) with probe modes, the
-    unshifted probe with its axis on window pixel (H//2, W//2).
+    unshifted probe with its axis on window pixel (H//2, W//2). A thick sample's plan gives
+    the probe incident on its first slice (its aperture acts on the exit wave).
     """
+    if plan.thick is not None:
+        return plan.thick.probe
     return plan.illumination / plan.frame
 
 
@@ -108,12 +165,28 @@ def shifted_illuminations(plan: MicroscopePlan, ramps):
     the window edge (it wraps around) and band-limited (a hard aperture edge rings). The
     input phases and the scale stay in the window frame.
     """
-    ramp_y, ramp_x = (r.astype(plan.spectrum.dtype) for r in ramps)
-    modes = (None,) * (plan.spectrum.ndim - 2)  # every mode moves by its position's shift
+    return _moved(plan.spectrum, ramps) * plan.frame
+
+
+def _moved(spectrum, ramps):
+    """(K, [M,] H, W): the array of FFT ``spectrum`` ([M,] H, W) moved by each of K ramps."""
+    ramp_y, ramp_x = (r.astype(spectrum.dtype) for r in ramps)
+    modes = (None,) * (spectrum.ndim - 2)  # every mode moves by its position's shift
     ramp_y = ramp_y[(slice(None), *modes, slice(None), None)]
     ramp_x = ramp_x[(slice(None), *modes, None, slice(None))]
-    moved = jnp.fft.ifft2(plan.spectrum[None] * ramp_y * ramp_x)
-    return moved * plan.frame
+    return jnp.fft.ifft2(spectrum[None] * ramp_y * ramp_x)
+
+
+def _thick_tables(plan: MicroscopePlan, ramps, unshifted: bool):
+    """(probes (K', [M,] H, W), exit masks (K', H, W)) moved by the ramps, the unshifted
+    pair first when ``unshifted`` (the table of `shift_table`'s index)."""
+    t = plan.thick
+    probes = _moved(t.probe_spectrum, ramps)
+    masks = _moved(t.aperture_spectrum, ramps) * plan.frame
+    if unshifted:
+        probes = jnp.concatenate([t.probe[None], probes])
+        masks = jnp.concatenate([t.exit_mask[None], masks])
+    return probes, masks
 
 
 def intensities(sample, origins, plan, specs, shifts=None, index=None):
@@ -126,27 +199,17 @@ def intensities(sample, origins, plan, specs, shifts=None, index=None):
     call and gathered per position (index 0: no shift, the fast path's illumination).
     With M probe modes (illumination (M, H, W)) each window is cut once, multiplied by
     every mode, transformed as one batch and the M intensities summed: a position's
-    pattern is sum_m |F{P_m O}|^2.
+    pattern is sum_m |F{P_m O}|^2. A (K, R, C) sample of K slices (a plan with `spacing`)
+    takes each window of every slice through `multislice_exit` before the aperture.
     Pure and unjitted: `sharding.compiled_microscope` applies jit and sharding.
     """
-    spec_y, spec_x = specs
     shape = plan.illumination.shape[-2:]
-    modal = plan.illumination.ndim == 3
+    if sample.ndim == 3:
+        return _thick_intensities(sample, origins, plan, specs, shifts, index)
 
     def pattern(origin, illumination):
         cut = jax.lax.dynamic_slice(sample, (origin[0], origin[1]), shape)
-        f = apply_axis(cut * illumination, -1, spec_x, plan.px, phases=False)
-        f = apply_axis(f, -2, spec_y, plan.py, phases=False)
-        intensity = field_intensity(f)
-        if not modal:
-            return intensity
-        # Modes are mutually incoherent: their intensities add, one after the other. (XLA's
-        # reduce over the mode axis rounds differently with the number of positions per
-        # call, which would make a pattern depend on its block.)
-        total = intensity[0]
-        for m in range(1, intensity.shape[0]):
-            total = total + intensity[m]
-        return total
+        return camera_intensity(cut * illumination, plan, specs)
 
     if shifts is None:
         return jax.vmap(lambda o: pattern(o, plan.illumination))(origins)
@@ -155,6 +218,51 @@ def intensities(sample, origins, plan, specs, shifts=None, index=None):
         return jax.vmap(pattern)(origins, table)
     table = jnp.concatenate([plan.illumination[None], shifted_illuminations(plan, shifts)])
     return jax.vmap(lambda o, k: pattern(o, table[k]))(origins, index)
+
+
+def _thick_intensities(sample, origins, plan, specs, shifts, index):
+    """`intensities` of a (K, R, C) thick sample: the probe through the K slices
+    (`multislice_exit`), then the aperture and the transform; probe and aperture move
+    by the same sub-pixel shift."""
+    if plan.thick is None:
+        raise ValueError("a (K, R, C) thick sample needs a plan made with `spacing`")
+    k = sample.shape[0]
+    shape = plan.illumination.shape[-2:]
+
+    def pattern(origin, probe, mask):
+        cut = jax.lax.dynamic_slice(sample, (0, origin[0], origin[1]), (k, *shape))
+        return camera_intensity(
+            multislice_exit(probe, cut, plan.thick.transfer) * mask, plan, specs
+        )
+
+    if shifts is None:
+        return jax.vmap(lambda o: pattern(o, plan.thick.probe, plan.thick.exit_mask))(origins)
+    if index is None:
+        probes, masks = _thick_tables(plan, shift_ramps(shifts, shape, xp=jnp), False)
+        return jax.vmap(pattern)(origins, probes, masks)
+    probes, masks = _thick_tables(plan, shifts, True)
+    return jax.vmap(lambda o, j: pattern(o, probes[j], masks[j]))(origins, index)
+
+
+def camera_intensity(exit_field, plan: MicroscopePlan, specs):
+    """(H, W) intensity on the camera of one position's field ([M,] H, W) at the transform's
+    input (illumination, or exit wave x aperture x frame, applied); modes summed."""
+    if plan.near is not None:
+        f = near_field_apply(exit_field, specs, plan.near)
+    else:
+        spec_y, spec_x = specs
+        f = apply_axis(exit_field, -1, spec_x, plan.px, phases=False)
+        f = apply_axis(f, -2, spec_y, plan.py, phases=False)
+    intensity = field_intensity(f)
+    if intensity.ndim == 2:
+        return intensity
+    # Modes are mutually incoherent: their intensities add, one after the other. (XLA's
+    # reduce over the mode axis rounds differently with the number of positions per
+    # call, which would make a pattern depend on its block.)
+    total = intensity[0]
+    for m in range(1, intensity.shape[0]):
+        total = total + intensity[m]
+    return total
 
 
 def shift_table(shifts, shape: tuple[int, int]):

@@ -18,19 +18,10 @@ from jscan.core.types import (
     OpticalWavefront,
     SampleFunction,
     check_positive,
+    check_same_grid,
     concrete,
     make_diffractogram,
 )
-
-
-def check_same_grid(sample, light: OpticalWavefront, what: str):
-    """ValueError when the sample's dx (a SampleFunction's or ThickSample's) is not the probe's."""
-    s, p = concrete(sample.dx), concrete(light.dx)
-    if s is not None and p is not None and abs(float(s) - float(p)) > 1e-6 * abs(float(p)):
-        raise ValueError(
-            f"{what}: the sample dx ({float(s):.6g} m) differs from the probe dx "
-            f"({float(p):.6g} m); resample the sample onto the probe's grid first"
-        )
 
 
 def linear_interaction(sample: SampleFunction, light: OpticalWavefront) -> OpticalWavefront:

@@ -57,6 +57,16 @@ def check_positive(**values):
             raise ValueError(f"`{name}` must be a finite positive number, got {value!r}")
 
 
+def check_same_grid(sample, light: OpticalWavefront, what: str):
+    """ValueError when the sample's dx (a SampleFunction's or ThickSample's) is not the probe's."""
+    s, p = concrete(sample.dx), concrete(light.dx)
+    if s is not None and p is not None and abs(float(s) - float(p)) > 1e-6 * abs(float(p)):
+        raise ValueError(
+            f"{what}: the sample dx ({float(s):.6g} m) differs from the probe dx "
+            f"({float(p):.6g} m); resample the sample onto the probe's grid first"
+        )
+
+
 def _complex_dtype(dtype):
     """complex128 for float64/complex128 input when x64 is on, else complex64."""
     wide = np.dtype(dtype) in (np.float64, np.complex128)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jscan.errors import ConfigError
+from jscan.inputs.focused import check_focused
 from jscan.inputs.schema import (
     LATER_KEYS,
     OPTIONAL_SECTIONS,
@@ -25,7 +26,7 @@ from jscan.inputs.schema import (
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """[probe]: kind "gaussian" | "airy" | "file"; lengths in metres."""
+    """[probe]: kind "gaussian" | "airy" | "file" | "lens" | "zone_plate"; lengths in metres."""
 
     kind: str
     dx: float
@@ -36,6 +37,22 @@ class ProbeConfig:
     path: str | None = None  # file: absolute path of a (H, W) or (M, H, W) complex .npy
     modes: int | None = None  # gaussian/airy: mutually incoherent modes (samples.probe_modes)
     mode_power_ratio: float | None = None  # gaussian/airy: power of mode m+1 / mode m
+    # lens and zone_plate (jscan.inputs.focused); None for the other kinds
+    focal_length: float | None = None  # lens
+    diameter: float | None = None
+    outer_zone_width: float | None = None  # zone_plate: dr; focal length D dr / lambda
+    defocus: float | None = None  # focus to sample plane, positive downstream
+    central_stop: float | None = None  # diameter of the pupil's opaque disc
+    osa_diameter: float | None = None  # zone_plate: order-sorting aperture, with osa_distance
+    osa_distance: float | None = None  # zone_plate: OSA upstream of the focus
+    zernike_defocus: float | None = None  # lens: Noll Zernike coefficients, m rms
+    astigmatism_0: float | None = None
+    astigmatism_45: float | None = None
+    coma_x: float | None = None
+    coma_y: float | None = None
+    spherical: float | None = None
+    source_size: float | None = None  # rms of a Gaussian source (partial coherence)
+    source_distance: float | None = None  # source to the optic
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,8 @@ class OpticsConfig:
     travel_distance: float
     camera_pixel_size: float
     aperture_center: tuple[float, float] | None = None
+    propagation: str = "far"  # "far": Fraunhofer; "near": Fresnel (angular spectrum)
+    source_distance: float | None = None  # near: point source z1 upstream; None: plane wave
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,10 @@ class SampleConfig:
     seed: int | None = None  # phantom: seed of the "cells" phantom
     path: str | None = None  # file: absolute .npy path; zarr: absolute store path
     array: str | None = None  # zarr: array name inside the store ("" = root array)
+    slices: int | None = 1  # phantom: slices along the beam (file/zarr: from the array)
+    spacing: float | None = None  # m between slices (multislice)
+    values: str | None = "transmission"  # file/zarr: "transmission" | "refractive_index"
+    voxel_depth: float | None = None  # m: thickness of a refractive-index slice
 
 
 @dataclass(frozen=True)
@@ -194,6 +217,9 @@ def parse_config(text: str, base_dir: str | os.PathLike | None = None) -> Config
     )
     _check_float32(config)
     _check_grids(config)
+    check_focused(config.probe)
+    _check_thick(config.sample)
+    _check_near(config.optics)
     _check_detector(config.detector)
     return config
 
@@ -315,6 +341,43 @@ def _check_grids(config: Config) -> None:
         raise ConfigError(
             f'"sample.dx" ({sample.dx!r} m) must equal probe.dx ({probe.dx!r} m); '
             "set sample.dx = probe.dx"
+        )
+
+
+def _check_thick(sample: SampleConfig) -> None:
+    """Refuse several phantom slices without a spacing, and a voxel depth without indices."""
+    if (sample.slices or 1) > 1 and sample.spacing is None:
+        raise ConfigError(
+            f'"sample.spacing" is missing for sample.slices = {sample.slices}; add spacing = '
+            "the distance between slices in metres"
+        )
+    index = sample.values == "refractive_index"
+    if index and sample.voxel_depth is None:
+        raise ConfigError(
+            '"sample.voxel_depth" is missing for sample.values = "refractive_index"; add '
+            "voxel_depth = the thickness of one slice in metres"
+        )
+    if not index and sample.voxel_depth is not None:
+        raise ConfigError(
+            '"sample.voxel_depth" applies to sample.values = "refractive_index" only; remove it '
+            'or set values = "refractive_index"'
+        )
+
+
+def check_slices(sample: SampleConfig, slices: int) -> None:
+    """Refuse a (K, H, W) sample array with K > 1 and no spacing (known once it is opened)."""
+    if slices > 1 and sample.spacing is None:
+        raise ConfigError(
+            f'"sample.spacing" is missing: {sample.path} holds {slices} slices; add spacing = '
+            "the distance between slices in metres"
+        )
+
+
+def _check_near(optics: OpticsConfig) -> None:
+    if optics.source_distance is not None and optics.propagation != "near":
+        raise ConfigError(
+            '"optics.source_distance" applies to the near field only; set optics.propagation = '
+            '"near" or remove source_distance'
         )
 
 

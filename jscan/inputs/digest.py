@@ -49,11 +49,12 @@ def sample_digest(cfg: SampleConfig) -> SampleDigest | None:
     Raises ValueError naming sample.path (or sample.array) and the first bad pixel when a
     value is NaN/inf or beyond float32's range (it would become inf in the complex64 kernel).
     """
-    if cfg.kind == "file":
-        return _npy_digest(cfg.path)
-    if cfg.kind == "zarr":
-        return _zarr_digest(cfg)
-    return None
+    if cfg.kind == "phantom":
+        return None
+    digest = _npy_digest(cfg.path) if cfg.kind == "file" else _zarr_digest(cfg)
+    if cfg.values == "refractive_index":  # |exp(-i k (delta - i beta) t)| <= 1 for beta >= 0
+        return digest._replace(max_abs2=1.0)
+    return digest
 
 
 def _npy_digest(path: str) -> SampleDigest:
@@ -77,7 +78,7 @@ def _npy_digest(path: str) -> SampleDigest:
             values = np.frombuffer(data, dtype, whole // dtype.itemsize)
             bad, peak_here = _scan_values(values)
             if bad is not None:
-                row, col = np.unravel_index(seen + bad, shape, order=order)
+                *_, row, col = np.unravel_index(seen + bad, shape, order=order)
                 raise _bad_value("sample.path", path, values[bad], row, col)
             peak = max(peak, peak_here)
             seen += len(values)
@@ -90,19 +91,22 @@ def _zarr_digest(cfg: SampleConfig) -> SampleDigest:
     meta = array.metadata.to_dict()
     meta.pop("attributes", None)
     h = hashlib.sha256(json.dumps(meta, sort_keys=True, default=repr).encode())
-    rows, cols = array.shape
-    step_r, step_c = array.shards or array.chunks  # one stored object per read
+    *lead, rows, cols = array.shape
+    *step_k, step_r, step_c = array.shards or array.chunks  # one stored object per read
     peak = 0.0
-    for r0 in range(0, rows, step_r):
-        for c0 in range(0, cols, step_c):
-            block = np.ascontiguousarray(array[r0 : r0 + step_r, c0 : c0 + step_c])
-            h.update(block.tobytes())
-            bad, peak_here = _scan_values(block.ravel())
-            if bad is not None:
-                row, col = np.unravel_index(bad, block.shape)
-                where = f'array "{cfg.array}" in {cfg.path}'
-                raise _bad_value("sample.path", where, block.flat[bad], r0 + row, c0 + col)
-            peak = max(peak, peak_here)
+    for k0 in range(0, lead[0], step_k[0]) if lead else (None,):
+        stack = () if k0 is None else (slice(k0, k0 + step_k[0]),)
+        for r0 in range(0, rows, step_r):
+            for c0 in range(0, cols, step_c):
+                box = (*stack, slice(r0, r0 + step_r), slice(c0, c0 + step_c))
+                block = np.ascontiguousarray(array[box])
+                h.update(block.tobytes())
+                bad, peak_here = _scan_values(block.ravel())
+                if bad is not None:
+                    *_, row, col = np.unravel_index(bad, block.shape)
+                    where = f'array "{cfg.array}" in {cfg.path}'
+                    raise _bad_value("sample.path", where, block.flat[bad], r0 + row, c0 + col)
+                peak = max(peak, peak_here)
     return SampleDigest(h.digest(), peak)
 
 

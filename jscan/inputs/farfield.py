@@ -1,4 +1,5 @@
-"""The probe's own far-field pattern in float64 numpy, and the camera discs read from it.
+"""The probe's own camera pattern (far or near field) in float64 numpy, and the camera
+discs read from it.
 
 Used before a run (dose and brightness checks, the bright-field radius) and by the workers
 (the live page's virtual bright field): numpy only, so no JAX backend starts on the client.
@@ -57,6 +58,10 @@ def _probe_pattern(probe_config, o, stamp) -> np.ndarray:
     y = (np.arange(h) - h // 2) * dxz
     x = (np.arange(w) - w // 2) * dxz
     inside = (y[:, None] - cy) ** 2 + (x[None, :] - cx) ** 2 <= (o.aperture_diameter / 2) ** 2
+    if o.propagation == "near":
+        image = _near_pattern(probe * inside, dxz, probe_config.wavelength, o)
+        image.flags.writeable = False
+        return image
     scale = o.camera_pixel_size / lz
     # exp(-2 pi i x u) with u = (m - N//2) camera_pixel / (lambda z), the Fraunhofer frequency
     ay = np.exp(-2j * np.pi * np.outer((np.arange(h) - h // 2) * scale, y))
@@ -64,6 +69,42 @@ def _probe_pattern(probe_config, o, stamp) -> np.ndarray:
     image = np.sum(np.abs(ay @ (probe * inside) @ ax.T * (dxz**2 / lz)) ** 2, axis=0)
     image.flags.writeable = False
     return image
+
+
+def fresnel_magnification(optics) -> tuple[float, float]:
+    """(M, z_eff) of the near field: M = (z1 + z)/z1, z_eff = z1 z/(z1 + z) for a point
+    source z1 = optics.source_distance upstream of the sample; (1, z) for a plane wave."""
+    z, z1 = optics.travel_distance, optics.source_distance
+    return (1.0, z) if z1 is None else ((z1 + z) / z1, z1 * z / (z1 + z))
+
+
+def _near_pattern(field, dxz, wavelength, o) -> np.ndarray:
+    """sum over modes of |U|^2 on the camera: the angular spectrum over z_eff (evanescent
+    waves dropped), evaluated at X/M by the window's trigonometric interpolation, / M^2."""
+    m, z_eff = fresnel_magnification(o)
+    h, w = field.shape[-2:]
+    fy = np.fft.fftfreq(h, dxz)[:, None]
+    fx = np.fft.fftfreq(w, dxz)[None, :]
+    u = (fy**2 + fx**2) * wavelength**2
+    ratio = z_eff / wavelength
+    phase = (
+        2 * np.pi * ((ratio - np.floor(ratio)) - ratio * u / (1 + np.sqrt(np.clip(1 - u, 0, None))))
+    )
+    spectrum = np.fft.fftshift(
+        np.fft.fft2(field) * np.where(u < 1, np.exp(1j * phase), 0), axes=(-2, -1)
+    )
+    beta = o.camera_pixel_size / (m * dxz)
+    ay, ax = (
+        np.exp(
+            2j
+            * np.pi
+            * np.outer((np.arange(n) - n // 2) * beta + n // 2, np.arange(n) - n // 2)
+            / n
+        )
+        / n
+        for n in (h, w)
+    )
+    return np.sum(np.abs(ay @ spectrum @ ax.T) ** 2, axis=0) / m**2
 
 
 def noise_factor(config, probe=None) -> float:
@@ -108,6 +149,8 @@ def camera_coverage(config) -> float:
     probe = make_probe(p).astype(np.complex128)  # (H, W), or (M, H, W) modes
     h, w = probe.shape[-2:]
     natural = p.wavelength * o.travel_distance / (np.asarray([h, w]) * dxz)
+    if o.propagation == "near":  # the camera spans the window's period at M dx zoom
+        natural = np.full(2, fresnel_magnification(o)[0] * dxz)
     if (o.camera_pixel_size >= natural * (1 - 1e-9)).all():
         return 1.0
     cx, cy = o.aperture_center or (0.0, 0.0)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from jscan.inputs.focused import FOCUSED_KINDS, focused_probe
+
 if TYPE_CHECKING:
     from jscan.inputs.config import ProbeConfig, SampleConfig
 
@@ -55,13 +57,16 @@ def make_probe(cfg: ProbeConfig) -> np.ndarray:
     Pixel (i, j) sits at y = (i - N//2) * dx, x = (j - N//2) * dx, so pixel N//2 is on the
     optical axis. "gaussian": flat-phase amplitude exp(-r^2 / waist^2), i.e. `waist` (m) is the
     1/e^2 intensity radius. "airy": amplitude 2 J1(v) / v with v = 3.8317 r / radius, so the
-    first dark ring lies at `radius` (m). "file": the 2-D array saved at `path`.
+    first dark ring lies at `radius` (m). "file": the 2-D array saved at `path`. "lens",
+    "zone_plate": the focused probe of `jscan.inputs.focused` (with a source size, its
+    ``modes`` strongest coherent modes).
 
     Args:
         cfg: the [probe] config.
 
     Returns:
-        complex64 array (size, size), or the file's shape for kind "file".
+        complex64 array (size, size) (or (modes, size, size)), or the file's shape for kind
+        "file".
     """
     if cfg.kind == "file":
         field = _load_probe_file(cfg.path)
@@ -81,8 +86,13 @@ def make_probe(cfg: ProbeConfig) -> np.ndarray:
         field = field.astype(np.complex128)
         if (cfg.modes or 1) > 1:
             field = probe_modes(field, cfg)
+    elif cfg.kind in FOCUSED_KINDS:
+        field = focused_probe(cfg)
     else:
-        raise ValueError(f'probe.kind must be "gaussian", "airy" or "file", got {cfg.kind!r}')
+        raise ValueError(
+            f'probe.kind must be "gaussian", "airy", "file", "lens" or "zone_plate", got '
+            f"{cfg.kind!r}"
+        )
     with np.errstate(over="ignore"):  # a power beyond float64 is refused just below
         power = float(np.sum(np.abs(field) ** 2))
     if power == 0:
@@ -149,18 +159,12 @@ def probe_mode_count(probe: np.ndarray) -> int:
     return 1 if probe.ndim == 2 else probe.shape[0]
 
 
-def sample_shape(cfg: SampleConfig) -> tuple[int, int]:
-    """Size of the sample in pixels, read from metadata only for file/zarr kinds.
-
-    Args:
-        cfg: the [sample] config.
-
-    Returns:
-        (rows, cols).
-    """
+def _stack_shape(cfg: SampleConfig) -> tuple[int, ...]:
+    """The sample array's shape: (rows, cols), or (K, rows, cols) with K slices."""
     if cfg.kind == "phantom":
         rows, cols = cfg.shape
-        return int(rows), int(cols)
+        k = int(cfg.slices or 1)
+        return (int(rows), int(cols)) if k == 1 else (k, int(rows), int(cols))
     if cfg.kind == "file":
         return tuple(int(v) for v in open_npy(cfg.path).shape)
     if cfg.kind == "zarr":
@@ -168,7 +172,20 @@ def sample_shape(cfg: SampleConfig) -> tuple[int, int]:
     raise ValueError(f'sample.kind must be "phantom", "file" or "zarr", got {cfg.kind!r}')
 
 
-def sample_region(cfg: SampleConfig, row0: int, col0: int, rows: int, cols: int) -> np.ndarray:
+def sample_shape(cfg: SampleConfig) -> tuple[int, int]:
+    """(rows, cols) of the sample in pixels (of every slice), from metadata only."""
+    return _stack_shape(cfg)[-2:]
+
+
+def slice_count(cfg: SampleConfig) -> int:
+    """Slices along the beam: 1 for a thin sample, K for a (K, H, W) array or phantom."""
+    shape = _stack_shape(cfg)
+    return shape[0] if len(shape) == 3 else 1
+
+
+def sample_region(
+    cfg: SampleConfig, row0: int, col0: int, rows: int, cols: int, wavelength=None
+) -> np.ndarray:
     """Complex transmission over sample pixels [row0:row0+rows, col0:col0+cols].
 
     Each pixel's value depends only on its global index (and the seed), never on the region,
@@ -178,9 +195,10 @@ def sample_region(cfg: SampleConfig, row0: int, col0: int, rows: int, cols: int)
         cfg: the [sample] config.
         row0, col0: top-left sample pixel of the region.
         rows, cols: region size in pixels.
+        wavelength: m; needed (only) by a "refractive_index" sample.
 
     Returns:
-        complex64 array (rows, cols).
+        complex64 array (rows, cols), or (K, rows, cols) for K > 1 slices.
     """
     row0, col0, rows, cols = (
         _index(v, name)
@@ -194,22 +212,40 @@ def sample_region(cfg: SampleConfig, row0: int, col0: int, rows: int, cols: int)
             f"of shape {total}; request a region inside 0:{total[0]}, 0:{total[1]}"
         )
     if cfg.kind == "phantom":
+        k = int(cfg.slices or 1)
+        if cfg.phantom not in ("siemens_star", "cells"):
+            raise ValueError(
+                f'sample.phantom must be "siemens_star" or "cells", got {cfg.phantom!r}'
+            )
         if cfg.phantom == "siemens_star":
-            return _siemens_star(total, row0, col0, rows, cols)
-        if cfg.phantom == "cells":
-            return _cells(int(cfg.seed), row0, col0, rows, cols)
-        raise ValueError(f'sample.phantom must be "siemens_star" or "cells", got {cfg.phantom!r}')
-    if cfg.kind == "file":
-        region = open_npy(cfg.path)[row0 : row0 + rows, col0 : col0 + cols]
-    else:
-        region = open_zarr(cfg)[row0 : row0 + rows, col0 : col0 + cols]
-    region = np.asarray(region).astype(np.complex64)
+            layers = [_siemens_star(total, row0, col0, rows, cols, j / k) for j in range(k)]
+        else:
+            layers = [_cells(int(cfg.seed) + j, row0, col0, rows, cols) for j in range(k)]
+        return layers[0] if k == 1 else np.stack(layers)
+    box = (..., slice(row0, row0 + rows), slice(col0, col0 + cols))
+    array = open_npy(cfg.path) if cfg.kind == "file" else open_zarr(cfg)
+    region = np.asarray(array[box])
+    if region.ndim == 3 and region.shape[0] == 1:
+        region = region[0]
     if not np.isfinite(region).all():
         raise ValueError(
             f"sample.path: {cfg.path} holds NaN or inf in rows {row0}:{row0 + rows}, "
             f"cols {col0}:{col0 + cols}; save a finite transmission"
         )
-    return region
+    if cfg.values == "refractive_index":
+        region = index_transmission(region, wavelength, cfg.voxel_depth)
+    return region.astype(np.complex64)
+
+
+def index_transmission(index, wavelength, voxel_depth) -> np.ndarray:
+    """Transmission exp(-i k (delta - i beta) t) (complex128) of complex delta + i beta values
+    (n = 1 - delta + i beta) over a voxel depth t [m], k = 2 pi / wavelength [m]."""
+    if wavelength is None or voxel_depth is None:
+        raise ValueError(
+            'sample.values = "refractive_index" needs the wavelength and sample.voxel_depth'
+        )
+    k = 2 * np.pi / float(wavelength)
+    return np.exp(-1j * k * float(voxel_depth) * np.conj(np.asarray(index, np.complex128)))
 
 
 def _index(value: int, name: str) -> int:
@@ -223,7 +259,9 @@ def _index(value: int, name: str) -> int:
         ) from None
 
 
-def _siemens_star(total: tuple[int, int], row0: int, col0: int, rows: int, cols: int):
+def _siemens_star(
+    total: tuple[int, int], row0: int, col0: int, rows: int, cols: int, turn: float = 0.0
+):
     y = np.arange(row0, row0 + rows, dtype=np.float64)[:, None] - total[0] / 2
     x = np.arange(col0, col0 + cols, dtype=np.float64)[None, :] - total[1] / 2
     y, x = np.broadcast_arrays(y, x)
@@ -231,7 +269,7 @@ def _siemens_star(total: tuple[int, int], row0: int, col0: int, rows: int, cols:
     # Rotating the sectors by half a sector keeps boundaries off the pixel diagonals and
     # axes, where an ulp of arctan2 could otherwise flip a pixel between spokes.
     n_sectors = 2 * STAR_SPOKES
-    sector = np.floor((theta + np.pi) * (n_sectors / (2 * np.pi)) + 0.5).astype(np.int64)
+    sector = np.floor((theta + np.pi) * (n_sectors / (2 * np.pi)) + 0.5 + turn).astype(np.int64)
     outer = STAR_OUTER_RADIUS * min(total)
     dark = (sector % 2 == 1) & (x * x + y * y <= outer * outer)
     return np.where(dark, STAR_DARK, np.complex64(1.0)).astype(np.complex64)
@@ -275,23 +313,28 @@ def _cells(seed: int, row0: int, col0: int, rows: int, cols: int) -> np.ndarray:
 
 
 def open_npy(path: str) -> np.ndarray:
-    """The 2-D numeric array of a .npy file, memory-mapped (nothing read yet)."""
+    """The 2-D (or (K, H, W) sliced) numeric array of a .npy file, memory-mapped."""
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as err:
         raise ValueError(
             f"sample.path: cannot read {path} as .npy ({err}); check the file"
         ) from err
-    if not isinstance(array, np.ndarray) or array.ndim != 2 or array.dtype.kind not in "iufc":
+    if (
+        not isinstance(array, np.ndarray)
+        or array.ndim not in (2, 3)
+        or array.dtype.kind not in "iufc"
+        or 0 in array.shape
+    ):
         raise ValueError(
-            f"sample.path: {path} must hold one 2-D numeric array, got "
-            f"{getattr(array, 'shape', type(array).__name__)}; save one with np.save"
+            f"sample.path: {path} must hold one 2-D numeric array, or (K, H, W) for K slices, "
+            f"got {getattr(array, 'shape', type(array).__name__)}; save one with np.save"
         )
     return array
 
 
 def open_zarr(cfg: SampleConfig):
-    """The 2-D numeric Zarr array of a "zarr" sample, opened read-only (nothing read yet)."""
+    """The 2-D (or (K, H, W) sliced) numeric Zarr array of a "zarr" sample, read-only."""
     import zarr  # deferred: zarr is only needed for zarr samples
 
     try:
@@ -301,10 +344,10 @@ def open_zarr(cfg: SampleConfig):
             f'sample.array: no array "{cfg.array}" in zarr store {cfg.path} ({err}); '
             "set sample.array to the array's name in the group"
         ) from err
-    if array.ndim != 2 or np.dtype(array.dtype).kind not in "iufc":
+    if array.ndim not in (2, 3) or np.dtype(array.dtype).kind not in "iufc" or 0 in array.shape:
         raise ValueError(
             f'sample.array: "{cfg.array}" in {cfg.path} has shape {array.shape} and dtype '
-            f"{array.dtype}; store a 2-D numeric (ideally complex64) array"
+            f"{array.dtype}; store a 2-D (or (K, H, W) sliced) numeric (ideally complex64) array"
         )
     return array
 

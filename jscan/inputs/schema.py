@@ -11,6 +11,7 @@ import math
 from typing import Any, NamedTuple
 
 from jscan.errors import ConfigError
+from jscan.inputs.focused import ZERNIKE_KEYS
 
 # ---- value checkers: (full key, raw TOML value) -> validated value ----
 
@@ -131,6 +132,8 @@ def _choice(*choices: str):
 
 REQUIRED = object()  # the default of a key that must be given
 _ALL = None  # a key allowed for every kind
+_FOCUSED = ("lens", "zone_plate")  # probe kinds made by jscan.inputs.focused
+_PROCEDURAL = ("gaussian", "airy", *_FOCUSED)  # probe kinds made on a size x size window
 
 
 class Key(NamedTuple):
@@ -155,12 +158,13 @@ class Key(NamedTuple):
 SPEC: dict[str, dict[str, Any]] = {
     "probe": {
         "kind": Key(
-            _choice("gaussian", "airy", "file"),
+            _choice("gaussian", "airy", "file", "lens", "zone_plate"),
             _ALL,
             REQUIRED,
             "",
-            "the probe field: a Gaussian, an Airy disc, or a complex .npy file; every probe "
-            "is scaled to unit power, sum |probe|^2 = 1 over its pixels",
+            "the probe field: a Gaussian, an Airy disc, a complex .npy file, or the focus of a "
+            "lens or a Fresnel zone plate (first order); every probe is scaled to unit power, "
+            "sum |probe|^2 = 1 over its pixels",
         ),
         "dx": Key(
             _positive,
@@ -170,9 +174,7 @@ SPEC: dict[str, dict[str, Any]] = {
             "pixel pitch of the probe window (and of the sample: sample.dx equals it)",
         ),
         "wavelength": Key(_positive, _ALL, REQUIRED, "m", "wavelength of the illumination"),
-        "size": Key(
-            _integer, ("gaussian", "airy"), REQUIRED, "px", "side of the square probe window"
-        ),
+        "size": Key(_integer, _PROCEDURAL, REQUIRED, "px", "side of the square probe window"),
         "waist": Key(
             _positive,
             ("gaussian",),
@@ -199,10 +201,12 @@ SPEC: dict[str, dict[str, Any]] = {
         ),
         "modes": Key(
             _integer,
-            ("gaussian", "airy"),
+            _PROCEDURAL,
             1,
             "",
-            "mutually incoherent probe modes (orthonormalised Hermite-Gaussian modes)",
+            "mutually incoherent probe modes: gaussian, airy: orthonormalised Hermite-Gaussian "
+            "modes; lens, zone_plate: the strongest coherent modes of the source's partial "
+            "coherence (needs source_size)",
         ),
         "mode_power_ratio": Key(
             _fraction,
@@ -210,6 +214,87 @@ SPEC: dict[str, dict[str, Any]] = {
             0.5,
             "",
             "power of mode m+1 over mode m, in (0, 1]: mode m gets r^m / sum_k r^k",
+        ),
+        "focal_length": Key(_positive, ("lens",), REQUIRED, "m", "focal length of the lens", 0.01),
+        "diameter": Key(
+            _positive,
+            _FOCUSED,
+            REQUIRED,
+            "m",
+            "diameter of the lens (NA = diameter/(2 focal_length)) or of the zone plate",
+            1.0e-3,
+        ),
+        "outer_zone_width": Key(
+            _positive,
+            ("zone_plate",),
+            REQUIRED,
+            "m",
+            "width dr of the outermost zone: focal length diameter*dr/wavelength, "
+            "NA = wavelength/(2 dr); needs dx <= dr",
+            2.0e-6,
+        ),
+        "defocus": Key(
+            _number,
+            _FOCUSED,
+            0.0,
+            "m",
+            "distance from the focus to the sample plane, positive downstream (angular spectrum)",
+        ),
+        "central_stop": Key(
+            _non_negative,
+            _FOCUSED,
+            0.0,
+            "m",
+            "diameter of the opaque disc at the centre of the pupil (0: none)",
+        ),
+        "osa_diameter": Key(
+            _positive,
+            ("zone_plate",),
+            None,
+            "m",
+            "order-sorting aperture's diameter, smaller than central_stop; absent: no OSA",
+            20.0e-6,
+        ),
+        "osa_distance": Key(
+            _positive,
+            ("zone_plate",),
+            None,
+            "m",
+            "distance of the OSA upstream of the focus: it passes the pupil inside "
+            "osa_diameter*focal_length/osa_distance; given with osa_diameter",
+            1.0e-3,
+        ),
+        **{
+            key: Key(_number, ("lens",), 0.0, "m rms", f"{what} (Noll Zernike {z}) of the lens")
+            for key, (what, z) in zip(
+                ZERNIKE_KEYS,
+                (
+                    ("defocus aberration", "Z4"),
+                    ("astigmatism at 0 deg", "Z6"),
+                    ("astigmatism at 45 deg", "Z5"),
+                    ("coma along x", "Z8"),
+                    ("coma along y", "Z7"),
+                    ("spherical aberration", "Z11"),
+                ),
+                strict=True,
+            )
+        },
+        "source_size": Key(
+            _positive,
+            _FOCUSED,
+            None,
+            "m",
+            "rms size of a Gaussian source: partial coherence, coherence length "
+            "wavelength*source_distance/(2 pi source_size) at the optic; absent: coherent",
+            10.0e-6,
+        ),
+        "source_distance": Key(
+            _positive,
+            _FOCUSED,
+            None,
+            "m",
+            "distance from the source to the lens or zone plate; given with source_size",
+            30.0,
         ),
     },
     "optics": {
@@ -238,6 +323,23 @@ SPEC: dict[str, dict[str, Any]] = {
             REQUIRED,
             "m",
             "camera pixel pitch; the camera has the probe window's shape in pixels",
+        ),
+        "propagation": Key(
+            _choice("far", "near"),
+            _ALL,
+            "far",
+            "",
+            '"far": the Fraunhofer far field at travel_distance; "near": the Fresnel near '
+            "field (angular spectrum) of a camera at travel_distance, any camera pixel",
+        ),
+        "source_distance": Key(
+            _positive,
+            _ALL,
+            None,
+            "m",
+            "near field: a beam diverging from a point this far upstream of the sample "
+            "(Fresnel scaling: magnification (z1 + z)/z1); absent: a plane wave",
+            0.1,
         ),
         "aperture_center": Key(
             _pair,
@@ -277,6 +379,41 @@ SPEC: dict[str, dict[str, Any]] = {
         ),
         "array": Key(
             _string, ("zarr",), "sample", "", 'array inside the Zarr store ("" = the root array)'
+        ),
+        "slices": Key(
+            _integer,
+            ("phantom",),
+            1,
+            "",
+            'slices of a thick phantom along the beam, each its own ("cells": seed + k; '
+            '"siemens_star": turned by k/slices of a sector); a (K, H, W) file or Zarr array '
+            "has K slices",
+        ),
+        "spacing": Key(
+            _non_negative,
+            _ALL,
+            None,
+            "m",
+            "distance from one slice to the next (multislice: the wave is multiplied by a "
+            "slice, then propagated over the spacing); required with more than one slice",
+            10.0e-6,
+        ),
+        "values": Key(
+            _choice("transmission", "refractive_index"),
+            ("file", "zarr"),
+            "transmission",
+            "",
+            '"transmission": complex transmission per slice; "refractive_index": complex '
+            "delta + i beta (n = 1 - delta + i beta) per voxel, each slice's transmission "
+            "exp(-i k (delta - i beta) voxel_depth), k = 2 pi/wavelength",
+        ),
+        "voxel_depth": Key(
+            _positive,
+            ("file", "zarr"),
+            None,
+            "m",
+            "the thickness each slice of a refractive-index sample stands for",
+            10.0e-6,
         ),
     },
     "scan": {
@@ -432,7 +569,23 @@ def optional_section(name: str) -> bool:
 # Keys added after stores of format jscan-scan/3 existed: hashed only when set away from
 # their default, so such a store's config keeps its hash and can still be resumed.
 LATER_KEYS = {
-    "probe": ("modes", "mode_power_ratio"),
+    "probe": (
+        "modes",
+        "mode_power_ratio",
+        # lens and zone_plate
+        "focal_length",
+        "diameter",
+        "outer_zone_width",
+        "defocus",
+        "central_stop",
+        "osa_diameter",
+        "osa_distance",
+        *ZERNIKE_KEYS,
+        "source_size",
+        "source_distance",
+    ),
+    "optics": ("propagation", "source_distance"),
+    "sample": ("slices", "spacing", "values", "voxel_depth"),
     "scan": ("jitter", "drift", "seed"),
     "detector": (
         "background",

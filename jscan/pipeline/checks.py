@@ -27,6 +27,7 @@ from jscan.inputs.farfield import (
 from jscan.inputs.samples import make_probe, probe_mode_count
 from jscan.inputs.scan import scan_length
 from jscan.pipeline import store as zstore
+from jscan.pipeline.regimes import thick_lines
 
 COUNT_MAX = 2**32 - 1  # the uint32 photon counts of dose > 0
 SIGMA_MARGIN = 10.0  # a mean m may draw m + 10 sqrt(m): one pixel in ~1e23 goes beyond
@@ -81,7 +82,7 @@ def check_inputs(config: Config) -> SampleDigest | None:
         ) from None
 
 
-def check_brightness(config: Config, sample: SampleDigest | None) -> None:
+def check_brightness(config: Config, sample: SampleDigest | None, slices: int = 1) -> None:
     """ConfigError when the brightest expected pixel leaves float32 or, with a dose,
     overflows the uint32 counts.
 
@@ -91,7 +92,7 @@ def check_brightness(config: Config, sample: SampleDigest | None) -> None:
     background must keep gain (m + 10 sqrt(m)) + 10 readout_noise within
     2**32 - 1: a Poisson draw beyond 10 standard deviations is practically impossible.
     A sample that focuses the probe (a phase that undoes the probe's) can still exceed this;
-    the workers then stop the run with a message.
+    the workers then stop the run with a message. K slices multiply: (max |O|^2)^K.
     """
     pattern = probe_pattern(config)
     transparent = float(pattern.max())
@@ -101,7 +102,7 @@ def check_brightness(config: Config, sample: SampleDigest | None) -> None:
             f"{way} float32; check the units (metres) of probe.wavelength, probe.dx, "
             "optics.zoom_factor, optics.travel_distance and optics.camera_pixel_size"
         )
-    max_abs2 = 1.0 if sample is None else sample.max_abs2
+    max_abs2 = 1.0 if sample is None else sample.max_abs2**slices
     peak = transparent * max_abs2
     if peak > FLOAT32_MAX:
         raise ConfigError(
@@ -171,6 +172,8 @@ def block_bytes(config: Config, plan) -> tuple[int, int]:
     the encoded shard with its assembly buffer; with exact placement also the table of
     shifted illuminations (at most one per position: spectrum x ramp, its inverse FFT and
     the gathered copy, complex64). Counted together: on CPU workers the device is the host.
+    A sample of K slices holds K regions and, per position and mode, the multislice wave
+    and its FFT (complex64); the shift table then also holds the shifted apertures.
     """
     h, w = plan.window
     # the axis' FFT length, as the kernel's plan chooses it
@@ -179,10 +182,12 @@ def block_bytes(config: Config, plan) -> tuple[int, int]:
     modes = probe_mode_count(make_probe(p)) if p.kind == "file" else p.modes
     device = 4 * h * w + 8 * modes * (h * w + 2 * h * mx + 2 * my * w)
     if config.scan.placement == "exact":
-        device += 3 * 8 * modes * h * w
+        device += 3 * 8 * (modes + (plan.slices > 1)) * h * w
+    if plan.slices > 1:
+        device += 2 * 8 * modes * h * w
     host = 4 * h * w + 8 * h * w + 2 * 4 * h * w + (4 * h * w if config.detector.dose else 0)
     rows, cols = plan.region_shape
-    return 32 * rows * cols, device + host
+    return 32 * rows * cols * plan.slices, device + host
 
 
 def block_memory(config: Config, plan) -> int:
@@ -287,16 +292,18 @@ def length_hint(config: Config) -> str:
     return f"lengths are in metres: {listed} (for {value:g} um write {value * 1e-6:g})"
 
 
-def quiet_mistakes(config: Config, window) -> list[str]:
+def quiet_mistakes(config: Config, plan) -> list[str]:
     """One line for each thing in a config that runs but is most likely not what was meant:
-    a length about 10^6 too large (`length_hint`), a camera pixel beyond
-    `PIXEL_RATIO_MAX` or below `PIXEL_RATIO_MIN` times the natural one, and a camera that
-    holds less of the probe's own far field than the bright-field disc (90 %,
-    `farfield.camera_coverage`)."""
+    a length about 10^6 too large (`length_hint`), a far-field camera pixel beyond
+    `PIXEL_RATIO_MAX` or below `PIXEL_RATIO_MIN` times the natural one, a camera that
+    holds less of the probe's own pattern than the bright-field disc (90 %,
+    `farfield.camera_coverage`), and a thick sample the wave spreads out of the window
+    through (`regimes.thick_lines`)."""
     lines = []
     if hint := length_hint(config):
         lines.append(hint)
-    for axis in camera_axes(config, window):
+    far = config.optics.propagation == "far"
+    for axis in camera_axes(config, plan.window) if far else ():
         if not PIXEL_RATIO_MIN <= axis.alpha <= PIXEL_RATIO_MAX:
             what = (
                 "a pattern covers only a few pixels"
@@ -312,14 +319,14 @@ def quiet_mistakes(config: Config, window) -> list[str]:
     covered = camera_coverage(config)
     if covered < BRIGHT_FIELD_FRACTION:
         lines.append(
-            f"the camera holds {100 * covered:.3g} % of the probe's own far field, less than "
+            f"the camera holds {100 * covered:.3g} % of the probe's own pattern, less than "
             f"the bright-field disc ({100 * BRIGHT_FIELD_FRACTION:g} %); enlarge "
             "optics.camera_pixel_size or probe.size (or the probe's waist)"
         )
-    return lines
+    return lines + thick_lines(config, plan)
 
 
-def warn_quiet_mistakes(config: Config, window) -> None:
+def warn_quiet_mistakes(config: Config, plan) -> None:
     """Issue a `JscanWarning` for each line of `quiet_mistakes`."""
-    for line in quiet_mistakes(config, window):
+    for line in quiet_mistakes(config, plan):
         warnings.warn(line, JscanWarning, stacklevel=3)

@@ -45,8 +45,8 @@ def dry_run(config, block_size: int | None = None) -> DryRun:
     config = checks.cap_block_size(with_overrides(config, block_size=block_size))
     sample = checks.check_inputs(config)
     plan = plan_config(config)
-    checks.check_brightness(config, sample)
-    return DryRun(config, plan, tuple(checks.quiet_mistakes(config, plan.window)))
+    checks.check_brightness(config, sample, plan.slices)
+    return DryRun(config, plan, tuple(checks.quiet_mistakes(config, plan)))
 
 
 def length(metres: float) -> str:

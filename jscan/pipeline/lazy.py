@@ -28,7 +28,7 @@ from dask.highlevelgraph import HighLevelGraph
 from jscan.inputs.config import Config, load_config, with_overrides
 from jscan.inputs.digest import inputs_hash
 from jscan.inputs.farfield import bright_field_radius
-from jscan.inputs.samples import make_probe, sample_region
+from jscan.inputs.samples import make_probe, sample_region, slice_count
 from jscan.pipeline import checks
 from jscan.pipeline.coords import (
     POSITION_COORDS,
@@ -126,7 +126,7 @@ def simulate_lazy(config, block_size=None) -> xr.Dataset:
     sample = checks.check_inputs(config)
     inputs = inputs_hash(config, sample)
     plan = plan_scan(config)
-    checks.check_brightness(config, sample)
+    checks.check_brightness(config, sample, plan.slices)
     check_detector(config, plan.window)
     radius = bright_field_radius(config)
     job = ScanJob(
@@ -170,10 +170,12 @@ def lazy_probe(job: ScanJob, token: str) -> da.Array:
     return da.Array(graph, name, chunks=((modes,), (h,), (w,)), dtype=np.complex64)
 
 
-def lazy_region(sample, row0: int, col0: int, rows: int, cols: int) -> da.Array:
+def lazy_region(sample, row0: int, col0: int, rows: int, cols: int, wavelength=None) -> da.Array:
     """`sample_region` as a one-chunk dask array, read when computed."""
-    task = dask.delayed(sample_region, pure=True)(sample, row0, col0, rows, cols)
-    return da.from_delayed(task, (rows, cols), dtype=np.complex64)
+    task = dask.delayed(sample_region, pure=True)(sample, row0, col0, rows, cols, wavelength)
+    k = slice_count(sample)
+    shape = (rows, cols) if k == 1 else (k, rows, cols)
+    return da.from_delayed(task, shape, dtype=np.complex64)
 
 
 def _sizes(plan) -> tuple[int, ...]:

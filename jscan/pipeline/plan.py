@@ -14,8 +14,8 @@ import numpy as np
 
 from jscan.core.placement import placed_positions, placement, windows_leaving
 from jscan.errors import ConfigError
-from jscan.inputs.config import Config, ScanConfig, check_float32_products
-from jscan.inputs.samples import probe_shape, sample_shape
+from jscan.inputs.config import Config, ScanConfig, check_float32_products, check_slices
+from jscan.inputs.samples import probe_shape, sample_shape, slice_count
 from jscan.inputs.scan import (
     CHUNK,
     position_errors,
@@ -25,6 +25,7 @@ from jscan.inputs.scan import (
     scan_positions,
 )
 from jscan.pipeline.receipt import PageGrid
+from jscan.pipeline.regimes import check_near
 
 
 class BlockGeometry(NamedTuple):
@@ -60,6 +61,7 @@ class ScanPlan:
     # the worker checks its rows against: a file changed since, or another file at the same
     # path on a worker, is refused instead of simulated
     file_crcs: bytes | None = None
+    slices: int = 1  # the sample's slices along the beam (multislice when > 1)
 
     @property
     def n_blocks(self) -> int:
@@ -136,12 +138,15 @@ def plan_scan(config: Config) -> ScanPlan:
     scan, dx = config.scan, config.sample.dx
     try:
         shape = sample_shape(config.sample)
+        slices = slice_count(config.sample)
         window = probe_shape(config.probe)
         n = scan_length(scan)
         low, high, crcs = block_bounds(scan, shape, dx, n, config.run.block_size)
     except ValueError as err:
         raise ConfigError(str(err)) from err
+    check_slices(config.sample, slices)
     check_float32_products(config, window)
+    check_near(config, window)
     # The window rule is monotonic in the position, so the extreme positions of a block
     # give its extreme windows.
     corners = np.stack([low.min(axis=0), high.max(axis=0)])
@@ -165,6 +170,7 @@ def plan_scan(config: Config) -> ScanPlan:
         region,
         tuple((float(simulated[0, k]), float(simulated[1, k])) for k in range(2)),
         None if crcs is None else crcs.astype("<u4").tobytes(),
+        slices,
     )
 
 

@@ -73,9 +73,9 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
     elif resume:
         raise StoreError(f"nothing to resume at {store}; drop --resume to start it")
     plan = plan_config(config)
-    checks.warn_quiet_mistakes(config, plan.window)
+    checks.warn_quiet_mistakes(config, plan)
     checks.check_disk(store, config, plan, resume, force)
-    checks.check_brightness(config, sample)
+    checks.check_brightness(config, sample, plan.slices)
     check_detector(config, plan.window)
     return config, plan, store, inputs
 

@@ -70,7 +70,11 @@ def simulate_scan(
         checks.check_block_memory(c, config, plan)
         # The ground-truth probe comes from the kernel, so a worker computes it: the client
         # starts no JAX backend (on a GPU node it would take the card's memory).
-        probe = None if resume else c.submit(ground_truth_task, config, pure=False).result()
+        probe = (
+            None
+            if resume
+            else c.submit(ground_truth_task, config, plan.slices, pure=False).result()
+        )
         with RunLock(store, hold=False) as lock:
             job, repaired = open_store(
                 config, plan, store, inputs, lock, resume, overwrite, verify, cache, out, probe

@@ -46,24 +46,33 @@ def use_compilation_cache(path: str) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
-def scan_microscope(config, probe):
-    """(specs, `MicroscopePlan`) of a scan's optics for ``probe`` (`make_probe`)."""
+def scan_microscope(config, probe, slices=1):
+    """(specs, `MicroscopePlan`) of a scan's optics for ``probe`` (`make_probe`); a sample of
+    ``slices`` > 1 (`ScanPlan.slices`) gets the multislice plan over sample.spacing."""
     light = make_optical_wavefront(probe, config.probe.wavelength, config.probe.dx)
     o = config.optics
     center = None if o.aperture_center is None else np.asarray(o.aperture_center)
     return microscope_plan(
-        light, o.zoom_factor, o.aperture_diameter, o.travel_distance, o.camera_pixel_size, center
+        light,
+        o.zoom_factor,
+        o.aperture_diameter,
+        o.travel_distance,
+        o.camera_pixel_size,
+        center,
+        spacing=config.sample.spacing if slices > 1 else None,
+        propagation=o.propagation,
+        source_distance=o.source_distance,
     )
 
 
-def ground_truth_probe(config) -> np.ndarray:
+def ground_truth_probe(config, slices=1) -> np.ndarray:
     """The store's ``probe`` (mode, probe_y, probe_x) complex64: the illumination exactly as
     the kernel multiplies the sample window (`jscan.core.kernel.window_probe`: probe x
     aperture after the zoom, sum |probe|^2 = 1 before the aperture), from the kernel's own
     `MicroscopePlan` on this process's default device. A run computes it on a worker
     (`jscan.pipeline.worker.ground_truth_task`); (M, H, W) as the kernel gives it.
     """
-    _, plan = scan_microscope(config, make_probe(config.probe))
+    _, plan = scan_microscope(config, make_probe(config.probe), slices)
     return probe_modes(plan)
 
 
@@ -87,7 +96,7 @@ class BlockRunner:
         self.job = job
         cfg = job.config
         probe = make_probe(cfg.probe)
-        self.specs, microscope = scan_microscope(cfg, probe)
+        self.specs, microscope = scan_microscope(cfg, probe, job.plan.slices)
         self.probe = probe_modes(microscope)  # (M, H, W): the store's ground-truth probe
         self.mesh = data_mesh()
         self.microscope = jax.device_put(microscope, NamedSharding(self.mesh, P()))
@@ -127,7 +136,10 @@ class BlockRunner:
         """
         plan = self.job.plan
         r0, c0 = region_origin(origins, plan.region_shape, plan.sample_shape)
-        region = sample_region(self.job.config.sample, int(r0), int(c0), *plan.region_shape)
+        cfg = self.job.config
+        region = sample_region(
+            cfg.sample, int(r0), int(c0), *plan.region_shape, wavelength=cfg.probe.wavelength
+        )
         local = (origins - np.array([r0, c0])).astype(np.int32)
         # JAX clamps a window that leaves its region (dynamic_slice): it would simulate the
         # wrong place without a word, so a block outside the planned region stops here.

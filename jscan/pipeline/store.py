@@ -175,7 +175,7 @@ def create(
     if probe is None:
         from jscan.pipeline.runner import ground_truth_probe  # JAX: only when not given
 
-        probe = ground_truth_probe(config)
+        probe = ground_truth_probe(config, plan.slices)
     truth, truth_coords, truth_meta = truth_variables(config, plan, probe)
     data.update(truth)
     coords.update(truth_coords)

@@ -9,7 +9,9 @@ sample's scanned region (numpy and xarray only; the probe itself comes from the 
 - ``sample_truth`` (sample_y, sample_x) complex64: the sample's pixels under every window,
   pixel (r, c) at y = r sample_dx, x = c sample_dx (the frame of x, y), when it holds at most
   `SAMPLE_TRUTH_LIMIT` bytes; otherwise the attribute ``sample_truth_ref`` names the config's
-  sample and the region (row0, col0, rows, cols) to read from it.
+  sample and the region (row0, col0, rows, cols) to read from it. A thick sample of K slices
+  has ``sample_truth`` (slice, sample_y, sample_x), coordinate slice_z = k spacing [m] and
+  the root attribute ``slice_spacing_m``.
 """
 
 import json
@@ -77,13 +79,18 @@ def truth_variables(
     }
     attrs = truth_attrs(config)
     r0, c0, rows, cols = scanned_region(plan)
-    dx = config.sample.dx
-    if rows * cols * 8 <= SAMPLE_TRUTH_LIMIT:
-        region = read(config.sample, r0, c0, rows, cols)
+    dx, k = config.sample.dx, plan.slices
+    dims = ("sample_y", "sample_x")
+    if k > 1:
+        dims = ("slice", *dims)
+        attrs["slice_spacing_m"] = config.sample.spacing
+        coords["slice_z"] = ("slice", np.arange(k) * config.sample.spacing, _m("slice depth"))
+    if k * rows * cols * 8 <= SAMPLE_TRUTH_LIMIT:
+        region = read(config.sample, r0, c0, rows, cols, wavelength=config.probe.wavelength)
         coords["sample_y"] = ("sample_y", (r0 + np.arange(rows)) * dx, _m("sample pixel y"))
         coords["sample_x"] = ("sample_x", (c0 + np.arange(cols)) * dx, _m("sample pixel x"))
         variables["sample_truth"] = (
-            ("sample_y", "sample_x"),
+            dims,
             region,
             {"units": "1", "long_name": "sample transmission over the scanned region"},
         )
@@ -95,6 +102,7 @@ def truth_variables(
             "phantom": config.sample.phantom,
             "region": [r0, c0, rows, cols],
             "dx_m": dx,
+            "slices": k,
         }
         attrs["sample_truth_ref"] = json.dumps(ref)
     return variables, coords, attrs
@@ -111,7 +119,8 @@ def truth_encoding(variables: dict, compressors) -> dict:
     for name, (_, values, _) in variables.items():
         chunks = tuple(values.shape) if name == "probe" else None
         if name == "sample_truth":
-            chunks = tuple(min(n, SAMPLE_CHUNK) for n in values.shape)
+            *slices, rows, cols = values.shape
+            chunks = (*(1 for _ in slices), min(rows, SAMPLE_CHUNK), min(cols, SAMPLE_CHUNK))
         out[name] = {"compressors": compressors, "chunks": chunks}
     return out
 

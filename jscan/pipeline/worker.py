@@ -37,12 +37,12 @@ class ScanJob:
     store_id: str = ""  # the store's UUID (attribute store_id): checked before the first write
 
 
-def ground_truth_task(config: Config) -> np.ndarray:
+def ground_truth_task(config: Config, slices: int = 1) -> np.ndarray:
     """The new store's ground-truth probe, computed on a worker (a Dask task): the client
     imports no JAX (`jscan.pipeline.runner.ground_truth_probe`)."""
     from jscan.pipeline.runner import ground_truth_probe
 
-    return ground_truth_probe(config)
+    return ground_truth_probe(config, slices)
 
 
 class ScanWorker(WorkerPlugin):

@@ -62,7 +62,9 @@ def test_default_template_loads_as_written(tmp_path):
     ("probe", "sample", "scan"),
     list(
         itertools.product(
-            ("gaussian", "airy", "file"), ("phantom", "file", "zarr"), ("raster", "spiral", "file")
+            ("gaussian", "airy", "file", "lens", "zone_plate"),
+            ("phantom", "file", "zarr"),
+            ("raster", "spiral", "file"),
         )
     ),
 )

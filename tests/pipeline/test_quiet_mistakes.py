@@ -12,7 +12,7 @@ from jscan.pipeline.prepare import plan_config, prepare
 
 def _mistakes(text):
     config = parse_config(text)
-    return checks.quiet_mistakes(config, plan_scan(config).window)
+    return checks.quiet_mistakes(config, plan_scan(config))
 
 
 def test_shipped_configs_warn_of_nothing(scan_config):
