@@ -30,16 +30,18 @@ __all__ = ["FORMATS", "ExportReport", "ScanSource", "export"]
 @dataclass(frozen=True)
 class Format:
     """A format's writer(src, out, bar) -> late warnings or None, the refusals it makes
-    before anything is written (check(src, out)) and what it cannot carry (warn(src))."""
+    before anything is written (check(src, out)), what it cannot carry (warn(src)) and
+    whether its object holds a thick sample's slices (layers)."""
 
     write: Callable[[ScanSource, str, Bar], list[str] | None]
     check: Callable[[ScanSource, str], None] | None = None
     warn: Callable[[ScanSource], list[str]] | None = None
+    layers: bool = False
 
 
 WRITERS = {
     "cxi": Format(write_cxi, warn=ptychodus_warnings),
-    "ptychodus": Format(write_ptychodus, warn=ptychodus_warnings),
+    "ptychodus": Format(write_ptychodus, warn=ptychodus_warnings, layers=True),
     "ptylab": Format(write_ptylab, check_ptylab, ptylab_warnings),
     "nexus": Format(write_nexus, check_nexus, nexus_warnings),
 }
@@ -81,7 +83,7 @@ def export(store: str, fmt: str, out: str, partial: bool = False, stream=_STDERR
     src = ScanSource(store, partial=partial)
     if form.check:
         form.check(src, out)
-    warnings = src.sampling_warnings() + src.truth_warnings()
+    warnings = src.sampling_warnings() + src.truth_warnings(form.layers)
     warnings += form.warn(src) if form.warn else []
     if src.skipped:
         warnings.insert(0, f"{src.skipped} blocks not done are left out (--partial)")

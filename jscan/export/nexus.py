@@ -133,7 +133,8 @@ def write_nexus(src: ScanSource, out: str, bar: Bar) -> None:
         truth = _group(entry, "jscan_truth", "NXcollection")
         _field(truth, "probe", src.engine_probe(), long_name="probe (mode, y, x), unnormalised FFT")
         _field(truth, "probe_pixel_size", src.probe_dx, "m")
-        src.object_array(truth, "object").attrs["long_name"] = "sample transmission (1, y, x)"
+        obj = src.object_array(truth, "object")
+        obj.attrs["long_name"] = "sample transmission (1, y, x): a thick sample's projection"
         _field(truth, "object_pixel_size", src.sample_dx, "m")
         r0, c0 = src.region[:2]
         _field(truth, "object_origin", [c0 * src.sample_dx, r0 * src.sample_dx], "m")

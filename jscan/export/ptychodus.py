@@ -95,16 +95,18 @@ def _product(f, src: ScanSource, truth: bool) -> None:
     f.attrs["exposure_time_s"] = 0.0
     f.attrs["mass_attenuation_m2_per_kg"] = 0.0
     f.attrs["tomography_angle_deg"] = 0.0
-    f.attrs["far_field"] = True
+    f.attrs["far_field"] = src.optics.get("propagation", "far") == "far"
     probe = f.create_dataset("probe", data=src.engine_probe())
     probe.attrs["pixel_width_m"] = src.probe_dx
     probe.attrs["pixel_height_m"] = src.probe_dx
-    obj = src.object_array(f, "object", truth=truth, margin=MARGIN)
+    obj = src.object_array(f, "object", truth=truth, margin=MARGIN, layers=True)
     cx, cy = ptychodus_centre(src)
     obj.attrs["center_x_m"] = cx
     obj.attrs["center_y_m"] = cy
     obj.attrs["pixel_width_m"] = src.sample_dx
     obj.attrs["pixel_height_m"] = src.sample_dx
-    f.create_dataset("object_layer_spacing_m", data=np.zeros(0))
+    f.create_dataset(
+        "object_layer_spacing_m", data=np.full(src.layers - 1, src.layer_spacing or 0.0)
+    )
     f.create_dataset("loss_epochs", data=np.zeros(0, np.int64))
     f.create_dataset("loss_values", data=np.zeros(0))

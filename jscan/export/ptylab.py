@@ -91,9 +91,10 @@ def _object(f, src: ScanSource, size: int) -> None:
     obj = f.create_dataset(
         "object", shape=(1, 1, 1, 1, size, size), dtype=np.complex64, fillvalue=np.complex64(1)
     )
-    if src.sample is None:
+    sample = src.flat_sample()
+    if sample is None:
         return
-    rows, cols = src.sample.shape
+    rows, cols = sample.shape
     top, left = size // 2 - rows // 2, size // 2 - cols // 2
     r, c = slice(max(0, -top), min(rows, size - top)), slice(max(0, -left), min(cols, size - left))
-    obj[0, 0, 0, 0, r.start + top : r.stop + top, c.start + left : c.stop + left] = src.sample[r, c]
+    obj[0, 0, 0, 0, r.start + top : r.stop + top, c.start + left : c.stop + left] = sample[r, c]

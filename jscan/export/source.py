@@ -58,6 +58,9 @@ class ScanSource:
         self.probe = self.group["probe"][:]  # (M, H, W)
         names = set(self.group.array_keys())
         self.sample = self.group["sample_truth"][:] if "sample_truth" in names else None
+        # (K, R, C) slices of a thick sample, their spacing [m]; a thin one: (R, C), None
+        self.layer_spacing = self.attrs.get("slice_spacing_m")
+        self.optics = tomllib.loads(self.attrs["config"]).get("optics", {})
         self.sample_x = self.group["sample_x"][:] if self.sample is not None else None
         self.sample_y = self.group["sample_y"][:] if self.sample is not None else None
         mask = self.group["mask"][:] if "mask" in names else np.zeros(self.window, bool)
@@ -121,7 +124,23 @@ class ScanSource:
             return tuple(json.loads(self.attrs["sample_truth_ref"])["region"])
         dx = self.sample_dx
         r0, c0 = (round(float(v[0]) / dx) for v in (self.sample_y, self.sample_x))
-        return r0, c0, *self.sample.shape
+        return r0, c0, *self.sample.shape[-2:]
+
+    @property
+    def layers(self) -> int:
+        """Slices of the sample (1: thin)."""
+        if self.layer_spacing is None:
+            return 1
+        if self.sample is not None:
+            return self.sample.shape[0]
+        return int(json.loads(self.attrs["sample_truth_ref"])["slices"])
+
+    def flat_sample(self) -> np.ndarray | None:
+        """sample_truth as one (R, C) layer: a thick sample's slices multiplied (their
+        projection)."""
+        if self.sample is None or self.sample.ndim == 2:
+            return self.sample
+        return np.prod(self.sample, axis=0, dtype=np.complex64)
 
     @property
     def sample_dx(self) -> float:
@@ -140,31 +159,41 @@ class ScanSource:
         h, w = self.window
         return (w // 2 - (w - 1) / 2) * self.probe_dx, (h // 2 - (h - 1) / 2) * self.probe_dx
 
-    def object_array(self, h5, path: str, truth: bool = True, margin: int = 0):
-        """Dataset ``path`` (1, R + 2 margin, C + 2 margin) complex64 over the scanned region
+    def object_array(self, h5, path: str, truth: bool = True, margin: int = 0, layers=False):
+        """Dataset ``path`` (L, R + 2 margin, C + 2 margin) complex64 over the scanned region
         and ``margin`` pixels around it (which no window reaches): ones, with sample_truth
-        inside when ``truth`` and the store holds it. Never more than sample_truth in
-        memory."""
+        inside when ``truth`` and the store holds it. L: the sample's slices with
+        ``layers``, else 1 (a thick sample's projection, `flat_sample`)."""
         rows, cols = self.region[2:]
+        count = self.layers if layers else 1
         out = h5.create_dataset(
             path,
-            shape=(1, rows + 2 * margin, cols + 2 * margin),
+            shape=(count, rows + 2 * margin, cols + 2 * margin),
             dtype=np.complex64,
             fillvalue=np.complex64(1),
             chunks=True,
         )
         if truth and self.sample is not None:
-            out[0, margin : margin + rows, margin : margin + cols] = self.sample
+            values = self.sample if count > 1 else self.flat_sample()
+            out[:, margin : margin + rows, margin : margin + cols] = values
         return out
 
-    def truth_warnings(self) -> list[str]:
-        """When the store has no sample_truth (past its size limit)."""
-        if self.sample is not None:
-            return []
-        return [
-            "the store holds no sample_truth (past its size limit): the object written is "
-            "ones; the truth is the config's sample over sample_truth_ref's region"
-        ]
+    def truth_warnings(self, layers: bool = False) -> list[str]:
+        """When the store has no sample_truth (past its size limit), and when a thick
+        sample's slices become one object (a format without ``layers``)."""
+        out = []
+        if self.sample is None:
+            out.append(
+                "the store holds no sample_truth (past its size limit): the object written is "
+                "ones; the truth is the config's sample over sample_truth_ref's region"
+            )
+        if self.layers > 1 and not layers:
+            out.append(
+                f"the sample has {self.layers} slices, which this format's one object layer "
+                "cannot hold: its object is their product (the projection approximation); "
+                "the slices are the store's sample_truth (the ptychodus export keeps them)"
+            )
+        return out
 
     def sampling_warnings(self) -> list[str]:
         """Why an FFT engine's model differs from the store's: another camera sampling than
@@ -173,7 +202,12 @@ class ScanSource:
         h, w = self.window
         natural = self.wavelength * float(self.attrs["travel_distance_m"]) / (w * self.probe_dx)
         cam = float(self.attrs["camera_pixel_size_m"])
-        if abs(cam / natural - 1) > 1e-6:
+        if self.optics.get("propagation") == "near":
+            out.append(
+                "near-field patterns (optics.propagation = near): an engine's far-field "
+                "model does not apply; reconstruct with its near-field (Fresnel) propagation"
+            )
+        elif abs(cam / natural - 1) > 1e-6:
             out.append(
                 f"camera pixel {cam:.6g} m is not the natural lambda z / (N dx zoom) = "
                 f"{natural:.6g} m: an FFT engine's object pixel differs from the store's"

@@ -11,8 +11,13 @@ its extent (`ScanPlan.extent_m`) only.
 from dataclasses import dataclass
 
 from jscan.inputs.config import Config, load_config, with_overrides
-from jscan.inputs.farfield import BRIGHT_FIELD_FRACTION, bright_field_radius, camera_coverage
-from jscan.pipeline import checks
+from jscan.inputs.farfield import (
+    BRIGHT_FIELD_FRACTION,
+    bright_field_radius,
+    camera_coverage,
+    fresnel_magnification,
+)
+from jscan.pipeline import checks, regimes
 from jscan.pipeline.plan import ScanPlan
 from jscan.pipeline.prepare import plan_config
 
@@ -79,9 +84,26 @@ def report(run: DryRun) -> list[str]:
     lines = [
         f"probe: {p.kind}, {h}×{w} px of {length(p.dx)}, wavelength {length(p.wavelength)}",
         f"sample: {s.kind}, {rows}×{cols} px ({length(cols * s.dx)} × {length(rows * s.dx)})",
-        f"camera: {h}×{w} px of {length(o.camera_pixel_size)} at {length(o.travel_distance)}",
     ]
-    for axis in checks.camera_axes(config, plan.window):
+    if plan.slices > 1:
+        spread = regimes.lateral_spread(config, plan.slices)
+        lines.append(
+            f"  {plan.slices} slices {length(s.spacing)} apart (multislice, angular spectrum): "
+            f"the wave spreads at most {length(spread)} sideways through them"
+        )
+    lines.append(
+        f"camera: {h}×{w} px of {length(o.camera_pixel_size)} at {length(o.travel_distance)}"
+    )
+    if o.propagation == "near":
+        m, z_eff = fresnel_magnification(o)
+        fresnel = regimes.window_fresnel_number(config, plan.window)
+        lines.append(
+            f"  near field: magnification {m:.4g}, effective distance {length(z_eff)}, the "
+            f"window's Fresnel number (N dx zoom)^2/(λ z_eff) = {fresnel:.4g} (sampled: >= "
+            f"N = {max(h, w)}); camera pixel "
+            f"{o.camera_pixel_size / (m * p.dx * o.zoom_factor):.4g}× M dx zoom"
+        )
+    for axis in checks.camera_axes(config, plan.window) if o.propagation == "far" else ():
         how = PATHS.get(axis.spec.method, axis.spec.method)
         if axis.spec.method == "pad":
             how += f" (×{axis.spec.m // axis.n}, length {axis.spec.m})"
@@ -116,7 +138,7 @@ def report(run: DryRun) -> list[str]:
     verdict = "covers" if covered >= BRIGHT_FIELD_FRACTION else "does NOT cover"
     lines.append(
         f"bright field: the camera (half-width {length(half)}) holds {100 * covered:.4g} % of "
-        f"the probe's own far field: it {verdict} the bright-field disc "
+        f"the probe's own pattern: it {verdict} the bright-field disc "
         f"({100 * BRIGHT_FIELD_FRACTION:g} %, radius {length(radius)} on the camera)"
     )
     return lines
