@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from jscan.inputs.config import FLOAT32_MAX
+from jscan.inputs.rules import FLOAT32_MAX
 from jscan.inputs.samples import open_npy, open_zarr
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ import dask
 
 from jscan.core.axes import AxisSpec, choose_axis
 from jscan.errors import ConfigError, JscanWarning, StoreError
-from jscan.inputs.config import FLOAT32_MAX, Config, float32_outside
+from jscan.inputs.config import Config
 from jscan.inputs.digest import SampleDigest, sample_digest
 from jscan.inputs.farfield import (
     BRIGHT_FIELD_FRACTION,
@@ -24,6 +24,7 @@ from jscan.inputs.farfield import (
     noise_factor,
     probe_pattern,
 )
+from jscan.inputs.rules import FLOAT32_MAX, float32_outside
 from jscan.inputs.samples import make_probe, probe_mode_count
 from jscan.inputs.scan import scan_length
 from jscan.pipeline import store as zstore

@@ -14,7 +14,8 @@ import numpy as np
 
 from jscan.core.placement import placed_positions, placement, windows_leaving
 from jscan.errors import ConfigError
-from jscan.inputs.config import Config, ScanConfig, check_float32_products, check_slices
+from jscan.inputs.config import Config, ScanConfig
+from jscan.inputs.rules import check_float32_products, check_slices
 from jscan.inputs.samples import probe_shape, sample_shape, slice_count
 from jscan.inputs.scan import (
     CHUNK,
