@@ -1,5 +1,5 @@
 """examples/reconstruct_multislice.py, run as a user would: pty-chi's multislice LSQML on a
-two-slice scan that jscan's multislice model simulates."""
+two-slice scan that jscan's pipeline simulates into a store."""
 
 import re
 import subprocess
@@ -18,10 +18,13 @@ def number(pattern, text):
 
 
 @pytest.mark.slow
-def test_reconstruct_multislice():
+def test_reconstruct_multislice(tmp_path):
     pytest.importorskip("ptychi")
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--small"], capture_output=True, text=True, timeout=600
+        [sys.executable, str(SCRIPT), "--small", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     out = proc.stdout
     assert proc.returncode == 0, f"exited {proc.returncode}:\n{out}\n{proc.stderr}"
