@@ -125,10 +125,12 @@ def multislice_interaction(sample: ThickSample, light: OpticalWavefront) -> Opti
 
 def multislice_exit(psi, slices, transfer):
     """The multislice rule on arrays: psi ([M,] H, W) times slices[0], then for each further
-    slice k: ifft2(fft2(psi) transfer) times slices[k]. transfer: (H, W), FFT order."""
-    psi = psi * slices[0]
-    for i in range(1, slices.shape[0]):
-        psi = jnp.fft.ifft2(jnp.fft.fft2(psi) * transfer) * slices[i]
+    slice k: ifft2(fft2(psi) transfer) times slices[k]. slices: a (K, ...) array or a
+    sequence of K arrays that broadcast against psi; transfer: (H, W), FFT order."""
+    first, *rest = slices
+    psi = psi * first
+    for s in rest:
+        psi = jnp.fft.ifft2(jnp.fft.fft2(psi) * transfer) * s
     return psi
 
 
