@@ -101,6 +101,7 @@ def microscope_plan(
             rdt,
         )
         frame = jnp.full(window, 1 / m, field.dtype)  # |U| = |u(X/M)| / M
+        illumination = field * frame
         py = px = AxisPlan(unit, unit, unit)
     elif propagation == "far":
         specs, (py, px) = far_field_axes(
@@ -113,6 +114,7 @@ def microscope_plan(
             rdt,
         )
         scale = (wave.dx**2 / (lightwave.wavelength * travel_distance)).astype(rdt)
+        illumination = field * py.in_phase[:, None] * px.in_phase[None, :] * scale
         frame = py.in_phase[:, None] * px.in_phase[None, :] * scale
         # The intensity needs neither the output phases nor the input phases again.
         py, px = (AxisPlan(unit, p.kernel, unit) for p in (py, px))
@@ -125,7 +127,6 @@ def microscope_plan(
         )
         spectrum = jnp.fft.fft2(wave.field)
         thick = ThickOptics(wave.field, spectrum, mask * frame, jnp.fft.fft2(mask), transfer)
-    illumination = field * frame
     return specs, MicroscopePlan(illumination, py, px, jnp.fft.fft2(field), frame, thick, near)
 
 
