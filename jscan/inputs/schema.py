@@ -108,8 +108,8 @@ SPEC: dict[str, dict[str, Any]] = {
             ("file", "zarr"),
             REQUIRED,
             "",
-            "file: a complex .npy, (H, W) or (K, H, W) for K slices; zarr: a Zarr store (relative to the config's folder); "
-            "sample pixel (r, c) sits at y = r*dx, x = c*dx",
+            "file: a complex .npy, (H, W) or (K, H, W) for K slices; zarr: a Zarr store "
+            "(relative to the config's folder); sample pixel (r, c) sits at y = r*dx, x = c*dx",
             {"file": "sample.npy", "zarr": "sample.zarr"},
         ),
         "array": Key(
