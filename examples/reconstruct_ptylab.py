@@ -33,18 +33,6 @@ import jscan
 from jscan.export import export
 
 
-def make_sample(path: Path, seed: int = 0) -> None:
-    """A smooth random 128x128 object: phase within +-1 rad, transmission 0.8 to 1."""
-    rng = np.random.default_rng(seed)
-    k = np.fft.fftfreq(128)
-    low_pass = np.exp(-(k[:, None] ** 2 + k[None, :] ** 2) / (2 * 0.06**2))
-    phase, absorb = (
-        np.fft.ifft2(np.fft.fft2(rng.normal(size=(128, 128))) * low_pass).real for _ in range(2)
-    )
-    transmission = 0.9 + 0.1 * absorb / np.abs(absorb).max()
-    np.save(path, (transmission * np.exp(1j * phase / np.abs(phase).max())).astype(np.complex64))
-
-
 def reconstruct(path: Path, iterations: int, seed: int = 0):
     """PtyLab's mPIE on an exported CPM file, the probe loaded from it and held fixed:
     (flat start, result, truth, interior) with the objects (No, No) and the interior a pair
