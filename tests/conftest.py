@@ -5,6 +5,7 @@ Test folders have no __init__.py (pytest's default import mode): test file names
 across folders. Tests never import each other or this file: what they share is a fixture.
 """
 
+import math
 import subprocess
 import sys
 import tomllib
@@ -243,3 +244,48 @@ def tree():
         return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
 
     return listing
+
+
+# --- statistics ---------------------------------------------------------------------------
+
+
+class PoissonFit(NamedTuple):
+    z_mean: float  # (sample mean - lam) / its standard error
+    z_var: float  # (sample variance - lam) / its standard error
+    z_chi2: float  # Wilson-Hilferty z of the chi-square against the pmf (cells >= 5 expected)
+
+
+def _poisson_fit(samples, lam: float) -> PoissonFit:
+    """How far integer ``samples`` of one mean ``lam`` are from Poisson(lam), as z-scores.
+
+    The pmf is the closed form exp(k log lam - lam - lgamma(k + 1)) in float64; cells with
+    fewer than 5 expected counts are pooled into the two tails.
+    """
+    x = np.asarray(samples, dtype=np.float64).ravel()
+    n = x.size
+    z_mean = (x.mean() - lam) / np.sqrt(lam / n)
+    z_var = (x.var() - lam) / np.sqrt((lam + 2 * lam**2) / n)
+    top = int(lam + 12 * np.sqrt(lam) + 12)
+    k = np.arange(top + 1)
+    pmf = np.exp(k * np.log(lam) - lam - np.array([math.lgamma(v + 1) for v in k]))
+    observed = np.bincount(np.minimum(x, top + 1).astype(np.int64), minlength=top + 2)
+    expected = np.append(pmf, max(0.0, 1 - pmf.sum())) * n
+    keep = expected >= 5
+    low, high = np.flatnonzero(keep)[[0, -1]]
+    obs = np.concatenate(
+        [[observed[: low + 1].sum()], observed[low + 1 : high], [observed[high:].sum()]]
+    )
+    exp = np.concatenate(
+        [[expected[: low + 1].sum()], expected[low + 1 : high], [expected[high:].sum()]]
+    )
+    chi2 = float(((obs - exp) ** 2 / exp).sum())
+    dof = max(1, obs.size - 1)
+    z_chi2 = ((chi2 / dof) ** (1 / 3) - (1 - 2 / (9 * dof))) / np.sqrt(2 / (9 * dof))
+    return PoissonFit(float(z_mean), float(z_var), float(z_chi2))
+
+
+@pytest.fixture(scope="session")
+def poisson_fit():
+    """poisson_fit(samples, lam) -> PoissonFit(z_mean, z_var, z_chi2): z-scores of integer
+    samples against Poisson(lam), from the closed-form pmf (|z| < 5: a 1-in-3-million fail)."""
+    return _poisson_fit

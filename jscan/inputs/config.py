@@ -115,6 +115,7 @@ class DetectorConfig:
     bad_pixels: str | None = None  # absolute path of an (H, W) bool .npy (True = bad)
     gaps: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # (rows, cols) of module gaps
     noise: bool = True  # dose > 0 and false: float32 expected counts, no Poisson draw
+    generator: str = "auto"  # "host", "device" or "auto" (device on GPU/TPU workers)
 
 
 @dataclass(frozen=True)

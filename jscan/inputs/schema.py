@@ -267,6 +267,15 @@ SPEC: dict[str, dict[str, Any]] = {
             "false (with a dose): store the expected photon counts (float32: dose, background "
             "and blur applied, no Poisson draw) instead of counts",
         ),
+        "generator": Key(
+            _choice("auto", "host", "device"),
+            _ALL,
+            "auto",
+            "",
+            'who draws the noise: "host" (numpy, Philox) or "device" (JAX on the workers\' '
+            'devices); "auto": device when the workers\' JAX backend is a GPU or TPU. The two '
+            "draw different counts; the store records which made its own",
+        ),
     },
     "run": {
         "block_size": Key(
@@ -331,6 +340,7 @@ LATER_KEYS = {
         "bad_pixels",
         "gaps",
         "noise",
+        "generator",
     ),
 }
 

@@ -32,6 +32,8 @@ brightest pixel could pass uint32).
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -43,6 +45,9 @@ POISSON_STREAM = 0
 READOUT_STREAM = 1
 PSF_TRUNCATE = 4.0  # the blur kernel reaches this many sigma
 UINT16_MAX = 2**16 - 1
+ACCELERATORS = ("gpu", "cuda", "rocm", "tpu")  # JAX platforms that draw on the device
+SPARSE_BELOW = 0.5  # lam below this: the shared Poisson process of `host_poisson`
+THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 class DetectorModel(NamedTuple):
@@ -69,6 +74,26 @@ def stored_dtype(config: Config) -> np.dtype:
     if det.saturation is not None and det.saturation <= UINT16_MAX:
         return np.dtype("uint16")
     return np.dtype("uint32")
+
+
+def overflow_error(index: int, peak: float, dtype) -> ValueError:
+    """The refusal of a count past the stored integer type (it would wrap around)."""
+    return ValueError(
+        f"position {index}: a pixel counts {peak:.0f}, more than {dtype} holds; lower "
+        "detector.dose (or gain), or set detector.saturation, and write a new store (a "
+        "changed config cannot be resumed)"
+    )
+
+
+def resolve_generator(config: Config, platform: str) -> str:
+    """Who draws a run's noise: "host" or "device" (`detector.generator`; "auto": device
+    when the workers' JAX ``platform`` is an accelerator); "none" when nothing is drawn."""
+    det = config.detector
+    if det.dose <= 0 or not det.noise:
+        return "none"
+    if det.generator != "auto":
+        return det.generator
+    return "device" if platform in ACCELERATORS else "host"
 
 
 def stream(seed: int, index: int, stream_id: int) -> np.random.Generator:
@@ -160,32 +185,68 @@ def load_bad_pixels(path: str, shape: tuple[int, int]) -> np.ndarray:
     return array.astype(bool)
 
 
-def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """``image`` (H, W) float64 blurred by a Gaussian of rms ``sigma`` pixels.
+def blur_axis(image: np.ndarray, sigma: float, axis: int) -> np.ndarray:
+    """``image`` (H, W) float64 blurred along ``axis`` by a Gaussian of rms ``sigma`` px.
 
-    Separable; the kernel exp(-d^2 / (2 sigma^2)) reaches `PSF_TRUNCATE` sigma, and near
-    an edge its weights are renormalised over the pixels inside, so a constant stays constant.
+    The kernel exp(-d^2 / (2 sigma^2)) reaches `PSF_TRUNCATE` sigma, and near an edge its
+    weights are renormalised over the pixels inside, so a constant stays constant.
     """
-    if sigma <= 0:
-        return image
     reach = math.ceil(PSF_TRUNCATE * sigma)
     offsets = np.arange(-reach, reach + 1)
     kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
-    out = image
-    for axis in (0, 1):
-        n = out.shape[axis]
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (reach, reach)
-        padded = np.pad(out, pad)
-        ones = np.pad(np.ones(n), reach)
-        acc = np.zeros_like(out)
-        norm = np.zeros(n)
-        for k, weight in zip(offsets, kernel, strict=True):
-            window = slice(reach + k, reach + k + n)
-            acc += weight * (padded[window, :] if axis == 0 else padded[:, window])
-            norm += weight * ones[window]
-        out = acc / (norm[:, None] if axis == 0 else norm[None, :])
-    return out
+    n = image.shape[axis]
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (reach, reach)
+    padded = np.pad(image, pad)
+    ones = np.pad(np.ones(n), reach)
+    acc = np.zeros(image.shape)
+    norm = np.zeros(n)
+    for k, weight in zip(offsets, kernel, strict=True):
+        window = slice(reach + k, reach + k + n)
+        acc += weight * (padded[window, :] if axis == 0 else padded[:, window])
+        norm += weight * ones[window]
+    return acc / (norm[:, None] if axis == 0 else norm[None, :])
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """``image`` (H, W) float64 blurred by `blur_axis` along rows, then columns."""
+    if sigma <= 0:
+        return image
+    return blur_axis(blur_axis(image, sigma, 0), sigma, 1)
+
+
+def blur_matrix(n: int, sigma: float) -> np.ndarray:
+    """(n, n) B with B @ image = `blur_axis` (image, sigma, 0) (the device path's blur)."""
+    return blur_axis(np.eye(n), sigma, 0)
+
+
+def host_poisson(gen: np.random.Generator, lam: np.ndarray, out: np.ndarray, cap) -> int:
+    """out (lam's shape, zeros) = Poisson counts of mean ``lam`` (float >= 0), clipped at
+    ``cap``; returns the largest count before clipping. Exact in distribution.
+
+    Pixels with lam >= `SPARSE_BELOW` draw ``gen.poisson``. The dim rest share one Poisson
+    process: N ~ Poisson(sum lam) arrivals, uniform over their lams laid end to end (a
+    float64 running sum), each counted in the pixel whose interval it falls in (given N,
+    the counts are multinomial, hence independent Poisson). A far field's dim pixels then
+    cost no draw each, and the work is a few passes over lam.
+    """
+    flat, into = lam.reshape(-1), out.reshape(-1)
+    dim = flat < SPARSE_BELOW
+    ends = np.cumsum(np.where(dim, flat, 0), dtype=np.float64)
+    peak = 0
+    if ends[-1] > 0:
+        arrivals = gen.random(gen.poisson(ends[-1])) * ends[-1]
+        hit = np.minimum(np.searchsorted(ends, arrivals, side="right"), flat.size - 1)
+        pixels, counts = np.unique(hit, return_counts=True)
+        if counts.size:
+            into[pixels] = np.minimum(counts, cap)
+            peak = int(counts.max())
+    bright = np.flatnonzero(~dim)
+    if bright.size:
+        draws = gen.poisson(flat[bright].astype(np.float64))
+        into[bright] = np.minimum(draws, cap)
+        peak = max(peak, int(draws.max()))
+    return peak
 
 
 def photon_counts(intensity: np.ndarray, indices, seed: int, factor: float) -> np.ndarray:
@@ -202,44 +263,63 @@ def detector_values(intensity: np.ndarray, indices, model: DetectorModel) -> np.
     """A block's stored patterns (n, H, W) from its intensities (n, H, W) [|U'|^2].
 
     indices: the positions' global indices (n,), which key their random streams. Applies
-    the model in the order of this module's docstring. Raises ValueError when a pixel would
-    pass the stored integer type (no saturation set).
+    the model in the order of this module's docstring, positions in parallel on `THREADS`
+    threads (numpy releases the GIL). Raises ValueError when a pixel would pass the stored
+    integer type (no saturation set).
     """
     out = np.empty(intensity.shape, model.dtype)
-    ceiling = np.iinfo(model.dtype).max if model.dtype.kind == "u" else None
-    for k, i in enumerate(indices):
-        value = intensity[k]
-        if model.factor == 0:  # dose 0: float intensities, blurred and masked only
-            if model.psf_sigma > 0:
-                value = gaussian_blur(value.astype(np.float64), model.psf_sigma)
-            out[k] = value
-            continue
-        lam = value.astype(np.float64) * model.factor
-        if model.background > 0:
-            lam = lam + model.background
-        lam = gaussian_blur(lam, model.psf_sigma)
-        if not model.noise:  # the expected counts themselves (noise = false)
-            out[k] = lam
-            continue
-        adu = stream(model.seed, i, POISSON_STREAM).poisson(lam)
-        if model.gain != 1 or model.readout_noise > 0:
-            adu = adu * model.gain  # float64, then in place (a block is 10^5-10^7 pixels)
-            if model.readout_noise > 0:
-                noise = stream(model.seed, i, READOUT_STREAM).standard_normal(adu.shape)
-                noise *= model.readout_noise
-                adu += noise
-            np.rint(adu, out=adu)
-            np.maximum(adu, 0, out=adu)
-        if model.saturation is not None:
-            adu = np.minimum(adu, model.saturation)
-        peak = adu.max()
-        if peak > ceiling:  # would wrap around in the stored integer
-            raise ValueError(
-                f"position {i}: a pixel counts {peak:.0f}, more than {model.dtype} holds; "
-                "lower detector.dose (or gain), or set detector.saturation, and write a new "
-                "store (a changed config cannot be resumed)"
-            )
-        out[k] = adu
+    indices = [int(i) for i in indices]
+    n = len(indices)
+    if n > 1 and THREADS > 1:
+        with ThreadPoolExecutor(min(THREADS, len(indices))) as pool:
+            list(pool.map(lambda k: _position(intensity, indices, model, out, k), range(n)))
+    else:
+        for k in range(n):
+            _position(intensity, indices, model, out, k)
     if model.mask.any():
         out[:, model.mask] = 0
     return out
+
+
+def _position(intensity, indices, model: DetectorModel, out, k: int) -> None:
+    """out[k] = the stored values of position k (global index indices[k])."""
+    value, i = intensity[k], indices[k]
+    if model.factor == 0:  # dose 0: float intensities, blurred and masked only
+        blurred = model.psf_sigma > 0
+        out[k] = gaussian_blur(value.astype(np.float64), model.psf_sigma) if blurred else value
+        return
+    if model.psf_sigma > 0:
+        lam = value.astype(np.float64) * model.factor + model.background
+        lam = gaussian_blur(lam, model.psf_sigma)
+    else:  # float32 is exact enough for a mean; the running sum of host_poisson is float64
+        lam = value * np.float32(model.factor)
+        if model.background > 0:
+            lam += np.float32(model.background)
+    if not model.noise:  # the expected counts themselves (noise = false)
+        out[k] = lam
+        return
+    ceiling = np.iinfo(model.dtype).max
+    plain = model.gain == 1 and model.readout_noise == 0  # counts straight into the store's dtype
+    if plain:
+        adu = out[k]
+        adu[...] = 0
+        cap = ceiling if model.saturation is None else min(model.saturation, ceiling)
+        peak = host_poisson(stream(model.seed, i, POISSON_STREAM), lam, adu, cap)
+        peak = peak if model.saturation is None else min(peak, model.saturation)
+    else:
+        adu = np.zeros(value.shape)
+        host_poisson(stream(model.seed, i, POISSON_STREAM), lam, adu, np.inf)
+        adu *= model.gain
+        if model.readout_noise > 0:
+            noise = stream(model.seed, i, READOUT_STREAM).standard_normal(adu.shape)
+            noise *= model.readout_noise
+            adu += noise
+        np.rint(adu, out=adu)
+        np.maximum(adu, 0, out=adu)
+        if model.saturation is not None:
+            np.minimum(adu, model.saturation, out=adu)
+        peak = adu.max()
+    if peak > ceiling:  # would wrap around in the stored integer
+        raise overflow_error(i, peak, model.dtype)
+    if not plain:
+        out[k] = adu

@@ -12,7 +12,7 @@ from jscan.inputs.schema import REQUIRED, schema
 from jscan.pipeline import checks
 from jscan.pipeline import store as zstore
 from jscan.pipeline.cachedir import private_dir
-from jscan.pipeline.detector_model import check_detector
+from jscan.pipeline.detector_model import check_detector, resolve_generator
 from jscan.pipeline.integrity import repair
 from jscan.pipeline.integrity import verify as check_blocks
 from jscan.pipeline.lock import RunLock
@@ -157,7 +157,18 @@ def compile_cache(path) -> str | None:
 
 
 def open_store(
-    config, plan, store, inputs, lock, resume, overwrite, verify, cache, out, probe=None
+    config,
+    plan,
+    store,
+    inputs,
+    lock,
+    resume,
+    overwrite,
+    verify,
+    cache,
+    out,
+    probe=None,
+    generator=None,
 ):
     """Take the run lock on the store, create it unless resuming; return (job, repaired).
 
@@ -165,11 +176,15 @@ def open_store(
     bright-field radius (the store's own when resuming, else the new store's); repaired:
     the damaged blocks found and un-marked when resuming (verify: decode every done block).
     cache: the compilation cache folder or None; out: a stream for the repair line, or None;
-    probe: the new store's ground-truth probe (`zstore.create`; None: computed here).
+    probe: the new store's ground-truth probe (`zstore.create`; None: computed here);
+    generator: who draws the counts (`resolve_generator`; None: as a CPU process decides).
+    Raises StoreError when resuming a store whose counts another generator drew.
     """
+    generator = generator or resolve_generator(config, "cpu")
     if resume:
         lock.take(store)
         attrs = zstore.check_store(store)  # again, under the lock
+        check_generator(store, attrs, generator)
         report = repair(store, full=verify)
         if out and report.faults:
             print(f"re-running damaged blocks: {report.named()}", file=out, flush=True)
@@ -186,7 +201,15 @@ def open_store(
         # Built under a temporary name, locked, and renamed: a store made meanwhile by a
         # concurrent run is refused, naming its owner.
         store_id = zstore.create(
-            store, config, plan, radius, inputs, lock=lock, replace=overwrite, probe=probe
+            store,
+            config,
+            plan,
+            radius,
+            inputs,
+            lock=lock,
+            replace=overwrite,
+            probe=probe,
+            generator=generator,
         )
     job = ScanJob(
         config,
@@ -196,5 +219,28 @@ def open_store(
         bright_field_radius=radius,
         compilation_cache=cache,
         store_id=store_id,
+        generator=generator,
     )
     return job, repaired
+
+
+# What made the counts of a store that records no generator: jscan 0.1.0's host sampler
+# (numpy's Poisson per pixel), which no later jscan draws.
+EARLIER_HOST = "host (jscan 0.1.0 before the generator was recorded)"
+
+
+def check_generator(store: str, attrs: dict, generator: str) -> None:
+    """StoreError when this run would draw ``store``'s missing blocks with another generator
+    than the one that drew its counts (a float store draws nothing: any is fine)."""
+    stored = attrs.get("generator", EARLIER_HOST)
+    if generator == "none" or stored == generator:  # same config: both draw, or neither
+        return
+    hint = (
+        f'set detector.generator = "{stored}" in the config it was made with'
+        if stored in ("host", "device")
+        else "finish it with the jscan that made it"
+    )
+    raise StoreError(
+        f"the counts of {store} were drawn by the {stored} generator, this run would draw "
+        f"with the {generator} one (other counts); {hint}, or start again with --overwrite"
+    )

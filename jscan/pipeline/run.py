@@ -15,12 +15,13 @@ from distributed import as_completed
 from jscan.pipeline import checks
 from jscan.pipeline import store as zstore
 from jscan.pipeline.cluster import check_guard, connect
+from jscan.pipeline.detector_model import resolve_generator
 from jscan.pipeline.livepage import LivePage
 from jscan.pipeline.lock import RunLock
 from jscan.pipeline.logs import default_log
 from jscan.pipeline.prepare import compile_cache, nothing_to_do, open_store, prepare
 from jscan.pipeline.progress import Progress
-from jscan.pipeline.worker import ScanWorker, block_task, ground_truth_task
+from jscan.pipeline.worker import ScanWorker, block_task, ground_truth_task, platform_task
 
 TASK_PREFIX = "jscan-block"
 
@@ -68,6 +69,8 @@ def simulate_scan(
     log = default_log(store) if log is None else log or None
     with connect(client, n_workers, scheduler_file, threads_per_worker, log) as c:
         checks.check_block_memory(c, config, plan)
+        # Who draws the noise, decided once for the run from a worker's JAX backend.
+        generator = resolve_generator(config, c.submit(platform_task, pure=False).result())
         # The ground-truth probe comes from the kernel, so a worker computes it: the client
         # starts no JAX backend (on a GPU node it would take the card's memory).
         probe = (
@@ -77,7 +80,18 @@ def simulate_scan(
         )
         with RunLock(store, hold=False) as lock:
             job, repaired = open_store(
-                config, plan, store, inputs, lock, resume, overwrite, verify, cache, out, probe
+                config,
+                plan,
+                store,
+                inputs,
+                lock,
+                resume,
+                overwrite,
+                verify,
+                cache,
+                out,
+                probe,
+                generator,
             )
             with ScanWorker(job).registered(c) as name:  # every worker builds its state
                 done = zstore.blocks_done(store)

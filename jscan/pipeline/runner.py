@@ -15,6 +15,7 @@ import zarr
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jscan.core.detector import MAX_LAM, CameraParams, CameraStatic, camera_values
 from jscan.core.kernel import microscope_plan, window_probe
 from jscan.core.sharding import data_mesh, run_sharded, to_host
 from jscan.core.types import make_optical_wavefront
@@ -22,7 +23,14 @@ from jscan.inputs.farfield import camera_axes, camera_radius, noise_factor
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline.cachedir import private_dir
 from jscan.pipeline.coords import block_coords
-from jscan.pipeline.detector_model import detector_model, detector_values
+from jscan.pipeline.detector_model import (
+    DetectorModel,
+    blur_matrix,
+    detector_model,
+    detector_values,
+    overflow_error,
+    resolve_generator,
+)
 from jscan.pipeline.detectors import block_detectors
 from jscan.pipeline.plan import BlockGeometry
 from jscan.pipeline.receipt import BlockReceipt, binned, masked_sums, preview_pattern
@@ -82,6 +90,35 @@ def probe_modes(plan) -> np.ndarray:
     return field.reshape((-1, *field.shape[-2:]))
 
 
+def device_camera(model: DetectorModel) -> tuple[CameraParams, CameraStatic]:
+    """The `DetectorModel` as `camera_values` takes it: arrays, and the static rest."""
+    h, w = model.mask.shape
+    blur = model.psf_sigma > 0
+    dose = model.factor > 0
+
+    def matrix(n):
+        return blur_matrix(n, model.psf_sigma) if blur else np.eye(1)
+
+    params = CameraParams(
+        factor=np.float32(model.factor if dose else 1.0),
+        background=np.float32(model.background if dose else 0.0),
+        blur_y=matrix(h).astype(np.float32),
+        blur_x=matrix(w).astype(np.float32),
+        gain=np.float32(model.gain),
+        readout_noise=np.float32(model.readout_noise),
+        mask=model.mask,
+    )
+    static = CameraStatic(
+        seed=model.seed,
+        dtype=model.dtype.name,
+        noise=dose and model.noise,
+        blur=blur,
+        readout=model.readout_noise > 0,
+        saturation=model.saturation,
+    )
+    return params, static
+
+
 class BlockRunner:
     """One scan's worker-side state, and the block function that uses it.
 
@@ -103,6 +140,13 @@ class BlockRunner:
         self.factor = noise_factor(cfg, probe)  # photons per unit intensity
         window = probe.shape[-2:]  # (M, H, W) with incoherent modes
         self.camera = detector_model(cfg, window, self.factor)  # [detector]: noise, mask
+        # who draws the noise: the run decided it (ScanJob.generator), else this process
+        self.generator = job.generator or resolve_generator(cfg, jax.default_backend())
+        if self.generator == "device":
+            params, static = device_camera(self.camera)
+            self.device_camera = jax.device_put(params, NamedSharding(self.mesh, P()))
+            self._camera = jax.jit(camera_values, static_argnums=4)
+            self._camera_static = static
         r = camera_radius(window, cfg.optics.camera_pixel_size)
         self.bright_field = r <= job.bright_field_radius  # (H, W) bool: the page's detector
         self.axes = camera_axes(window, cfg.optics.camera_pixel_size)  # det_y, det_x [m]
@@ -157,12 +201,28 @@ class BlockRunner:
 
         geometry: the block's `BlockGeometry` (`ScanPlan.block`). Returns (n_valid, H, W)
         float32 intensities (dose 0), float32 expected photon counts (dose > 0, noise false)
-        or integer counts, through the [detector] model (`detector_model.detector_values`)
-        keyed by the global indices start .. start + n_valid - 1.
+        or integer counts, through the [detector] model keyed by the global indices start ..
+        start + n_valid - 1: on the host (`detector_model.detector_values`) or, with the
+        device generator, on the devices (`jscan.core.detector.camera_values`).
         """
         g = geometry
-        host = to_host(self.simulate(g.origins, g.shifts))[: g.n_valid]
-        return detector_values(host, np.arange(g.start, g.start + g.n_valid), self.camera)
+        intensity = self.simulate(g.origins, g.shifts)
+        if self.generator != "device":
+            host = to_host(intensity)[: g.n_valid]
+            return detector_values(host, np.arange(g.start, g.start + g.n_valid), self.camera)
+        index = np.arange(g.start, g.start + intensity.shape[0], dtype=np.uint64)
+        lo, hi = (index & 0xFFFFFFFF).astype(np.uint32), (index >> 32).astype(np.uint32)
+        values, lam_max, peak = self._camera(
+            intensity, lo, hi, self.device_camera, self._camera_static
+        )
+        if float(lam_max) > MAX_LAM:
+            raise ValueError(
+                f"a pixel's mean count passes {MAX_LAM:.0f}, more than the device generator "
+                'draws exactly in float32; set detector.generator = "host", or lower the dose'
+            )
+        if self.camera.dtype.kind == "u" and float(peak) > np.iinfo(self.camera.dtype).max:
+            raise overflow_error(g.start, float(peak), self.camera.dtype)
+        return to_host(values)[: g.n_valid]
 
     def run(self, block: int, worker="in-process") -> BlockReceipt:
         """Simulate one block, write its patterns, positions, virtual detectors

@@ -61,6 +61,7 @@ from jscan.pipeline.coords import (
     position_coords,
     scan_attrs,
 )
+from jscan.pipeline.detector_model import resolve_generator
 from jscan.pipeline.detectors import DETECTORS, detector_attrs
 from jscan.pipeline.lock import LOCK_NAME, RunLock, clean_stale, is_local, publish, sibling
 from jscan.pipeline.truth import TRUTH_ARRAYS, truth_encoding, truth_variables
@@ -125,6 +126,7 @@ def create(
     lock: RunLock | None = None,
     replace: bool = False,
     probe=None,
+    generator: str | None = None,
 ) -> str:
     """Write the layout, coordinates and attributes (no patterns) of a new store, whole or
     not at all; return its ``store_id``.
@@ -135,7 +137,8 @@ def create(
     owner) and keeps it; replace: swap out what is at ``store`` (the caller checked it with
     `check_replaceable`, under the old store's lock); probe: the (M, H, W) ground-truth
     probe (`jscan.pipeline.runner.ground_truth_probe`, which a run computes on a worker), or
-    None to compute it in this process (this imports and starts JAX here).
+    None to compute it in this process (this imports and starts JAX here); generator: who
+    draws the counts (`detector_model.resolve_generator`; None: as a CPU process decides).
     """
     n, n_blocks, (h, w) = plan.n_positions, plan.n_blocks, plan.window
     # The arrays below are never computed (to_zarr writes metadata only): one dask chunk
@@ -183,6 +186,7 @@ def create(
         "format": FORMAT,
         **scan_attrs(config, plan, inputs or inputs_hash(config), bright_field_radius),
         **truth_meta,
+        "generator": generator or resolve_generator(config, "cpu"),
         "run_history": [],
         "store_id": uuid.uuid4().hex,
         "complete": False,  # set last, once every array's metadata is written

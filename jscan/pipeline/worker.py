@@ -35,6 +35,7 @@ class ScanJob:
     bright_field_radius: float = 0.0  # m on the camera: the live page's virtual detector
     compilation_cache: str | None = None  # JAX's persistent compilation cache (private dir)
     store_id: str = ""  # the store's UUID (attribute store_id): checked before the first write
+    generator: str | None = None  # "host", "device" or "none" (None: decided by each runner)
 
 
 def ground_truth_task(config: Config, slices: int = 1) -> np.ndarray:
@@ -43,6 +44,13 @@ def ground_truth_task(config: Config, slices: int = 1) -> np.ndarray:
     from jscan.pipeline.runner import ground_truth_probe
 
     return ground_truth_probe(config, slices)
+
+
+def platform_task() -> str:
+    """The JAX platform of the worker that runs it ("cpu", "gpu", ...): a Dask task."""
+    import jax
+
+    return jax.default_backend()
 
 
 class ScanWorker(WorkerPlugin):

@@ -12,7 +12,7 @@ from jscan.pipeline.detector_model import (
     detector_model,
     detector_values,
     gaussian_blur,
-    photon_counts,
+    host_poisson,
     stored_dtype,
     stream,
 )
@@ -44,14 +44,29 @@ def _stats(values):
     return v.mean(), v.var()
 
 
-def test_poisson_alone_matches_the_original_sampler(model):
-    lam = np.random.default_rng(0).uniform(0, 50, (N, *SHAPE)).astype(np.float32)
-    got = detector_values(lam, np.arange(100, 100 + N), model())
-    assert got.dtype == np.uint32
-    for k in range(N):  # Philox keyed (seed, index) from counter 0: what jscan always drew
-        rng = np.random.Generator(np.random.Philox(key=np.array([11, 100 + k], np.uint64)))
-        np.testing.assert_array_equal(got[k], rng.poisson(lam[k].astype(np.float64)))
-    np.testing.assert_array_equal(photon_counts(lam, np.arange(100, 100 + N), 11, 1.0), got)
+@pytest.mark.parametrize("lam", [1e-3, 0.05, 0.4999, 0.5, 3.0, 31.0, 1e4])
+def test_host_poisson_matches_the_pmf(lam, poisson_fit):
+    """Mean, variance and pmf (chi-square) of 400k draws, |z| < 5: the shared Poisson process
+    of the dim pixels (lam < SPARSE_BELOW), numpy's sampler above, and their boundary."""
+    out = np.zeros(400_000, np.int64)
+    host_poisson(stream(4, 9, 0), np.full(out.shape, lam), out, np.inf)
+    fit = poisson_fit(out, lam)
+    assert abs(fit.z_mean) < 5 and abs(fit.z_var) < 5 and fit.z_chi2 < 5, fit
+
+
+def test_host_poisson_of_a_mixed_pattern_is_poisson_per_pixel(poisson_fit):
+    """Dim and bright pixels interleaved, zeros among them: over 2000 positions each pixel
+    class has its own law, a zero mean gives no count, and neighbours are uncorrelated."""
+    lam = np.tile([0.0, 0.02, 0.3, 0.7, 12.0, 0.0, 0.1, 2.0], 512)
+    draws = np.zeros((2000, lam.size), np.int64)
+    for i in range(2000):
+        host_poisson(stream(1, i, 0), lam, draws[i], np.inf)
+    for value in (0.02, 0.3, 0.7, 12.0):
+        fit = poisson_fit(draws[:, lam == value], value)
+        assert abs(fit.z_mean) < 5 and abs(fit.z_var) < 5 and fit.z_chi2 < 5, (value, fit)
+    assert draws[:, lam == 0].sum() == 0
+    a, b = draws[:, 2::8].ravel(), draws[:, 3::8].ravel()  # neighbouring dim pixels
+    assert abs(np.corrcoef(a, b)[0, 1]) < 5 / np.sqrt(a.size)
 
 
 def test_poisson_statistics(model):
