@@ -32,8 +32,6 @@ brightest pixel could pass uint32).
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -47,7 +45,6 @@ PSF_TRUNCATE = 4.0  # the blur kernel reaches this many sigma
 UINT16_MAX = 2**16 - 1
 ACCELERATORS = ("gpu", "cuda", "rocm", "tpu")  # JAX platforms that draw on the device
 SPARSE_BELOW = 0.5  # lam below this: the shared Poisson process of `host_poisson`
-THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 class DetectorModel(NamedTuple):
@@ -263,19 +260,13 @@ def detector_values(intensity: np.ndarray, indices, model: DetectorModel) -> np.
     """A block's stored patterns (n, H, W) from its intensities (n, H, W) [|U'|^2].
 
     indices: the positions' global indices (n,), which key their random streams. Applies
-    the model in the order of this module's docstring, positions in parallel on `THREADS`
-    threads (numpy releases the GIL). Raises ValueError when a pixel would pass the stored
-    integer type (no saturation set).
+    the model in the order of this module's docstring. Raises ValueError when a pixel would
+    pass the stored integer type (no saturation set).
     """
     out = np.empty(intensity.shape, model.dtype)
     indices = [int(i) for i in indices]
-    n = len(indices)
-    if n > 1 and THREADS > 1:
-        with ThreadPoolExecutor(min(THREADS, len(indices))) as pool:
-            list(pool.map(lambda k: _position(intensity, indices, model, out, k), range(n)))
-    else:
-        for k in range(n):
-            _position(intensity, indices, model, out, k)
+    for k in range(len(indices)):
+        _position(intensity, indices, model, out, k)
     if model.mask.any():
         out[:, model.mask] = 0
     return out
