@@ -1,47 +1,54 @@
-"""Codec and noise-sampler choices, measured on demo-like patterns in one run.
+"""Codec choices and the detector model's cost, measured on simulated patterns in one run.
 
-    python benchmarks/codecs.py
+Run it:
 
-For float32 intensities and uint32 photon counts (64x64 demo patterns, and 256x256):
-compression ratio and encode/decode MB/s of Blosc codecs; then Poisson sampling with numpy
-(Philox per position, what the pipeline uses) against jax.random.poisson; then the whole
-[detector] model (background, PSF, Poisson, gain, readout noise, rounding, saturation, mask)
-against Poisson alone, per block of 64 patterns.
+    python benchmarks/codecs.py [--sizes 64,256,1024] [--doses 1e3,1e5,1e7]
+
+For the demo's far field scaled to each size (benchmarks/noise.py's geometry) and each dose:
+photon counts as the store holds them (uint32), in chunks of the store's inner chunk (up to
+4 MiB); for dose 0 float32 intensities. Each Blosc codec on one core (Blosc's own threads
+off, as zarr's codec threads call it): compression ratio, encode MB/s and patterns/s, decode
+MB/s. Then the whole [detector] model against Poisson alone, per block of 64 patterns.
 """
 
+import argparse
+import os
+import platform
+import sys
 import time
+from pathlib import Path
 
-import jax
+import numcodecs
 import numpy as np
-from numcodecs import Blosc
+from numcodecs import Blosc, blosc
 
 from jscan.inputs.config import DEMO_CONFIG, parse_config
 from jscan.inputs.farfield import noise_factor
 from jscan.inputs.samples import make_probe
-from jscan.pipeline.detector_model import detector_model, detector_values, photon_counts
+from jscan.pipeline.detector_model import detector_model, detector_values
 from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.runner import BlockRunner
+from jscan.pipeline.store import inner_chunk
 from jscan.pipeline.worker import ScanJob
 
+sys.path.insert(0, str(Path(__file__).parent))
+from noise import config
+
 CODECS = {
-    "lz4 + shuffle": Blosc("lz4", 5, Blosc.SHUFFLE),
-    "lz4 + bitshuffle": Blosc("lz4", 5, Blosc.BITSHUFFLE),
-    "zstd-1 + shuffle": Blosc("zstd", 1, Blosc.SHUFFLE),
     "zstd-3 + bitshuffle": Blosc("zstd", 3, Blosc.BITSHUFFLE),
-    "zstd-3 + shuffle": Blosc("zstd", 3, Blosc.SHUFFLE),
+    "zstd-1 + bitshuffle": Blosc("zstd", 1, Blosc.BITSHUFFLE),
+    "lz4-5 + bitshuffle": Blosc("lz4", 5, Blosc.BITSHUFFLE),
+    "lz4-1 + bitshuffle": Blosc("lz4", 1, Blosc.BITSHUFFLE),
+    "lz4-5 + shuffle": Blosc("lz4", 5, Blosc.SHUFFLE),
 }
 
 
-def patterns(size):
-    text = DEMO_CONFIG.replace("size = 64", f"size = {size}")
-    text = text.replace("shape = [40, 40]", "shape = [8, 8]")
-    cfg = parse_config(text)
+def patterns(size, dose, n=32):
+    """n stored patterns of the scaled demo at ``size``^2 and ``dose`` (0: intensities)."""
+    cfg = parse_config(config(size, n, dose, n))
     plan = plan_scan(cfg)
-    job = ScanJob(cfg, "unused", plan)
-    intensity = np.asarray(BlockRunner(job).simulate(plan.block(0).origins))[:64]
-    factor = noise_factor(cfg, make_probe(cfg.probe))
-    counts = photon_counts(intensity, np.arange(64), 0, factor)
-    return {"float32 intensity": intensity, "uint32 counts (dose 1e5)": counts}, factor
+    runner = BlockRunner(ScanJob(cfg, "", plan, generator="host"))
+    return runner.patterns(plan.block(0))
 
 
 def timed(fn, repeats=5):
@@ -54,36 +61,34 @@ def timed(fn, repeats=5):
 
 
 def main():
-    print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}")
-    print("| data | size | codec | ratio | encode MB/s | decode MB/s |")
-    print("|---|---|---|---|---|---|")
-    for size in (64, 256):
-        data, factor = patterns(size)
-        for name, arr in data.items():
-            raw = np.ascontiguousarray(arr)
-            for label, codec in CODECS.items():
-                t_enc, enc = timed(lambda codec=codec, raw=raw: codec.encode(raw))
-                t_dec, _ = timed(lambda codec=codec, enc=enc: codec.decode(enc))
-                mb = raw.nbytes / 1e6
-                print(
-                    f"| {name} | {size} | {label} | {raw.nbytes / len(enc):.2f} | "
-                    f"{mb / t_enc:,.0f} | {mb / t_dec:,.0f} |"
-                )
-    intensity = data["float32 intensity"]
-    t_np, _ = timed(lambda: photon_counts(intensity, np.arange(64), 0, factor), 3)
-
-    def jax_poisson():
-        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(np.arange(64))
-        lam = intensity * np.float32(factor)
-        return jax.vmap(jax.random.poisson)(keys, lam).block_until_ready()
-
-    jax_poisson()
-    t_jax, _ = timed(jax_poisson, 3)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="64,256,1024")
+    parser.add_argument("--doses", default="0,1e3,1e5,1e7")
+    args = parser.parse_args()
+    blosc.use_threads = False  # one core per codec call, as under zarr's codec threads
+    print(f"{platform.machine()}, {os.cpu_count()} CPUs, numcodecs {numcodecs.__version__}")
     print(
-        f"\nPoisson, 64 patterns of {size}x{size}: numpy Philox per position {t_np * 1e3:.0f} ms,"
-        f" jax.random.poisson {t_jax * 1e3:.0f} ms ({t_jax / t_np:.1f}x slower)"
+        "| size | dose | dtype | codec | ratio | encode MB/s | patterns/s per core | decode MB/s |"
     )
-    detector_rows(intensity, factor, size)
+    print("|---|---|---|---|---|---|---|---|")
+    for size in (int(v) for v in args.sizes.split(",")):
+        for dose in (float(v) for v in args.doses.split(",")):
+            data = patterns(size, dose)
+            chunk = np.ascontiguousarray(data[: inner_chunk(len(data), data[0].nbytes)])
+            mb = chunk.nbytes / 1e6
+            for label, codec in CODECS.items():
+                t_enc, enc = timed(lambda codec=codec, chunk=chunk: codec.encode(chunk))
+                t_dec, _ = timed(lambda codec=codec, enc=enc: codec.decode(enc))
+                print(
+                    f"| {size} | {dose:g} | {data.dtype} | {label} | {chunk.nbytes / len(enc):.1f} "
+                    f"| {mb / t_enc:,.0f} | {len(chunk) / t_enc:,.0f} | {mb / t_dec:,.0f} |"
+                )
+    intensity = patterns(256, 0.0, 64)
+    factor = noise_factor(
+        parse_config(config(256, 64, 1e5, 64)),
+        make_probe(parse_config(config(256, 64, 1e5, 64)).probe),
+    )
+    detector_rows(intensity, factor, 256)
 
 
 DETECTOR = """
