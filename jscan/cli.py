@@ -31,13 +31,33 @@ def _simulate(config, out, args, resume=False, overwrite=False):
         n_workers=args.workers,
         scheduler_file=args.scheduler_file,
         threads_per_worker=args.threads,
-        compilation_cache=args.compile_cache,
+        compilation_cache=_compile_cache(args),
         overwrite=overwrite,
         verify=args.verify,
         force=args.force,
         log=args.log,
     )
     ds.close()
+
+
+def _compile_cache(args) -> str | None:
+    """--compile-cache DIR; "none": no cache; not given: for the embedded cluster, the
+    user's cache folder ($JSCAN_COMPILE_CACHE, else $XDG_CACHE_HOME or ~/.cache, then
+    jscan/xla) when it can be made private, so that a second run loads the compiled model."""
+    if args.compile_cache == "none":
+        return None
+    if args.compile_cache or args.scheduler or args.scheduler_file:
+        return args.compile_cache
+    if os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        return None
+    from jscan.pipeline.cachedir import private_dir
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    path = os.environ.get("JSCAN_COMPILE_CACHE") or os.path.join(base, "jscan", "xla")
+    try:
+        return private_dir(path)
+    except UsageError:  # a shared or unsafe folder: run without a cache
+        return None
 
 
 def _demo(args):

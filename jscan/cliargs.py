@@ -90,7 +90,8 @@ def _add_run_flags(p):
     p.add_argument(
         "--compile-cache",
         metavar="DIR",
-        help="private folder for JAX's persistent compilation cache",
+        help="private folder for JAX's persistent compilation cache (default with the "
+        "embedded cluster: ~/.cache/jscan/xla, or $JSCAN_COMPILE_CACHE; none: no cache)",
     )
     p.add_argument(
         "--force",

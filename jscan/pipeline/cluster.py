@@ -80,10 +80,12 @@ def check_guard(client=None, scheduler_file=None) -> None:
 
 
 def local_cluster(n_workers: int | None, threads_per_worker: int = 2, log: str | None = None):
-    """An embedded LocalCluster of ``n_workers`` processes (default 1), dashboard on :8787.
+    """An embedded LocalCluster, dashboard on :8787: one worker in this process (the
+    default: no process to spawn and no second import of JAX and jscan, measured in
+    benchmarks/startup.py), or ``n_workers`` > 1 worker processes.
 
-    Its workers run with XLA_PYTHON_CLIENT_PREALLOCATE=false: a worker process drives all
-    its devices and must not take 75 % of a GPU's memory at start-up, so that other
+    Worker processes run with XLA_PYTHON_CLIENT_PREALLOCATE=false: a worker process drives
+    all its devices and must not take 75 % of a GPU's memory at start-up, so that other
     processes can share the card. (Workers of a cluster started elsewhere need the same
     variable in their environment; jscan does not change a running process's.)
     log: the file the workers' log records go to (`logs.WorkerLogs`), or None to leave
@@ -106,15 +108,16 @@ def local_cluster(n_workers: int | None, threads_per_worker: int = 2, log: str |
         # With 8787 taken, distributed serves the dashboard on another port; the link
         # printed at start says which.
         warnings.filterwarnings("ignore", message="Port 8787 is already in use")
+        processes = (n_workers or 1) > 1
         try:
             return LocalCluster(
                 n_workers=n_workers or 1,
                 # Two threads: one block's writes overlap the next one's simulation
                 # (measured in benchmarks/RESULTS.md).
                 threads_per_worker=threads_per_worker,
-                processes=True,
+                processes=processes,
                 dashboard_address=":8787",
-                env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+                **({"env": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}} if processes else {}),
                 **extra,
             )
         except RuntimeError as err:  # "Nanny failed to start" and the like

@@ -38,18 +38,27 @@ class ScanJob:
     generator: str | None = None  # "host", "device" or "none" (None: decided by each runner)
 
 
-def ground_truth_task(config: Config, slices: int = 1) -> np.ndarray:
+def ground_truth_task(config: Config, slices: int = 1, cache: str | None = None) -> np.ndarray:
     """The new store's ground-truth probe, computed on a worker (a Dask task): the client
-    imports no JAX (`jscan.pipeline.runner.ground_truth_probe`)."""
-    from jscan.pipeline.runner import ground_truth_probe
+    imports no JAX (`jscan.pipeline.runner.ground_truth_probe`). cache: the run's
+    compilation cache, set before this worker's first compilation."""
+    from jscan.pipeline.runner import ground_truth_probe, use_compilation_cache
 
+    if cache:
+        use_compilation_cache(cache)
     return ground_truth_probe(config, slices)
 
 
-def platform_task() -> str:
-    """The JAX platform of the worker that runs it ("cpu", "gpu", ...): a Dask task."""
+def platform_task(cache: str | None = None) -> str:
+    """The JAX platform of the worker that runs it ("cpu", "gpu", ...): a Dask task, which
+    first points the worker at the run's compilation cache (JAX reads it once, at the
+    first compilation)."""
     import jax
 
+    if cache:
+        from jscan.pipeline.runner import use_compilation_cache
+
+        use_compilation_cache(cache)
     return jax.default_backend()
 
 
