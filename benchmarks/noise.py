@@ -83,6 +83,7 @@ def stages(text, rounds):
     index = np.arange(g.n_valid)
     counts = detector_model.detector_values(host, index, runner.camera)
     device = BlockRunner(ScanJob(cfg, "", plan, generator="device"))
+
     def host_noise():
         detector_model.detector_values(host, index, runner.camera)
 
