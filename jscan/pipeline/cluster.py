@@ -79,6 +79,7 @@ def check_guard(client=None, scheduler_file=None) -> None:
         )
 
 
+@contextlib.contextmanager
 def local_cluster(n_workers: int | None, threads_per_worker: int = 2, log: str | None = None):
     """An embedded LocalCluster, dashboard on :8787: one worker in this process (the
     default: no process to spawn and no second import of JAX and jscan, measured in
@@ -100,38 +101,41 @@ def local_cluster(n_workers: int | None, threads_per_worker: int = 2, log: str |
     from jscan.pipeline.logs import WorkerLogs
 
     check_guard()
-    extra = {"plugins": {WorkerLogs(log)}} if log else {}
-    with (
-        warnings.catch_warnings(),
-        dask.config.set({"distributed.worker.profile.enabled": False}),
-    ):
-        # With 8787 taken, distributed serves the dashboard on another port; the link
-        # printed at start says which.
-        warnings.filterwarnings("ignore", message="Port 8787 is already in use")
-        processes = (n_workers or 1) > 1
-        try:
-            return LocalCluster(
-                n_workers=n_workers or 1,
-                # Two threads: one block's writes overlap the next one's simulation
-                # (measured in benchmarks/RESULTS.md).
-                threads_per_worker=threads_per_worker,
-                processes=processes,
-                dashboard_address=":8787",
-                **({"env": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}} if processes else {}),
-                **extra,
-            )
-        except RuntimeError as err:  # "Nanny failed to start" and the like
-            where = f" (details in {log})" if log else ""
-            raise ClusterError(
-                f"the local Dask cluster's worker processes did not start: {err}{where}; "
-                f"when jscan runs from a script, the call must be under `{GUARD}`"
-            ) from None
+    processes = (n_workers or 1) > 1
+    # A worker in this process logs where this process does (`logs.captured`).
+    extra = {"plugins": {WorkerLogs(log)}} if log and processes else {}
+    if processes:
+        extra["env"] = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    # Set for the cluster's life: a worker in this process reads it while it runs.
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        with warnings.catch_warnings():
+            # With 8787 taken, distributed serves the dashboard on another port; the link
+            # printed at start says which.
+            warnings.filterwarnings("ignore", message="Port 8787 is already in use")
+            try:
+                cluster = LocalCluster(
+                    n_workers=n_workers or 1,
+                    # Two threads: one block's writes overlap the next one's simulation
+                    # (measured in benchmarks/RESULTS.md).
+                    threads_per_worker=threads_per_worker,
+                    processes=processes,
+                    dashboard_address=":8787",
+                    **extra,
+                )
+            except RuntimeError as err:  # "Nanny failed to start" and the like
+                where = f" (details in {log})" if log else ""
+                raise ClusterError(
+                    f"the local Dask cluster's worker processes did not start: {err}{where}; "
+                    f"when jscan runs from a script, the call must be under `{GUARD}`"
+                ) from None
+        with cluster:
+            yield cluster
 
 
 @contextlib.contextmanager
 def connect(client=None, n_workers=None, scheduler_file=None, threads_per_worker=2, log=None):
     """Yield a distributed Client: the one given, one for an address or scheduler file,
-    or an embedded LocalCluster of n_workers processes (default 1).
+    or an embedded `local_cluster` (one worker in this process, or n_workers processes).
 
     client: a Client, a scheduler address, or None (then DASK_SCHEDULER_ADDRESS when set).
     log: a file [path] for Dask's log records while the client is open (this process's,
