@@ -234,8 +234,8 @@ def host_poisson(gen: np.random.Generator, lam: np.ndarray, out: np.ndarray, cap
     if ends[-1] > 0:
         arrivals = np.sort(gen.random(gen.poisson(ends[-1]))) * ends[-1]  # sorted: cache
         hit = np.minimum(np.searchsorted(ends, arrivals, side="right"), flat.size - 1)
-        starts = np.flatnonzero(np.diff(hit, prepend=-1))  # hit is sorted too
-        pixels, counts = hit[starts], np.diff(np.append(starts, hit.size))
+        starts = np.flatnonzero(np.concatenate(([True], hit[1:] != hit[:-1])))  # sorted too
+        pixels, counts = hit[starts], np.diff(np.concatenate((starts, [hit.size])))
         if counts.size:
             into[pixels] = np.minimum(counts, cap)
             peak = int(counts.max())
