@@ -5,7 +5,9 @@ Test folders have no __init__.py (pytest's default import mode): test file names
 across folders. Tests never import each other or this file: what they share is a fixture.
 """
 
+import json
 import math
+import os
 import subprocess
 import sys
 import tomllib
@@ -244,6 +246,39 @@ def tree():
         return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
 
     return listing
+
+
+# --- JAX on several CPU devices -----------------------------------------------------------
+
+
+def _on_cpu_devices(script: str, *args, devices: int = 4, x64: bool = False) -> dict:
+    """The JSON object a Python ``script`` prints last, run with ARGS in a fresh process
+    that has ``devices`` CPU devices (fixed when JAX starts), warnings as errors."""
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "JAX_PLATFORMS": "cpu",
+    }
+    env.pop("JAX_ENABLE_X64", None)
+    if x64:
+        env["JAX_ENABLE_X64"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def on_cpu_devices():
+    """on_cpu_devices(script, *args, devices=4, x64=False) -> the JSON object the script
+    prints last, from a fresh process with that many CPU devices."""
+    return _on_cpu_devices
 
 
 # --- statistics ---------------------------------------------------------------------------

@@ -2,10 +2,6 @@
 independent streams and positions, and values that depend on the global index alone (block
 size, one device or four)."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -137,24 +133,11 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_values_on_four_devices_equal_those_on_one(rng):
+def test_values_on_four_devices_equal_those_on_one(rng, on_cpu_devices):
     """The same block sharded over 4 CPU devices and one position per call on one device:
     bit for bit (a subprocess, since the device count is fixed when JAX starts)."""
-    seed = str(int(rng.integers(2**31)))
-    outs = {}
-    for count in (4, 1):
-        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={count}"}
-        env["JAX_PLATFORMS"] = "cpu"
-        result = subprocess.run(
-            [sys.executable, "-W", "error", "-c", SCRIPT, seed],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
-        outs[count] = json.loads(result.stdout.strip().splitlines()[-1])
+    seed = int(rng.integers(2**31))
+    outs = {count: on_cpu_devices(SCRIPT, seed, devices=count) for count in (4, 1)}
     assert outs[4]["devices"] == 4 and outs[1]["devices"] == 1
     assert outs[4]["values"] == outs[1]["values"] == outs[4]["singles"] == outs[1]["singles"]
     assert np.asarray(outs[4]["values"]).sum() > 0

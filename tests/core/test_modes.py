@@ -1,9 +1,5 @@
 """Partial coherence in the kernel: M incoherent probe modes share one window and transform."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -125,25 +121,10 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_modes_in_float64_on_four_devices(rng):
+def test_modes_in_float64_on_four_devices(rng, on_cpu_devices):
     """x64: the 2-mode run equals the sum of the single-mode runs to float64 rounding, and
     4 devices give the 1-device result bit for bit."""
-    env = {
-        **os.environ,
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-        "JAX_PLATFORMS": "cpu",
-        "JAX_ENABLE_X64": "1",
-    }
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", SCRIPT, str(int(rng.integers(2**31)))],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    got = json.loads(result.stdout.strip().splitlines()[-1])
+    got = on_cpu_devices(SCRIPT, int(rng.integers(2**31)), x64=True)
     assert got["devices"] == 4
     for placement in ("snap", "exact"):
         assert got[placement]["dtype"] == "float64"

@@ -1,10 +1,6 @@
 """simple_microscope over 4 forced host devices, in a subprocess (the device count is fixed
 when JAX starts, so it cannot change inside this test process)."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from types import SimpleNamespace
 
@@ -129,24 +125,8 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_microscope_on_four_devices(rng):
-    env = {
-        **os.environ,
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-        "JAX_PLATFORMS": "cpu",
-    }
-    env.pop("JAX_ENABLE_X64", None)
-    seed = str(int(rng.integers(2**31)))
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", SCRIPT, seed],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    got = json.loads(result.stdout.strip().splitlines()[-1])
+def test_microscope_on_four_devices(rng, on_cpu_devices):
+    got = on_cpu_devices(SCRIPT, int(rng.integers(2**31)))
     assert got["device_count"] == 4 and got["mesh_size"] == 4
     assert got["shape"] == [13, 16, 24]
     # Same kernel per position on 4 devices or 1: equal to float32 rounding (bitwise on CPU).
