@@ -234,9 +234,9 @@ def host_poisson(gen: np.random.Generator, lam: np.ndarray, out: np.ndarray, cap
     if ends[-1] > 0:
         arrivals = np.sort(gen.random(gen.poisson(ends[-1]))) * ends[-1]  # sorted: cache
         hit = np.minimum(np.searchsorted(ends, arrivals, side="right"), flat.size - 1)
-        starts = np.flatnonzero(np.concatenate(([True], hit[1:] != hit[:-1])))  # sorted too
-        pixels, counts = hit[starts], np.diff(np.concatenate((starts, [hit.size])))
-        if counts.size:
+        if hit.size:
+            starts = np.flatnonzero(np.concatenate(([True], hit[1:] != hit[:-1])))  # sorted
+            pixels, counts = hit[starts], np.diff(np.concatenate((starts, [hit.size])))
             into[pixels] = np.minimum(counts, cap)
             peak = int(counts.max())
     bright = np.flatnonzero(~dim)

@@ -54,6 +54,15 @@ def test_host_poisson_matches_the_pmf(lam, poisson_fit):
     assert abs(fit.z_mean) < 5 and abs(fit.z_var) < 5 and fit.z_chi2 < 5, fit
 
 
+def test_host_poisson_with_no_arrival_draws_only_the_bright_pixels():
+    """A dim total of 1e-9: almost surely no arrival, and the bright pixel still draws."""
+    lam = np.full(64, 1e-11)
+    lam[5] = 40.0
+    out = np.zeros(64, np.int64)
+    host_poisson(stream(0, 1, 0), lam, out, np.inf)
+    assert out[5] > 0 and out.sum() == out[5]
+
+
 def test_host_poisson_of_a_mixed_pattern_is_poisson_per_pixel(poisson_fit):
     """Dim and bright pixels interleaved, zeros among them: over 2000 positions each pixel
     class has its own law, a zero mean gives no count, and neighbours are uncorrelated."""
