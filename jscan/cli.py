@@ -234,8 +234,25 @@ def verify(store_path, quick=False, stream=None) -> int:
     if report.ok:
         print(report.line(), file=sys.stdout)
         return 0
-    print(f"jscan: {report.line()}", file=stream)
+    note = _record_damage(store_path, report) if report.faults else ""
+    print(f"jscan: {report.line()}{note}", file=stream)
     return 1
+
+
+def _record_damage(store_path, report) -> str:
+    """Record the damaged blocks in the store's history, for the next --resume to rerun;
+    the end of verify's line that says so (or why not: a run writes the store)."""
+    from jscan.pipeline.lock import RunLock
+    from jscan.pipeline.store import append_history
+
+    try:
+        with RunLock(store_path):
+            append_history(
+                store_path, event="verify", full=report.full, bad_blocks=report.bad_blocks
+            )
+    except (StoreError, OSError) as err:
+        return f" (not recorded in the store: {err})"
+    return " (recorded in the store: a plain --resume re-runs them too)"
 
 
 def _interrupt(signum, frame):

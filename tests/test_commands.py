@@ -150,7 +150,9 @@ def test_resume_of_a_finished_store_starts_no_cluster(tmp_path, run_cli, scan_co
     assert first.code == 0, first.err
     again = run_cli("simulate", tmp_path / "c.toml", "--out", store, "--resume", process=True)
     assert again.code == 0, again.err
-    assert again.err.splitlines() == [f"{store} is complete (9 blocks); nothing to resume"]
+    assert again.err.splitlines() == [
+        f"{store} is complete (9 blocks, shards present; --verify decodes them); nothing to resume"
+    ]
 
 
 def test_resume_with_another_config_names_the_changed_keys(

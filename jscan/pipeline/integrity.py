@@ -17,6 +17,7 @@ A missing shard cannot be seen by reading alone: zarr returns the fill value (ze
 which is why presence is checked against ``block_done``.
 """
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -158,7 +159,7 @@ def verify(
             try:
                 patterns = arr[rows]
                 x, y = per_block["x"][rows], per_block["y"][rows]
-            except Exception as err:  # a CRC32C mismatch, a garbled index or codec stream
+            except DECODE_ERRORS as err:  # a CRC32C mismatch, a garbled index or codec stream
                 reason = f"unreadable: {type(err).__name__}"
             else:
                 if block_crc(patterns, x, y) != int(sums[b]):
@@ -229,7 +230,7 @@ def _detector_values(detectors, camera, patterns, start) -> str | None:
     for name, d in detectors.items():
         try:
             found = d[start : start + len(patterns)]
-        except Exception as err:  # a CRC32C mismatch
+        except DECODE_ERRORS as err:  # a CRC32C mismatch
             return f"{name} unreadable: {type(err).__name__}"
         atol = 1e-9 * scale if name.startswith("com") else 0.0
         if not np.allclose(found, expected[name], rtol=1e-9, atol=atol, equal_nan=True):
@@ -239,10 +240,32 @@ def _detector_values(detectors, camera, patterns, start) -> str | None:
 
 def repair(store: str, full: bool = False) -> VerifyReport:
     """`verify` the store and un-mark (``block_done`` 0) every damaged block so that a
-    resumed run simulates it again. Returns the report."""
+    resumed run simulates it again, those a `jscan verify` recorded too (`recorded_damage`:
+    a presence check does not see a block that decodes wrong). Returns the report, the
+    recorded blocks among its faults."""
     report = verify(store, full=full)
+    seen = set(report.bad_blocks)
+    recorded = [
+        BlockFault(b, "damaged when last verified")
+        for b in recorded_damage(check_store(store))
+        if b not in seen
+    ]
+    if recorded:
+        faults = tuple(sorted((*report.faults, *recorded), key=lambda f: f.block))
+        report = dataclasses.replace(report, faults=faults)
     if report.faults:
         done = zarr.open_array(location(store), path="block_done", mode="r+")
         for b in report.bad_blocks:
             done[b] = 0
     return report
+
+
+def recorded_damage(attrs: dict) -> list[int]:
+    """The blocks the last `jscan verify` found damaged (its ``verify`` record in the run
+    history), unless a run has started since (it repaired them)."""
+    for entry in reversed(attrs.get("run_history", [])):
+        if entry.get("event") == "start":
+            return []
+        if entry.get("event") == "verify":
+            return [int(b) for b in entry.get("bad_blocks", [])]
+    return []

@@ -13,7 +13,7 @@ from jscan.pipeline import checks
 from jscan.pipeline import store as zstore
 from jscan.pipeline.cachedir import private_dir
 from jscan.pipeline.detector_model import check_detector, resolve_generator
-from jscan.pipeline.integrity import repair
+from jscan.pipeline.integrity import recorded_damage, repair
 from jscan.pipeline.integrity import verify as check_blocks
 from jscan.pipeline.lock import RunLock
 from jscan.pipeline.plan import plan_scan
@@ -133,11 +133,13 @@ def config_changes(stored_text: str, config: Config, most: int = 6) -> list[str]
 def nothing_to_do(store: str, verify: bool) -> bool:
     """With --resume: True when every block of ``store`` is done and sound (checked as a
     resume checks them, `integrity.verify`; ``verify``: decoding every block), so that no
-    cluster is started. The run lock is held while checking: a store another run writes is
-    refused, as for any resume. A damaged store gives False and is repaired by `open_store`, under
-    the run lock (then checked a second time: damage is rare, a sound store is read once).
+    cluster is started; False too when the last `jscan verify` recorded damage that no run
+    has repaired (`integrity.recorded_damage`). The run lock is held while checking: a store
+    another run writes is refused, as for any resume. A damaged store gives False and is
+    repaired by `open_store`, under the run lock (then checked a second time: damage is
+    rare, a sound store is read once).
     """
-    if not zstore.blocks_done(store).all():
+    if not zstore.blocks_done(store).all() or recorded_damage(zstore.read_attrs(store)):
         return False
     with RunLock(store):  # refused while another run writes the store (or a planted link)
         return check_blocks(store, full=verify).ok

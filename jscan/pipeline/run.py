@@ -63,7 +63,10 @@ def simulate_scan(
     out = sys.stderr if progress else None
     if resume and nothing_to_do(store, verify):  # no cluster to start for nothing
         if out:
-            print(f"{store} is complete ({plan.n_blocks} blocks); nothing to resume", file=out)
+            how = "every block decoded" if verify else "shards present; --verify decodes them"
+            print(
+                f"{store} is complete ({plan.n_blocks} blocks, {how}); nothing to resume", file=out
+            )
         return zstore.open_scan(store)
     # The cluster first: a scheduler that cannot be reached leaves nothing on disk.
     log = default_log(store) if log is None else log or None

@@ -70,6 +70,10 @@ from jscan.pipeline.truth import TRUTH_ARRAYS, truth_encoding, truth_variables
 # per block by the workers, covered by the block checksum; 5: ground truth (probe, sample)
 # and the detector mask
 FORMAT = "jscan-scan/5"
+# What opening a damaged or missing node raises: I/O errors, zarr's errors (ValueErrors:
+# node not found, invalid metadata), garbled JSON (ValueError), a metadata key missing.
+# Anything else is a bug and propagates.
+METADATA_ERRORS = (OSError, ValueError, KeyError)
 ARRAYS = (
     "diffraction",
     "block_done",
@@ -338,7 +342,7 @@ def check_store(store: str) -> dict:
     for name in (*ARRAYS, *optional):
         try:
             arr = zarr.open_array(store, path=name, mode="r")
-        except Exception as err:  # missing folder, garbled or unreadable metadata
+        except METADATA_ERRORS as err:  # missing folder, garbled or unreadable metadata
             raise StoreError(
                 f"{store} is damaged: its {name} array is missing or unreadable "
                 f"({type(err).__name__}); replace the store with --overwrite"
@@ -362,7 +366,7 @@ def check_replaceable(store: str) -> None:
             return
     try:
         fmt = zarr.open_group(store, mode="r").attrs.get("format")
-    except Exception:
+    except METADATA_ERRORS:
         fmt = None
     if not (isinstance(fmt, str) and fmt.startswith("jscan-scan/")):
         raise StoreError(
@@ -380,7 +384,7 @@ def check_id(store: str, store_id: str) -> None:
     host = socket.gethostname()
     try:
         found = zarr.open_group(location(store), mode="r").attrs.get("store_id")
-    except Exception as err:
+    except METADATA_ERRORS as err:
         raise StoreError(
             f"worker on {host} finds no jscan store at {store} ({type(err).__name__}); put the "
             "store where every worker reaches it (a shared file system or a URL)"

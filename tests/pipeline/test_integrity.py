@@ -83,6 +83,53 @@ def test_damaged_block_is_named_and_resume_repairs_it(tmp_path, run_cli, client,
     assert code == 0 and "9/9 blocks done, all sound" in out
 
 
+def test_damage_found_by_verify_is_rerun_by_a_plain_resume(tmp_path, run_cli, client, clean):
+    """Flipped bytes pass the presence check of --resume; once `jscan verify` has named the
+    block, a plain --resume simulates it again (bit for bit the clean store), and says what
+    a presence-only check is when there is nothing to do."""
+    store, cfg, expected = clean
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+    flip_64_bytes(shard(copy, 4))
+    code, _, err = run_cli("verify", copy)
+    assert code == 1 and "4 (" in err and "a plain --resume re-runs them too" in err
+    assert err.count("\n") == 1
+    ds = simulate_scan(
+        parse_config(cfg.read_text()), copy, client=client, resume=True, progress=False
+    )
+    assert ds.attrs["run_history"][-2]["repaired_blocks"] == [4]
+    assert np.array_equal(ds.diffraction.values, expected)
+    code, out, _ = run_cli("verify", copy)
+    assert code == 0 and "9/9 blocks done, all sound" in out
+    code, _, err = run_cli("simulate", cfg, "--out", copy, "--resume")
+    assert code == 0 and "shards present; --verify decodes them); nothing to resume" in err
+
+
+def test_a_bug_while_reading_a_block_is_not_called_damage(clean, tmp_path, monkeypatch):
+    """A programming error inside the block reads (here the patterns' getitem raising
+    TypeError) propagates from verify and repair; no block is reported or un-marked."""
+    from jscan.pipeline import integrity
+
+    store, _, _ = clean
+    copy = tmp_path / "s.zarr"
+    shutil.copytree(store, copy)
+
+    read = zarr.Array.__getitem__
+
+    def bug(self, selection):  # in the patterns' read only
+        if self.path == "diffraction":
+            raise TypeError("a planted bug")
+        return read(self, selection)
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", bug)
+    with pytest.raises(TypeError, match="planted"):
+        integrity.verify(str(copy), full=True)
+    with pytest.raises(TypeError, match="planted"):
+        integrity.repair(str(copy), full=True)
+    monkeypatch.undo()
+    assert zarr.open_array(str(copy), path="block_done")[:].all()
+
+
 @pytest.mark.parametrize("damage", ["x chunk deleted", "y rewritten"])
 def test_damaged_positions_are_named_and_resume_repairs_them(
     tmp_path, run_cli, client, clean, damage
@@ -246,3 +293,20 @@ def test_a_deleted_optional_coordinate_is_refused(partial_store):
     shutil.rmtree(Path(store) / "scan_col")
     with pytest.raises(StoreError, match="scan_col array is missing"):
         open_scan(store)
+
+
+def test_a_bug_while_opening_the_store_is_not_called_a_missing_store(clean, monkeypatch):
+    """check_id and check_replaceable name a missing or garbled store; a programming error
+    while opening it (a TypeError) propagates instead of reading as "no jscan store"."""
+    from jscan.pipeline.store import check_id, check_replaceable
+
+    store, _, _ = clean
+
+    def bug(*args, **kwargs):
+        raise TypeError("a planted bug")
+
+    monkeypatch.setattr(zarr, "open_group", bug)
+    with pytest.raises(TypeError, match="planted"):
+        check_id(str(store), "any")
+    with pytest.raises(TypeError, match="planted"):
+        check_replaceable(str(store))
