@@ -48,8 +48,8 @@ def dry_run(config, block_size: int | None = None) -> DryRun:
     if not isinstance(config, Config):
         config = load_config(config)
     config = checks.cap_block_size(with_overrides(config, block_size=block_size))
+    plan = plan_config(config)  # arithmetic on the config before the sample is read
     sample = checks.check_inputs(config)
-    plan = plan_config(config)
     checks.check_brightness(config, sample, plan.slices)
     return DryRun(config, plan, tuple(checks.quiet_mistakes(config, plan)))
 

@@ -47,6 +47,12 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
             f"{store} already exists; pass --resume to finish it or --overwrite to "
             "replace it, or choose another --out"
         )
+    if resume and not exists:
+        raise StoreError(f"nothing to resume at {store}; drop --resume to start it")
+    # Arithmetic on the config first (the plan, the store's size against the free disk):
+    # a request refused for its size is refused before the probe or the sample is read.
+    plan = plan_config(config)
+    checks.check_disk(store, config, plan, resume, force)
     sample = checks.check_inputs(config)  # one streamed pass: values checked, fingerprint
     inputs = inputs_hash(config, sample)
     if exists and overwrite:
@@ -70,11 +76,7 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
                 f"{store} is laid out in blocks of {attrs['block_size']} positions; resume "
                 f"with --block-size {attrs['block_size']}"
             )
-    elif resume:
-        raise StoreError(f"nothing to resume at {store}; drop --resume to start it")
-    plan = plan_config(config)
     checks.warn_quiet_mistakes(config, plan)
-    checks.check_disk(store, config, plan, resume, force)
     checks.check_brightness(config, sample, plan.slices)
     check_detector(config, plan.window)
     return config, plan, store, inputs

@@ -199,6 +199,33 @@ def test_block_larger_than_worker_memory(tmp_path, tree, small_scan, to_toml):
     assert tree(tmp_path) == before
 
 
+def test_a_store_too_large_for_the_disk_is_refused_before_the_sample_is_read(
+    tmp_path, tree, run_cli, small_scan, to_toml, monkeypatch
+):
+    """Size arithmetic comes first: the disk's refusal comes before the sample's values
+    are read (here reading them would stop the test)."""
+    from jscan.pipeline import checks
+
+    def read(config):
+        raise AssertionError("the sample was read before the size was checked")
+
+    monkeypatch.setattr(checks, "check_inputs", read)
+    free = shutil.disk_usage(tmp_path).free
+    side = math.ceil(math.sqrt(2 * free / (4 << 20)))
+    cfg = _centred_no_noise(small_scan)
+    cfg["probe"].update(size=1024, waist=100.0e-6)
+    cfg["optics"]["aperture_diameter"] = 2.0e-3
+    cfg["optics"]["camera_pixel_size"] = 500e-9 * 0.02 / 1024e-6  # the natural pixel
+    cfg["sample"]["shape"] = [side + 1040, side + 1040]
+    cfg["scan"].update(shape=[side, side], step=1.0e-6)
+    (tmp_path / "big.toml").write_text(to_toml(cfg))
+    before = tree(tmp_path)
+    out = run_cli("simulate", tmp_path / "big.toml", "--out", tmp_path / "big.zarr")
+    assert_refused(out.code, out.err, "--out")
+    assert "free; free some space" in out.err
+    assert tree(tmp_path) == before
+
+
 def test_store_larger_than_free_disk_is_refused_unless_forced(
     tmp_path, tree, run_cli, small_scan, to_toml
 ):
