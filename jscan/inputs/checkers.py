@@ -48,6 +48,8 @@ def _integer(key: str, value: Any, minimum: int = 1) -> int:
         )
     if value < minimum:
         raise ConfigError(f'"{key}" must be >= {minimum}, got {value}; write a larger integer')
+    if value >= 2**63:  # numpy and the store hold integers in 64 bits
+        raise ConfigError(f'"{key}" must be below 2**63, got {value:.3g}; write a smaller integer')
     return value
 
 

@@ -4,6 +4,7 @@ near field's keys. Each raises a one-line ConfigError naming the key and the fix
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,12 @@ def _detector(det: DetectorConfig) -> None:
                     f'"detector.{key}" needs photons, but detector.dose = 0 stores noiseless '
                     f"float intensities; set detector.dose > 0 or remove detector.{key}"
                 )
+    for key in ("gain", "background"):  # one photon, or the mean background, past uint32
+        if getattr(det, key) > 2**32 - 1:
+            raise ConfigError(
+                f'"detector.{key}" = {getattr(det, key):g} puts a single pixel beyond uint32 '
+                f"(4294967295), the widest stored integer; check detector.{key}"
+            )
     if det.saturation is not None and det.saturation > 2**32 - 1:
         raise ConfigError(
             f'"detector.saturation" = {det.saturation:g} is beyond uint32 (4294967295), the '
@@ -77,7 +84,8 @@ def _lengths(config: Config) -> dict[str, float]:
 
 
 def _float32(config: Config) -> None:
-    """Refuse optical values outside float32's normal range, which the kernel computes in."""
+    """Refuse optical values outside float32's normal range, which the kernel computes in,
+    and any other number of the physics sections (0 allowed) beyond it."""
     for key, value in _lengths(config).items():
         if way := float32_outside(value):
             raise ConfigError(
@@ -85,6 +93,27 @@ def _float32(config: Config) -> None:
                 f"{FLOAT32_MAX:.3g}), which the kernel computes in; give lengths in metres "
                 "(e.g. wavelength = 500e-9)"
             )
+    for key, value in _numbers(config):
+        if value != 0 and (way := float32_outside(abs(value))):
+            raise ConfigError(
+                f'"{key}" = {value!r} {way} float32 (normal range {FLOAT32_TINY:.3g} to '
+                f"{FLOAT32_MAX:.3g} in size, or 0), which the kernel computes in; give "
+                "lengths in metres (e.g. waist = 12e-6)"
+            )
+
+
+def _numbers(config: Config):
+    """(section.key[i], value) of every float of [probe], [optics], [sample] and [scan],
+    list entries too."""
+    for section in ("probe", "optics", "sample", "scan"):
+        table = getattr(config, section)
+        for field in dataclasses.fields(table):
+            value = getattr(table, field.name)
+            values = value if isinstance(value, tuple | list) else (value,)
+            for i, v in enumerate(values):
+                if isinstance(v, float):
+                    suffix = f"[{i}]" if values is value else ""
+                    yield f"{section}.{field.name}{suffix}", v
 
 
 def check_float32_products(config: Config, window: tuple[int, int]) -> None:
@@ -174,8 +203,22 @@ def _near_keys(optics: OpticsConfig) -> None:
         )
 
 
+MAX_PROBE_BYTES = 2**40  # a complex64 probe window beyond 1 TiB: no machine holds a block
+
+
+def _probe_size(config: Config) -> None:
+    """Refuse a probe window whose one complex64 copy passes `MAX_PROBE_BYTES`."""
+    n = config.probe.size
+    if n is not None and n * n * 8 > MAX_PROBE_BYTES:
+        raise ConfigError(
+            f'"probe.size" = {n}: one {n}x{n} complex64 window takes {n * n * 8 // 2**40} '
+            "TiB, beyond what any machine holds for a block; give the probe's size in pixels"
+        )
+
+
 def check_config(config: Config) -> None:
     """Every cross-key refusal of a parsed config, cheapest first."""
+    _probe_size(config)
     _float32(config)
     _grids(config)
     check_focused(config.probe)
