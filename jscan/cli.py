@@ -16,6 +16,7 @@ from jscan.errors import JscanError, JscanWarning, StoreError, UsageError
 
 
 def _simulate(config, out, args, resume=False, overwrite=False):
+    _no_preallocation()
     from jscan.pipeline import simulate_scan
 
     _check_cluster_flags(args)
@@ -38,6 +39,12 @@ def _simulate(config, out, args, resume=False, overwrite=False):
         log=args.log,
     )
     ds.close()
+
+
+def _no_preallocation() -> None:
+    """The embedded cluster's single worker runs in this process: like worker processes, it
+    must not take 75 % of a GPU's memory when JAX starts (set before JAX is imported)."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
 def _compile_cache(args) -> str | None:
@@ -232,6 +239,11 @@ def verify(store_path, quick=False, stream=None) -> int:
 
     report = check(store_path, full=not quick, on_progress=progress)
     if report.ok:
+        from jscan.pipeline.integrity import recorded_damage
+        from jscan.pipeline.store import read_attrs
+
+        if not quick and recorded_damage(read_attrs(store_path)):  # found sound since
+            _record_damage(store_path, report)
         print(report.line(), file=sys.stdout)
         return 0
     note = _record_damage(store_path, report) if report.faults else ""
@@ -240,8 +252,9 @@ def verify(store_path, quick=False, stream=None) -> int:
 
 
 def _record_damage(store_path, report) -> str:
-    """Record the damaged blocks in the store's history, for the next --resume to rerun;
-    the end of verify's line that says so (or why not: a run writes the store)."""
+    """Record what verify found in the store's history (the damaged blocks, none once it is
+    sound again), for the next --resume to rerun; the end of verify's line that says so (or
+    why not: a run writes the store)."""
     from jscan.pipeline.lock import RunLock
     from jscan.pipeline.store import append_history
 

@@ -8,12 +8,12 @@ worker or the number of devices. The draws differ from the host path's (another 
 and another sampler); a store records which one made its counts.
 
 `poisson` is exact in distribution up to float32 rounding: inversion of the cumulative
-distribution for lam < `INVERSION_BELOW` (one uniform of 64 bits for the first step, so a
-dim pixel's chance of a count keeps its relative precision), Hormann's transformed
+distribution for lam < `INVERSION_BELOW` (tails summed without cancellation, one uniform of
+64 bits for the first step, so a dim pixel's chance of a count keeps its relative
+precision; `INVERSION_STEPS` terms, which drop P(X > 48) < 1e-18), Hormann's transformed
 rejection (PTRS) above, with the log-pmf written without cancellation. Both run a fixed
-number of steps, fused into one pass; the rare pixel left undecided (beyond `INVERSION_STEPS`
-terms, or rejected `REJECTION_ROUNDS` times) is finished in a branch taken only when the
-block has such a pixel (`block_poisson`).
+number of steps, fused into one pass; a pixel rejected `REJECTION_ROUNDS` times draws again
+in a branch taken only when the block has such a pixel (`block_poisson`).
 """
 
 from typing import NamedTuple
@@ -25,7 +25,7 @@ from jax import lax
 POISSON_STREAM = 0
 READOUT_STREAM = 1
 INVERSION_BELOW = 10.0  # lam below this: inversion; at or above: PTRS (valid for lam >= 10)
-INVERSION_STEPS = 48  # P(X >= 48 | lam = 10) < 1e-17
+INVERSION_STEPS = 48  # terms: P(X > 48 | lam = 10) < 1e-18 is dropped
 REJECTION_ROUNDS = 8  # PTRS accepts >= 0.85 per round for lam >= 10
 FLOAT_TOP = {"uint16": 65535.0, "uint32": 4294967040.0}  # largest float32 <= the dtype's max
 MAX_LAM = 2.0**22  # counts are exact integers in float32 up to 2^24; refused above this
@@ -81,42 +81,21 @@ def _below(hi, lo, p):
     return (hi < p_hi) | ((hi == p_hi) & (lo < p_lo))
 
 
-class _Inversion(NamedTuple):
-    """Where an inversion stopped: X > j iff v < S_j, with S_j the tail P(X > j)."""
-
-    k: jax.Array  # the count so far (float32)
-    v: jax.Array  # the uniform
-    term: jax.Array  # p_j of the last step
-    tail: jax.Array  # S_j of the last step
-    undecided: jax.Array  # v < S_j: X > j, more steps to go
-
-
-def _inversion(key, lam, steps: int) -> _Inversion:
-    """``steps`` steps of inversion, the first on all 64 bits of the uniform."""
+def _inversion(key, lam):
+    """Inversion of the distribution with `INVERSION_STEPS` terms: X = #{j : v < S_j}, the
+    tails S_j = p_{j+1} + ... + p_J summed from the top (sums of positive terms: no
+    cancellation, so every S_j keeps its relative precision), the first step on all 64 bits
+    of the uniform. X <= INVERSION_STEPS: P(X > 48 | lam < 10) < 1e-18 is all it drops."""
     hi, lo, v = _wide_uniform(key, lam.shape)
-    tail = -jnp.expm1(-lam)  # S_0, with its relative precision for small lam
-    term = jnp.exp(-lam)  # p_0
-    first = _below(hi, lo, tail)
-    more = jnp.zeros_like(lam)
-    for j in range(1, steps):
-        term = term * lam / j
-        tail = tail - term
-        more = more + (v < tail)
-    return _Inversion(jnp.where(first, 1.0 + more, 0.0), v, term, tail, first & (v < tail))
-
-
-def _finish_inversion(lam, state: _Inversion, steps: int):
-    """The counts of an inversion carried on, step by step, until no pixel is undecided."""
-
-    def step(carry):
-        j, s = carry
-        term = s.term * lam / j
-        tail = s.tail - term
-        more = s.undecided & (s.v < tail)
-        return j + 1, _Inversion(s.k + more, s.v, term, tail, more)
-
-    _, state = lax.while_loop(lambda c: c[1].undecided.any(), step, (jnp.float32(steps), state))
-    return state.k
+    terms = [jnp.exp(-lam)]
+    for j in range(1, INVERSION_STEPS + 1):
+        terms.append(terms[-1] * lam / j)
+    tails = [terms[-1]]  # S_{J-1}
+    for j in range(INVERSION_STEPS - 1, 0, -1):
+        tails.append(tails[-1] + terms[j])  # S_{j-1}
+    tails = tails[::-1]  # S_0 .. S_{J-1}
+    more = sum((v < tail).astype(lam.dtype) for tail in tails[1:])
+    return jnp.where(_below(hi, lo, tails[0]), 1.0 + more, 0.0)
 
 
 def _log_pmf(k, lam):
@@ -154,34 +133,28 @@ def _rejection(key, lam):
 
 def poisson(key, lam):
     """Poisson draws of mean ``lam`` (float32, 0 <= lam <= MAX_LAM) for one position:
-    (counts, inversion, rejected), counts exact where neither ``inversion.undecided`` nor
-    ``rejected`` (`block_poisson` finishes those)."""
+    (counts, rejected), counts exact where not ``rejected`` (`block_poisson` redraws those)."""
     k_inv, k_rej = jax.random.split(key)
     small = lam < INVERSION_BELOW
-    inv = _inversion(k_inv, jnp.where(small, lam, 0.0), INVERSION_STEPS)
-    k_rej, accepted = _rejection(k_rej, lam)
-    inv = inv._replace(undecided=small & inv.undecided)
-    return jnp.where(small, inv.k, k_rej), inv, ~small & ~accepted
+    k_small = _inversion(k_inv, jnp.where(small, lam, 0.0))
+    k_large, accepted = _rejection(k_rej, lam)
+    return jnp.where(small, k_small, k_large), ~small & ~accepted
 
 
 def block_poisson(keys, lam):
     """Poisson counts (float32) of a block's means (n, H, W), one key per position.
 
-    The rare undecided pixels are finished in a branch taken only when the block has any:
-    an inversion carries on from where it stopped (its law given X >= the steps taken); a
-    pixel rejected every round draws again by `jax.random.poisson` with a key folded from
-    its position's (a fresh draw is what one more round would be).
+    A pixel rejected every round draws again by `jax.random.poisson` with a key folded from
+    its position's (a fresh draw is what one more round would be), in a branch taken only
+    when the block has such a pixel.
     """
-    counts, inv, rejected = jax.vmap(poisson)(keys, lam)
-    small = lam < INVERSION_BELOW
+    counts, rejected = jax.vmap(poisson)(keys, lam)
 
-    def finish(counts):
-        tail = _finish_inversion(jnp.where(small, lam, 0.0), inv, INVERSION_STEPS)
-        counts = jnp.where(inv.undecided, tail, counts)
+    def redraw(counts):
         again = jax.vmap(lambda k, m: jax.random.poisson(jax.random.fold_in(k, 1), m))(keys, lam)
         return jnp.where(rejected, again.astype(jnp.float32), counts)
 
-    return lax.cond(inv.undecided.any() | rejected.any(), finish, lambda c: c, counts)
+    return lax.cond(rejected.any(), redraw, lambda c: c, counts)
 
 
 def camera_values(intensity, index_lo, index_hi, params: CameraParams, static: CameraStatic):
@@ -191,14 +164,15 @@ def camera_values(intensity, index_lo, index_hi, params: CameraParams, static: C
     index_lo, index_hi (n,) uint32: the positions' global indices, low and high words.
     The steps of `jscan.pipeline.detector_model`: photons, background, blur, Poisson, gain,
     readout noise, rounding, clipping at 0 and at the saturation, the mask. Returns
-    (values, lam_max, peak): the caller refuses lam_max > `MAX_LAM` and a peak past the
-    stored dtype (values are clipped there, as they must not wrap around).
+    (values, lam_max, peak), the last two per position (n,): the caller refuses lam_max >
+    `MAX_LAM` and a peak past the stored dtype (values are clipped there, as they must not
+    wrap around).
     """
     lam = intensity.astype(jnp.float32) * params.factor + params.background
     if static.blur:
         lam = jnp.einsum("yh,nhw,xw->nyx", params.blur_y, lam, params.blur_x)
-    lam_max = lam.max()
-    peak = jnp.float32(0)
+    lam_max = lam.max(axis=(1, 2))
+    peak = jnp.zeros(lam.shape[0], jnp.float32)
     if static.noise:
         keys = position_keys(static.seed, POISSON_STREAM, index_lo, index_hi)
         adu = block_poisson(keys, jnp.clip(lam, 0.0, MAX_LAM)) * params.gain
@@ -209,6 +183,6 @@ def camera_values(intensity, index_lo, index_hi, params: CameraParams, static: C
         adu = jnp.maximum(jnp.round(adu), 0.0)
         if static.saturation is not None:
             adu = jnp.minimum(adu, static.saturation)
-        peak = adu.max()
+        peak = adu.max(axis=(1, 2))
         lam = jnp.minimum(adu, FLOAT_TOP[static.dtype])
     return jnp.where(params.mask, 0, lam).astype(static.dtype), lam_max, peak

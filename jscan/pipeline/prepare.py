@@ -52,7 +52,8 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
     # Arithmetic on the config first (the plan, the store's size against the free disk):
     # a request refused for its size is refused before the probe or the sample is read.
     plan = plan_config(config)
-    checks.check_disk(store, config, plan, resume, force)
+    if not resume:  # a resume's need depends on its store, checked below first
+        checks.check_disk(store, config, plan, resume, force)
     sample = checks.check_inputs(config)  # one streamed pass: values checked, fingerprint
     inputs = inputs_hash(config, sample)
     if exists and overwrite:
@@ -77,6 +78,8 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
                 f"with --block-size {attrs['block_size']}"
             )
     checks.warn_quiet_mistakes(config, plan)
+    if resume:
+        checks.check_disk(store, config, plan, resume, force)
     checks.check_brightness(config, sample, plan.slices)
     check_detector(config, plan.window)
     return config, plan, store, inputs
@@ -240,7 +243,8 @@ def check_generator(store: str, attrs: dict, generator: str) -> None:
     if generator == "none" or stored == generator:  # same config: both draw, or neither
         return
     hint = (
-        f'set detector.generator = "{stored}" in the config it was made with'
+        f'resume it on workers whose generator is {stored} ("auto" chooses by their JAX '
+        "backend: CPU host, GPU device)"
         if stored in ("host", "device")
         else "finish it with the jscan that made it"
     )

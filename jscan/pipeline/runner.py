@@ -12,6 +12,7 @@ import time
 import jax
 import numpy as np
 import zarr
+from jax.experimental.compilation_cache import compilation_cache
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -50,7 +51,12 @@ def use_compilation_cache(path: str) -> None:
     Every compiled executable is cached (no minimum compile time), so a new worker loads the
     microscope from disk. Raises UsageError when the folder is not private to this user.
     """
-    jax.config.update("jax_compilation_cache_dir", private_dir(path))
+    path = private_dir(path)
+    if jax.config.jax_compilation_cache_dir != path:
+        jax.config.update("jax_compilation_cache_dir", path)
+        # A process that compiled before (a worker in the client's process) has its cache
+        # set up already: JAX reads the folder again only after a reset.
+        compilation_cache.reset_cache()
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
@@ -215,13 +221,15 @@ class BlockRunner:
         values, lam_max, peak = self._camera(
             intensity, lo, hi, self.device_camera, self._camera_static
         )
-        if float(lam_max) > MAX_LAM:
+        lam_max, peak = (np.asarray(v)[: g.n_valid] for v in (lam_max, peak))  # no padding
+        if lam_max.max() > MAX_LAM:
             raise ValueError(
                 f"a pixel's mean count passes {MAX_LAM:.0f}, more than the device generator "
                 'draws exactly in float32; set detector.generator = "host", or lower the dose'
             )
-        if self.camera.dtype.kind == "u" and float(peak) > np.iinfo(self.camera.dtype).max:
-            raise overflow_error(g.start, float(peak), self.camera.dtype)
+        over = np.flatnonzero(peak > np.iinfo(self.camera.dtype).max)  # counts: uint dtypes
+        if over.size:
+            raise overflow_error(g.start + int(over[0]), float(peak[over[0]]), self.camera.dtype)
         return to_host(values)[: g.n_valid]
 
     def run(self, block: int, worker="in-process") -> BlockReceipt:
