@@ -199,6 +199,20 @@ def test_block_larger_than_worker_memory(tmp_path, tree, small_scan, to_toml):
     assert tree(tmp_path) == before
 
 
+def _too_big_for_the_disk(small_scan, folder):
+    """(config dict, raster side): 1024 x 1024 patterns (4 MiB each), twice as many as the
+    free space of ``folder`` holds."""
+    free = shutil.disk_usage(folder).free
+    side = math.ceil(math.sqrt(2 * free / (4 << 20)))
+    cfg = _centred_no_noise(small_scan)
+    cfg["probe"].update(size=1024, waist=100.0e-6)
+    cfg["optics"]["aperture_diameter"] = 2.0e-3
+    cfg["optics"]["camera_pixel_size"] = 500e-9 * 0.02 / 1024e-6  # the natural pixel
+    cfg["sample"]["shape"] = [side + 1040, side + 1040]
+    cfg["scan"].update(shape=[side, side], step=1.0e-6)
+    return cfg, side
+
+
 def test_a_store_too_large_for_the_disk_is_refused_before_the_sample_is_read(
     tmp_path, tree, run_cli, small_scan, to_toml, monkeypatch
 ):
@@ -210,14 +224,7 @@ def test_a_store_too_large_for_the_disk_is_refused_before_the_sample_is_read(
         raise AssertionError("the sample was read before the size was checked")
 
     monkeypatch.setattr(checks, "check_inputs", read)
-    free = shutil.disk_usage(tmp_path).free
-    side = math.ceil(math.sqrt(2 * free / (4 << 20)))
-    cfg = _centred_no_noise(small_scan)
-    cfg["probe"].update(size=1024, waist=100.0e-6)
-    cfg["optics"]["aperture_diameter"] = 2.0e-3
-    cfg["optics"]["camera_pixel_size"] = 500e-9 * 0.02 / 1024e-6  # the natural pixel
-    cfg["sample"]["shape"] = [side + 1040, side + 1040]
-    cfg["scan"].update(shape=[side, side], step=1.0e-6)
+    cfg, _ = _too_big_for_the_disk(small_scan, tmp_path)
     (tmp_path / "big.toml").write_text(to_toml(cfg))
     before = tree(tmp_path)
     out = run_cli("simulate", tmp_path / "big.toml", "--out", tmp_path / "big.zarr")
@@ -230,14 +237,7 @@ def test_store_larger_than_free_disk_is_refused_unless_forced(
     tmp_path, tree, run_cli, small_scan, to_toml
 ):
     """1024 x 1024 patterns (4 MiB each), twice as many as the free space holds."""
-    free = shutil.disk_usage(tmp_path).free
-    side = math.ceil(math.sqrt(2 * free / (4 << 20)))
-    cfg = _centred_no_noise(small_scan)
-    cfg["probe"].update(size=1024, waist=100.0e-6)
-    cfg["optics"]["aperture_diameter"] = 2.0e-3
-    cfg["optics"]["camera_pixel_size"] = 500e-9 * 0.02 / 1024e-6  # the natural pixel
-    cfg["sample"]["shape"] = [side + 1040, side + 1040]
-    cfg["scan"].update(shape=[side, side], step=1.0e-6)
+    cfg, side = _too_big_for_the_disk(small_scan, tmp_path)
     cfg["run"]["block_size"] = side * side
     (tmp_path / "big.toml").write_text(to_toml(cfg))
     before = tree(tmp_path)
