@@ -33,11 +33,13 @@ A local store is built under a hidden sibling folder ``.NAME.creating-<uuid>`` a
 into place, so a crash while creating it leaves no half store at its path.
 """
 
+import contextlib
 import datetime
 import json
 import os
 import shutil
 import socket
+import threading
 import uuid
 import warnings
 import zlib
@@ -245,11 +247,23 @@ def create(
     return attrs["store_id"]
 
 
-def _write_layout(store: str, ds: xr.Dataset, encoding: dict, mode: str) -> None:
-    with warnings.catch_warnings():
-        # Consolidated metadata is what lets plain xr.open_zarr(STORE) open it without a
-        # warning; zarr warns that v3 does not standardise it yet.
+# warnings.catch_warnings changes the filters of the whole process: two runs in two threads
+# of one client, each in its own block, would restore each other's filters half way.
+_QUIET = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_zarr():
+    """Without zarr's warnings that consolidated metadata is not yet standard in v3, and that
+    the run lock (`lock.LOCK_NAME`) in the store is not a zarr node."""
+    with _QUIET, warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=zarr.errors.ZarrUserWarning)
+        yield
+
+
+def _write_layout(store: str, ds: xr.Dataset, encoding: dict, mode: str) -> None:
+    # Consolidated metadata is what lets plain xr.open_zarr(STORE) open it without a warning.
+    with _quiet_zarr():
         # write_empty_chunks: every chunk written now (the ground truth) is there even when
         # all zero, so that a missing chunk is damage (`integrity.verify`), never a zero.
         ds.to_zarr(
@@ -266,8 +280,7 @@ def _write_layout(store: str, ds: xr.Dataset, encoding: dict, mode: str) -> None
 
 
 def _consolidate(store):
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=zarr.errors.ZarrUserWarning)
+    with _quiet_zarr():
         zarr.consolidate_metadata(store)
 
 

@@ -338,7 +338,9 @@ def test_persistent_compilation_cache_in_a_private_folder(tmp_path, scan_config)
     simulate_scan(
         parse_config(scan_config(block_size=72)),
         tmp_path / "c.zarr",
-        n_workers=1,
+        # Worker processes of their own: a worker in this process may find the microscope
+        # compiled in memory by an earlier test, and then has nothing to write.
+        n_workers=2,
         progress=False,
         compilation_cache=str(cache),
     )
