@@ -37,6 +37,7 @@ def _simulate(config, out, args, resume=False, overwrite=False):
         verify=args.verify,
         force=args.force,
         log=args.log,
+        run_checks=_promptly,
     )
     ds.close()
 
@@ -113,11 +114,18 @@ def _init(args):
 
 
 def _check(args):
+    from jscan.pipeline.cluster import embedded_workers, started_elsewhere
     from jscan.pipeline.dryrun import dry_run, report
 
-    run = dry_run(args.config, block_size=args.block_size)
+    workers = None if started_elsewhere() else embedded_workers(args.workers, args.threads)
+
+    def checked():
+        run = dry_run(args.config, block_size=args.block_size, workers=workers)
+        return run, report(run)
+
+    run, lines = _promptly(checked)
     print(f"config: {args.config} (hash {run.config.hash[:12]})")
-    print("\n".join(report(run)))
+    print("\n".join(lines))
     for line in run.warnings:
         warnings.warn(line, JscanWarning, stacklevel=1)
     if args.plot:
@@ -129,6 +137,31 @@ def _check(args):
 
         print(f"plot: {plot_dry_run(run, args.plot)}")
     print(f"nothing was written; run it with: jscan simulate {args.config} --out STORE")
+
+
+def _promptly(work):
+    """work() in a thread while this one waits: a SIGTERM or Ctrl-C ends the wait at once,
+    where inside one long numpy call it would wait for the call to return. For work that
+    writes nothing (`jscan check`, a run's checks; the thread is left to the interpreter's
+    exit)."""
+    import threading
+
+    result = []
+
+    def target():
+        try:
+            result.append((True, work()))
+        except BaseException as err:  # handed to the waiting thread, raised there
+            result.append((False, err))
+
+    thread = threading.Thread(target=target, name="jscan-check", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.05)
+    ok, value = result[0]
+    if not ok:
+        raise value
+    return value
 
 
 def _preview(args):

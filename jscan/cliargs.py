@@ -160,6 +160,20 @@ def build_parser():
         help="positions per block (overrides [run] block_size)",
     )
     check.add_argument(
+        "--workers",
+        type=_positive_int("--workers"),
+        metavar="N",
+        help="check a block's memory against N embedded worker processes (default 1; "
+        "with DASK_SCHEDULER_ADDRESS set, the run checks its cluster's workers)",
+    )
+    check.add_argument(
+        "--threads",
+        type=_positive_int("--threads"),
+        default=2,
+        metavar="T",
+        help="threads per embedded worker, each holding one block (default 2)",
+    )
+    check.add_argument(
         "--plot",
         metavar="PNG",
         help="also draw the probe, the sample and the scan's outline into PNG (needs matplotlib)",

@@ -10,20 +10,24 @@ import os
 
 import numpy as np
 
-from jscan.inputs.samples import make_probe
+from jscan.inputs.samples import make_probe, probe_dims
 
 BRIGHT_FIELD_FRACTION = 0.9  # the bright-field disc holds this share of the probe's pattern
 
 
 def bright_field_radius(config) -> float:
     """Radius [m] on the camera of the disc holding 90 % of the probe's own pattern
-    (`probe_pattern`)."""
+    (`probe_pattern`): the pixel radius at which the pattern's sum, taken outwards from the
+    axis, reaches 90 %. Pixels are grouped by their squared radius in pixels, an integer
+    (a histogram: O(N^2), no sort)."""
     image = probe_pattern(config)
-    r = camera_radius(image.shape, config.optics.camera_pixel_size).ravel()
-    order = np.argsort(r)
-    cumulative = np.cumsum(image.ravel()[order])
-    k = np.searchsorted(cumulative, BRIGHT_FIELD_FRACTION * cumulative[-1])
-    return float(r[order][min(k, r.size - 1)])
+    h, w = image.shape
+    y, x = np.arange(h) - h // 2, np.arange(w) - w // 2
+    r2 = (y[:, None] ** 2 + x[None, :] ** 2).ravel()
+    cumulative = np.cumsum(np.bincount(r2, weights=image.ravel()))
+    # the first squared radius whose disc holds 90 % (an empty one never comes first)
+    k = min(int(np.searchsorted(cumulative, BRIGHT_FIELD_FRACTION * cumulative[-1])), r2.max())
+    return float(config.optics.camera_pixel_size * np.sqrt(k))
 
 
 def probe_pattern(config) -> np.ndarray:
@@ -39,17 +43,34 @@ def probe_pattern(config) -> np.ndarray:
     by the probe and optics configs and the probe file's size, inode and modification time:
     a run's dose check and bright-field radius compute it once.
     """
-    path = config.probe.path
-    stamp = None
-    if path is not None:
-        st = os.stat(path)
-        stamp = (st.st_size, st.st_ino, st.st_mtime_ns)
+    stamp = _stamp(config.probe.path)
     return _probe_pattern(config.probe, config.optics, stamp)
+
+
+def probe_of(config) -> np.ndarray:
+    """`make_probe` of the config, read-only; the last one is kept (keyed as
+    `probe_pattern`'s), so that a run's checks make the probe once."""
+    return _probe(config.probe, _stamp(config.probe.path))
+
+
+def _stamp(path):
+    """What changes when a probe file is replaced: its size, inode and modification time."""
+    if path is None:
+        return None
+    st = os.stat(path)
+    return (st.st_size, st.st_ino, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def _probe(probe_config, stamp) -> np.ndarray:
+    probe = make_probe(probe_config)
+    probe.flags.writeable = False
+    return probe
 
 
 @functools.lru_cache(maxsize=2)
 def _probe_pattern(probe_config, o, stamp) -> np.ndarray:
-    probe = make_probe(probe_config).astype(np.complex128)
+    probe = _probe(probe_config, stamp).astype(np.complex128)
     if probe.ndim == 2:
         probe = probe[None]
     dxz = probe_config.dx * o.zoom_factor
@@ -141,13 +162,13 @@ def noise_factor(config, probe=None) -> float:
     """Expected photons per unit of the kernel's intensity |U'|^2:
     dose * camera_pixel^2 / (sum|probe|^2 (dx zoom)^2); 0 when dose is 0.
 
-    probe: the (H, W) or (M, H, W) field of `make_probe` (made from the config when None);
+    probe: the (H, W) or (M, H, W) field of `make_probe` (`probe_of` the config when None);
     its power sums over the modes. By Parseval a transparent sample sends the whole dose into
     a detector that covers the far field, so ``dose`` is the mean total count per pattern of
     such a sample. numpy only: a store's ``photons_per_intensity`` needs no worker.
     """
     if probe is None:
-        probe = make_probe(config.probe)
+        probe = probe_of(config)
     dxz = config.probe.dx * config.optics.zoom_factor
     energy = float(np.sum(np.abs(np.asarray(probe).astype(np.complex128)) ** 2)) * dxz**2
     return config.detector.dose * config.optics.camera_pixel_size**2 / energy
@@ -176,13 +197,13 @@ def camera_coverage(config) -> float:
     """
     p, o = config.probe, config.optics
     dxz = p.dx * o.zoom_factor
-    probe = make_probe(p).astype(np.complex128)  # (H, W), or (M, H, W) modes
-    h, w = probe.shape[-2:]
+    h, w = probe_dims(p)[1:]
     natural = p.wavelength * o.travel_distance / (np.asarray([h, w]) * dxz)
     if o.propagation == "near":  # the camera spans the window's period at M dx zoom
         natural = np.full(2, fresnel_magnification(o)[0] * dxz)
     if (o.camera_pixel_size >= natural * (1 - 1e-9)).all():
         return 1.0
+    probe = probe_of(config).astype(np.complex128)  # (H, W), or (M, H, W) modes
     cx, cy = o.aperture_center or (0.0, 0.0)
     y = (np.arange(h) - h // 2) * dxz
     x = (np.arange(w) - w // 2) * dxz

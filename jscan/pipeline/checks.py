@@ -22,10 +22,11 @@ from jscan.inputs.farfield import (
     BRIGHT_FIELD_FRACTION,
     camera_coverage,
     noise_factor,
+    probe_of,
     probe_pattern,
 )
 from jscan.inputs.rules import FLOAT32_MAX, float32_outside
-from jscan.inputs.samples import make_probe, probe_mode_count
+from jscan.inputs.samples import probe_dims
 from jscan.inputs.scan import scan_length
 from jscan.pipeline import store as zstore
 from jscan.pipeline.regimes import thick_lines
@@ -71,9 +72,11 @@ def check_store_location(store: str) -> None:
 
 
 def check_inputs(config: Config) -> SampleDigest | None:
-    """Stream a file or Zarr sample once: its fingerprint, and ConfigError (naming
+    """Read the probe (`probe_of`: kept for the checks after this one), then stream a file
+    or Zarr sample once: its fingerprint, and ConfigError (naming probe.path or
     sample.path) when a value is NaN, inf or beyond float32's range."""
     try:
+        probe_of(config)
         return sample_digest(config.sample)
     except ValueError as err:
         raise ConfigError(str(err)) from None
@@ -115,7 +118,7 @@ def check_brightness(config: Config, sample: SampleDigest | None, slices: int = 
     dose = det.dose
     if dose <= 0 or det.saturation is not None:  # a saturation clips within the stored dtype
         return
-    mean = peak * noise_factor(config, make_probe(config.probe)) + det.background
+    mean = peak * noise_factor(config) + det.background
     # counts x gain + readout noise, in ADU; 10 sigma of each
     limit = (COUNT_MAX - SIGMA_MARGIN * det.readout_noise) / det.gain
     if mean + SIGMA_MARGIN * math.sqrt(mean) > limit:
@@ -179,8 +182,7 @@ def block_bytes(config: Config, plan) -> tuple[int, int]:
     h, w = plan.window
     # the axis' FFT length, as the kernel's plan chooses it
     my, mx = (axis.spec.m for axis in camera_axes(config, plan.window))
-    p = config.probe
-    modes = probe_mode_count(make_probe(p)) if p.kind == "file" else p.modes
+    modes = probe_dims(config.probe)[0]  # a probe file's header only
     device = 4 * h * w + 8 * modes * (h * w + 2 * h * mx + 2 * my * w)
     if config.scan.placement == "exact":
         device += 3 * 8 * (modes + (plan.slices > 1)) * h * w
@@ -198,25 +200,26 @@ def block_memory(config: Config, plan) -> int:
     return fixed + plan.block_size * per_position
 
 
-def check_block_memory(client, config: Config, plan) -> None:
+def check_block_memory(workers, config: Config, plan) -> None:
     """ConfigError naming run.block_size when a worker cannot hold its threads' blocks.
 
-    Each thread of a worker runs one block at a time; the estimate (`block_bytes`) for
-    min(threads, blocks) blocks plus the process itself must stay below the worker's
-    memory_limit times distributed's terminate fraction (the point where the nanny kills it).
+    workers: `cluster.WorkerMemory` tuples, those of a running cluster
+    (`cluster.worker_memory`) or of the embedded one before it starts
+    (`cluster.embedded_workers`). Each thread of a worker runs one block at a time; the
+    estimate (`block_bytes`) for min(threads, blocks) blocks plus the process itself must
+    stay below the worker's memory_limit times distributed's terminate fraction (the point
+    where the nanny kills it). Arithmetic only: nothing is read.
     """
-    workers = client.scheduler_info(n_workers=-1)["workers"]
     fraction = dask.config.get("distributed.worker.memory.terminate", 0.95) or 1.0
     fixed, per_position = block_bytes(config, plan)
     one = block_memory(config, plan)
-    for address, info in sorted(workers.items()):
-        limit = info.get("memory_limit") or 0
-        if not limit:
+    for worker in sorted(workers):
+        if not worker.memory_limit:
             continue  # no limit set
-        k = min(info.get("nthreads", 1) or 1, plan.n_blocks)
-        if k * one + PROCESS_BYTES <= limit * fraction:
+        k = min(worker.nthreads or 1, plan.n_blocks)
+        if k * one + PROCESS_BYTES <= worker.memory_limit * fraction:
             continue
-        fits = int((limit * fraction - PROCESS_BYTES) / k - fixed) // per_position
+        fits = int((worker.memory_limit * fraction - PROCESS_BYTES) / k - fixed) // per_position
         fix = (
             f"use --block-size {fits} or less (run.block_size), or workers with more memory"
             if fits >= 1
@@ -225,7 +228,7 @@ def check_block_memory(client, config: Config, plan) -> None:
         at_once = f", {k} at once (one per thread)" if k > 1 else ""
         raise ConfigError(
             f'"run.block_size" = {plan.block_size}: a block needs about {human(one)}{at_once} '
-            f"on worker {address}, whose memory_limit is {human(limit)}; {fix}"
+            f"on {worker.name}, whose memory_limit is {human(worker.memory_limit)}; {fix}"
         )
 
 

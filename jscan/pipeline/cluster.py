@@ -5,6 +5,7 @@ import contextlib
 import os
 import sys
 import warnings
+from typing import NamedTuple
 
 from jscan.errors import ClusterError
 
@@ -53,6 +54,40 @@ def unguarded_call() -> str | None:
     return None
 
 
+def started_elsewhere(client=None, scheduler_file=None) -> bool:
+    """True when a run uses a cluster started elsewhere (a client or scheduler address, a
+    scheduler file, or DASK_SCHEDULER_ADDRESS); False when it embeds `local_cluster`."""
+    return client is not None or bool(scheduler_file or os.environ.get("DASK_SCHEDULER_ADDRESS"))
+
+
+class WorkerMemory(NamedTuple):
+    """What a block-memory check needs of one worker."""
+
+    name: str  # "worker tcp://...", or "the embedded worker"
+    nthreads: int
+    memory_limit: int  # bytes; 0: no limit
+
+
+def worker_memory(client) -> list[WorkerMemory]:
+    """The workers of a running cluster."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    return [
+        WorkerMemory(f"worker {address}", info.get("nthreads", 1), info.get("memory_limit") or 0)
+        for address, info in workers.items()
+    ]
+
+
+def embedded_workers(n_workers: int | None, threads_per_worker: int = 2) -> list[WorkerMemory]:
+    """The workers `local_cluster` would start, known before it starts: distributed's
+    "auto" memory_limit of a LocalCluster, the machine's memory (its cgroup's limit when
+    lower) shared by the workers."""
+    from distributed.system import MEMORY_LIMIT
+
+    n = n_workers or 1
+    name = "the embedded worker" if n == 1 else f"each of the {n} embedded workers"
+    return [WorkerMemory(name, threads_per_worker, int(MEMORY_LIMIT * min(1, 1 / n)))] * n
+
+
 def check_guard(client=None, scheduler_file=None) -> None:
     """ClusterError, with the fix, when an embedded cluster would be started (no client,
     no scheduler address or file) from the top level of a script without the ``__main__``
@@ -61,8 +96,8 @@ def check_guard(client=None, scheduler_file=None) -> None:
     In a worker process that re-runs such a script (its main module is ``__mp_main__``),
     exit at once and quietly instead: the client reports the cause in one line.
     """
-    if client is not None or scheduler_file or os.environ.get("DASK_SCHEDULER_ADDRESS"):
-        return  # a cluster started elsewhere
+    if started_elsewhere(client, scheduler_file):
+        return
     main = sys.modules.get("__main__")
     if getattr(main, "__name__", None) == "__mp_main__":
         raise SystemExit(1)

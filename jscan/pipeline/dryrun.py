@@ -1,11 +1,11 @@
 """`jscan check CONFIG`: what a run of a config would do, without a cluster or a store.
 
-It runs the refusals of a run that need no cluster and no store (the config, the sample's
-values, the brightness) and describes the run: the camera against its natural pixel and
-the propagation path of each axis, the scan on the sample, the blocks, the store's size,
-a block's memory and whether the camera covers the bright-field disc. Its cost does not
-grow with the number of positions beyond the plan's own: it reads the plan's sizes and
-its extent (`ScanPlan.extent_m`) only.
+It runs the refusals of a run that need no store (the config, a block's memory against the
+embedded cluster's workers, the sample's values, the brightness) and describes the run: the
+camera against its natural pixel and the propagation path of each axis, the scan on the
+sample, the blocks, the store's size, a block's memory and whether the camera covers the
+bright-field disc. Its cost does not grow with the number of positions beyond the plan's
+own: it reads the plan's sizes and its extent (`ScanPlan.extent_m`) only.
 """
 
 from dataclasses import dataclass
@@ -38,9 +38,10 @@ class DryRun:
     warnings: tuple[str, ...]
 
 
-def dry_run(config, block_size: int | None = None) -> DryRun:
+def dry_run(config, block_size: int | None = None, workers=None) -> DryRun:
     """Check ``config`` (a TOML path or a Config) as `simulate_scan` would before starting
-    its cluster, and plan it. Nothing is written.
+    its cluster, and plan it. Nothing is written. workers: the `cluster.WorkerMemory` a
+    block must fit (`cluster.embedded_workers`), or None.
 
     Raises ConfigError (with the fix) for what a run would refuse; the warnings of
     `checks.quiet_mistakes` are returned, not issued.
@@ -49,6 +50,8 @@ def dry_run(config, block_size: int | None = None) -> DryRun:
         config = load_config(config)
     config = checks.cap_block_size(with_overrides(config, block_size=block_size))
     plan = plan_config(config)  # arithmetic on the config before the sample is read
+    if workers:
+        checks.check_block_memory(workers, config, plan)
     sample = checks.check_inputs(config)
     checks.check_brightness(config, sample, plan.slices)
     return DryRun(config, plan, tuple(checks.quiet_mistakes(config, plan)))

@@ -20,7 +20,9 @@ from jscan.pipeline.plan import plan_scan
 from jscan.pipeline.worker import ScanJob
 
 
-def prepare(config, store, resume=False, block_size=None, overwrite=False, force=False):
+def prepare(
+    config, store, resume=False, block_size=None, overwrite=False, force=False, workers=None
+):
     """Validate everything before anything is created.
 
     Returns (config, plan, store, inputs): the config with overrides (block size capped at
@@ -30,7 +32,9 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
     ConfigError (bad config, sample values, brightness) or StoreError (store exists
     without --resume or --overwrite, missing or damaged with --resume, made with another
     config, other input files or another block size, not a jscan store with --overwrite;
-    no room for it unless force).
+    no room for it unless force). workers: the `cluster.WorkerMemory` of the embedded
+    cluster, whose block memory is checked before the inputs are read (None: the cluster
+    is started elsewhere, and checked once connected).
     """
     if not isinstance(config, Config):
         config = load_config(config)
@@ -54,6 +58,8 @@ def prepare(config, store, resume=False, block_size=None, overwrite=False, force
     plan = plan_config(config)
     if not resume:  # a resume's need depends on its store, checked below first
         checks.check_disk(store, config, plan, resume, force)
+    if workers:
+        checks.check_block_memory(workers, config, plan)
     sample = checks.check_inputs(config)  # one streamed pass: values checked, fingerprint
     inputs = inputs_hash(config, sample)
     if exists and overwrite:

@@ -14,7 +14,13 @@ from distributed import as_completed
 
 from jscan.pipeline import checks
 from jscan.pipeline import store as zstore
-from jscan.pipeline.cluster import check_guard, connect
+from jscan.pipeline.cluster import (
+    check_guard,
+    connect,
+    embedded_workers,
+    started_elsewhere,
+    worker_memory,
+)
 from jscan.pipeline.detector_model import resolve_generator
 from jscan.pipeline.livepage import LivePage
 from jscan.pipeline.lock import RunLock
@@ -41,6 +47,7 @@ def simulate_scan(
     verify=False,
     force=False,
     log=None,
+    run_checks=None,
 ):
     """Simulate a scan into a Zarr store and return it opened lazily with xarray.
 
@@ -56,9 +63,19 @@ def simulate_scan(
     store's size estimate exceeds the free disk space; log: the file Dask's log records
     are appended to during the run (None: `logs.default_log`, STORE/jscan.log for a local
     store; False: leave them on stderr).
+    run_checks: a function that calls the zero-argument function it is given (the checks
+    before anything is written, `prepare`) and returns its result; the CLI runs them in a
+    thread so that a signal ends them at once (None: called here).
     """
     check_guard(client, scheduler_file)  # before anything is read: an unguarded script
-    config, plan, store, inputs = prepare(config, store, resume, block_size, overwrite, force)
+    embedded = (
+        None
+        if started_elsewhere(client, scheduler_file)
+        else embedded_workers(n_workers, threads_per_worker)
+    )
+    config, plan, store, inputs = (run_checks or _call)(
+        lambda: prepare(config, store, resume, block_size, overwrite, force, workers=embedded)
+    )
     cache = compile_cache(compilation_cache)
     out = sys.stderr if progress else None
     if resume and nothing_to_do(store, verify):  # no cluster to start for nothing
@@ -71,7 +88,7 @@ def simulate_scan(
     # The cluster first: a scheduler that cannot be reached leaves nothing on disk.
     log = default_log(store) if log is None else log or None
     with connect(client, n_workers, scheduler_file, threads_per_worker, log) as c:
-        checks.check_block_memory(c, config, plan)
+        checks.check_block_memory(worker_memory(c), config, plan)
         # Who draws the noise, decided once for the run from a worker's JAX backend.
         generator = resolve_generator(config, c.submit(platform_task, cache, pure=False).result())
         # The ground-truth probe comes from the kernel, so a worker computes it: the client
@@ -116,6 +133,10 @@ def simulate_scan(
             page.finish()
             zstore.append_history(store, event="finish", **bar.finish(store))
     return zstore.open_scan(store)
+
+
+def _call(work):
+    return work()
 
 
 def run_blocks(client, name: str, todo):

@@ -424,3 +424,50 @@ def test_a_worker_error_stops_the_cli_with_one_line(tmp_path, run_cli, small_sca
     log = tmp_path / "s.zarr" / "jscan.log"
     assert last.endswith(f"(Dask's log: {log})")
     assert "more than uint32 holds" in log.read_text()  # the worker's traceback is kept there
+
+
+def _block_beyond_any_embedded_worker(small_scan):
+    """(config dict): 4096^2 windows, two blocks of 256 positions: hundreds of GB, beyond
+    the embedded worker of any machine the suite runs on (asserted by the caller)."""
+    cfg = _centred_no_noise(small_scan)
+    cfg["probe"].update(size=4096, waist=400.0e-6)
+    cfg["optics"]["aperture_diameter"] = 8.0e-3
+    cfg["optics"]["camera_pixel_size"] = 500e-9 * 0.02 / 4096e-6  # the natural pixel
+    cfg["sample"]["shape"] = [4200, 4200]
+    cfg["scan"].update(shape=[32, 16], step=1.0e-6)
+    cfg["run"]["block_size"] = 256
+    return cfg
+
+
+@pytest.mark.parametrize("command", ["check", "simulate"])
+def test_a_block_beyond_the_embedded_worker_is_refused_before_the_probe_or_sample_is_read(
+    tmp_path, tree, run_cli, small_scan, to_toml, monkeypatch, command
+):
+    """With no cluster given, the embedded worker's memory_limit is known before it starts
+    (`cluster.embedded_workers`): a block it cannot hold is refused by arithmetic, before
+    the probe or the sample is read (here reading them would stop the test)."""
+    from jscan.pipeline import checks
+    from jscan.pipeline.cluster import embedded_workers
+
+    def read(config):
+        raise AssertionError("the probe or the sample was read before the block's memory")
+
+    monkeypatch.setattr(checks, "check_inputs", read)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    cfg = _block_beyond_any_embedded_worker(small_scan)
+    (tmp_path / "big.toml").write_text(to_toml(cfg))
+    config = parse_config(to_toml(cfg))
+    need = 2 * checks.block_memory(config, plan_scan(config))
+    assert need > embedded_workers(None)[0].memory_limit, "a machine with this much memory"
+    before = tree(tmp_path)
+    out_flag = ["--out", tmp_path / "big.zarr", "--force"] if command == "simulate" else []
+    out = run_cli(command, tmp_path / "big.toml", *out_flag)
+    assert_refused(out.code, out.err, '"run.block_size" = 256')
+    assert "2 at once (one per thread) on the embedded worker, whose memory_limit is" in out.err
+    # one thread per worker halves the need, and the advice follows it
+    one = run_cli(command, tmp_path / "big.toml", "--threads", "1", *out_flag)
+    assert_refused(one.code, one.err, '"run.block_size" = 256')
+    assert "at once" not in one.err
+    advice = [int(o.err.split("use --block-size ")[1].split()[0]) for o in (out, one)]
+    assert 1 <= advice[0] <= advice[1] // 2 + 1
+    assert tree(tmp_path) == before
