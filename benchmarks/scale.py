@@ -51,7 +51,7 @@ dx = 1e-6
 [scan]
 kind = "raster"
 shape = [{rows}, {cols}]
-step = 1e-6
+step = {step}e-6
 
 [detector]
 dose = 1e4
@@ -101,15 +101,16 @@ class PeakRSS:
         return self.client, self.tree
 
 
-def config_text(n, size, block):
+def config_text(n, size, block, step=1, sample=None):
     rows = max(d for d in range(1, math.isqrt(n) + 1) if n % d == 0)  # near-square raster
     cols = n // rows
-    # 1 px steps: the sample is the raster plus one window
-    sample = max(rows, cols) + 2 * size
+    # steps of `step` px: the smallest sample is the raster plus one window
+    sample = max(sample or 0, (max(rows, cols) - 1) * step + 2 * size)
     pixel = 1e-6 * 0.05 / (size * 1e-6)  # the natural camera pixel, lambda z / (N dx)
-    return CONFIG.format(
-        size=size, sample=sample, rows=rows, cols=cols, pixel=pixel, block=block
-    ), (rows, cols)
+    text = CONFIG.format(
+        size=size, sample=sample, rows=rows, cols=cols, pixel=pixel, block=block, step=step
+    )
+    return text, (rows, cols), sample
 
 
 def done_blocks(store):
@@ -119,7 +120,7 @@ def done_blocks(store):
 
 
 def run_one(n, a, tmp, env):
-    text, shape = config_text(n, a.size, a.block_size)
+    text, shape, sample = config_text(n, a.size, a.block_size, a.step, a.sample)
     cfg = os.path.join(tmp, f"scan{n}.toml")
     with open(cfg, "w") as f:
         f.write(text)
@@ -161,6 +162,8 @@ def run_one(n, a, tmp, env):
     return {
         "positions": n,
         "raster": list(shape),
+        "step_px": a.step,
+        "sample_px": sample**2,
         "blocks": int(n_blocks),
         "plan_s": float(plan_s),
         "plan_rss_mib": float(plan_mib),
@@ -177,6 +180,8 @@ def main():
     ap.add_argument("--positions", type=float, nargs="+", default=[1e5, 1e6, 1e7, 1e8])
     ap.add_argument("--size", type=int, default=16, help="pattern side (px)")
     ap.add_argument("--block-size", type=int, default=1024)
+    ap.add_argument("--step", type=int, default=1, help="raster step (sample pixels)")
+    ap.add_argument("--sample", type=int, help="sample side (px); at least the scanned region")
     ap.add_argument("--blocks", type=int, default=10, help="stop each run after this many")
     ap.add_argument("--finish", action="store_true", help="let every run finish")
     ap.add_argument("--workers", type=int, default=2)
@@ -195,7 +200,8 @@ def main():
             if not a.json:
                 first = f"{r['first_block_s']:.1f}" if r["first_block_s"] else "-"
                 print(
-                    f"{r['positions']:>11,} positions {r['blocks']:>7,} blocks: plan "
+                    f"{r['positions']:>11,} positions {r['blocks']:>7,} blocks, step "
+                    f"{r['step_px']} px, sample {r['sample_px']:.2g} px: plan "
                     f"{r['plan_s']:.2f} s / {r['plan_rss_mib']:.0f} MiB, first block {first} s, "
                     f"client {r['client_rss_mib']:.0f} MiB, tree {r['tree_rss_mib']:.0f} MiB, "
                     f"{r['blocks_done']} blocks in {r['wall_s']:.1f} s",

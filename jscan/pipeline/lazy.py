@@ -18,7 +18,6 @@ arguments with every task, so there it is built once per block: use distributed 
 
 import threading
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -28,7 +27,7 @@ from dask.highlevelgraph import HighLevelGraph
 from jscan.inputs.config import Config, load_config, with_overrides
 from jscan.inputs.digest import inputs_hash
 from jscan.inputs.farfield import bright_field_radius
-from jscan.inputs.samples import make_probe, sample_region, slice_count
+from jscan.inputs.samples import make_probe
 from jscan.pipeline import checks
 from jscan.pipeline.coords import (
     POSITION_COORDS,
@@ -146,7 +145,7 @@ def simulate_lazy(config, block_size=None) -> xr.Dataset:
         dtype, _, meta = POSITION_COORDS[name]
         coords[name] = ("position", lazy_coordinate(plan, name, dtype, token), meta)
     probe = lazy_probe(job, token)
-    truth, truth_coords, truth_meta = truth_variables(config, plan, probe, read=lazy_region)
+    truth, truth_coords, truth_meta = truth_variables(config, plan, probe)
     coords.update(truth_coords)
     variables = {"diffraction": data, "mask": mask_variable(config, plan.window), **truth}
     return xr.Dataset(variables, coords=coords, attrs={**attrs, **truth_meta})
@@ -168,14 +167,6 @@ def lazy_probe(job: ScanJob, token: str) -> da.Array:
     )
     h, w = job.plan.window
     return da.Array(graph, name, chunks=((modes,), (h,), (w,)), dtype=np.complex64)
-
-
-def lazy_region(sample, row0: int, col0: int, rows: int, cols: int, wavelength=None) -> da.Array:
-    """`sample_region` as a one-chunk dask array, read when computed."""
-    task = dask.delayed(sample_region, pure=True)(sample, row0, col0, rows, cols, wavelength)
-    k = slice_count(sample)
-    shape = (rows, cols) if k == 1 else (k, rows, cols)
-    return da.from_delayed(task, shape, dtype=np.complex64)
 
 
 def _sizes(plan) -> tuple[int, ...]:

@@ -66,7 +66,7 @@ from jscan.pipeline.coords import (
 from jscan.pipeline.detector_model import resolve_generator
 from jscan.pipeline.detectors import DETECTORS, detector_attrs
 from jscan.pipeline.lock import LOCK_NAME, RunLock, clean_stale, is_local, publish, sibling
-from jscan.pipeline.truth import TRUTH_ARRAYS, truth_encoding, truth_variables
+from jscan.pipeline.truth import TILED_TRUTH, TRUTH_ARRAYS, truth_encoding, truth_variables
 
 # 2: block checksums, CRC32C, store_id, atomic; 3: virtual detectors; 4: positions written
 # per block by the workers, covered by the block checksum; 5: ground truth (probe, sample)
@@ -262,6 +262,8 @@ def _quiet_zarr():
 
 
 def _write_layout(store: str, ds: xr.Dataset, encoding: dict, mode: str) -> None:
+    """The metadata of every array, the numpy-backed ones' values, then the ground truth's
+    dask-backed variables (`truth.region_tiles`) one tile at a time, then ``complete``."""
     # Consolidated metadata is what lets plain xr.open_zarr(STORE) open it without a warning.
     with _quiet_zarr():
         # write_empty_chunks: every chunk written now (the ground truth) is there even when
@@ -275,6 +277,10 @@ def _write_layout(store: str, ds: xr.Dataset, encoding: dict, mode: str) -> None
             consolidated=True,
             write_empty_chunks=True,
         )
+    for name in TILED_TRUTH:
+        if name in ds:
+            arr = zarr.open_array(store, path=name, mode="r+", config={"write_empty_chunks": True})
+            da.store(ds[name].data, arr, lock=False, scheduler="synchronous")
     zarr.open_group(store, mode="r+").attrs["complete"] = True
     _consolidate(store)
 

@@ -1,5 +1,5 @@
 """Ground truth that a store keeps beside its patterns: the probe, the photon scale and the
-sample's scanned region (numpy and xarray only; the probe itself comes from the kernel).
+sample's scanned region (numpy and dask only; the probe itself comes from the kernel).
 
 - ``probe`` (mode, probe_y, probe_x) complex64: the illumination exactly as it multiplies
   the sample window (`jscan.pipeline.worker.ground_truth_probe`), pixel (H//2, W//2) on the
@@ -16,15 +16,20 @@ sample's scanned region (numpy and xarray only; the probe itself comes from the 
 
 import json
 
+import dask.array as da
 import numpy as np
+from dask.array.core import normalize_chunks
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
 from jscan.core.placement import placement
 from jscan.inputs.config import Config
 from jscan.inputs.farfield import noise_factor
-from jscan.inputs.samples import make_probe, sample_region
+from jscan.inputs.samples import make_probe, sample_region, slice_count
 
 SAMPLE_TRUTH_LIMIT = 512 << 20  # bytes of complex64 stored as sample_truth; larger: a reference
 TRUTH_ARRAYS = ("probe",)  # always written at creation (sample_truth only when small)
+TILED_TRUTH = ("sample_truth",)  # dask arrays of `region_tiles`, written tile by tile
 
 
 def scanned_region(plan) -> tuple[int, int, int, int]:
@@ -47,17 +52,14 @@ def truth_attrs(config: Config) -> dict:
     }
 
 
-def truth_variables(
-    config: Config, plan, probe: np.ndarray, read=sample_region
-) -> tuple[dict, dict, dict]:
+def truth_variables(config: Config, plan, probe) -> tuple[dict, dict, dict]:
     """(variables, coordinates, attributes) of the ground truth for xarray.
 
     probe: (M, H, W) complex64 from `ground_truth_probe` (numpy, or a dask array for the
-    lazy dataset); read: reads the region, as `sample_region` (the lazy dataset's returns a
-    dask array). Variables: ``probe`` and, when it
-    fits `SAMPLE_TRUTH_LIMIT`, ``sample_truth``; coordinates: probe_y, probe_x and
-    sample_y, sample_x [m]; attributes: `truth_attrs` and, for a large sample,
-    ``sample_truth_ref`` (a JSON string).
+    lazy dataset). Variables: ``probe`` and, when it fits `SAMPLE_TRUTH_LIMIT`,
+    ``sample_truth`` (`region_tiles`: read tile by tile when computed, never whole);
+    coordinates: probe_y, probe_x and sample_y, sample_x [m]; attributes: `truth_attrs`
+    and, for a large sample, ``sample_truth_ref`` (a JSON string).
     """
     probe = probe.reshape((-1, *probe.shape[-2:])).astype(np.complex64)
     h, w = probe.shape[-2:]
@@ -86,7 +88,7 @@ def truth_variables(
         attrs["slice_spacing_m"] = config.sample.spacing
         coords["slice_z"] = ("slice", np.arange(k) * config.sample.spacing, _m("slice depth"))
     if k * rows * cols * 8 <= SAMPLE_TRUTH_LIMIT:
-        region = read(config.sample, r0, c0, rows, cols, wavelength=config.probe.wavelength)
+        region = region_tiles(config.sample, r0, c0, rows, cols, config.probe.wavelength)
         coords["sample_y"] = ("sample_y", (r0 + np.arange(rows)) * dx, _m("sample pixel y"))
         coords["sample_x"] = ("sample_x", (c0 + np.arange(cols)) * dx, _m("sample pixel x"))
         variables["sample_truth"] = (
@@ -108,7 +110,25 @@ def truth_variables(
     return variables, coords, attrs
 
 
-SAMPLE_CHUNK = 1024  # sample_truth chunk side: 8 MiB of complex64 per chunk at most
+SAMPLE_CHUNK = 1024  # sample_truth chunk side: 8 MiB of complex64 per chunk and slice
+
+
+def region_tiles(sample, row0: int, col0: int, rows: int, cols: int, wavelength=None):
+    """`sample_region` as a dask array of SAMPLE_CHUNK x SAMPLE_CHUNK tiles (all K slices of
+    a thick sample in each), one `sample_region` task per tile: a tile's pixels are the same
+    bits as the whole region's (they depend on the global index only)."""
+    k = slice_count(sample)
+    row_chunks, col_chunks = normalize_chunks(SAMPLE_CHUNK, (rows, cols))
+    name = "jscan-sample-truth-" + tokenize(sample, row0, col0, rows, cols, wavelength)
+    lead = ((k,),) if k > 1 else ()
+    graph = {}
+    for i, h in enumerate(row_chunks):
+        for j, w in enumerate(col_chunks):
+            r, c = row0 + i * SAMPLE_CHUNK, col0 + j * SAMPLE_CHUNK
+            key = (name, *((0,) if k > 1 else ()), i, j)
+            graph[key] = (sample_region, sample, r, c, h, w, wavelength)
+    chunks = (*lead, row_chunks, col_chunks)
+    return da.Array(HighLevelGraph.from_collections(name, graph), name, chunks, np.complex64)
 
 
 def truth_encoding(variables: dict, compressors) -> dict:

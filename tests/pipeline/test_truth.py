@@ -82,7 +82,9 @@ def test_expected_counts_are_the_mean_of_the_poisson_counts(make_store):
     assert drawn.sum() == pytest.approx(mean.diffraction.values.sum(), rel=1e-3)
 
 
-def test_sample_truth_is_the_scanned_region_with_its_coordinates(make_store):
+@pytest.mark.parametrize("tile", [1024, 7])
+def test_sample_truth_is_the_scanned_region_with_its_coordinates(make_store, monkeypatch, tile):
+    monkeypatch.setattr(truth, "SAMPLE_CHUNK", tile)  # 7: written and stored in 7x7 tiles
     store, cfg = make_store()
     ds = open_scan(store)
     r0, c0, rows, cols = truth.scanned_region(plan_scan(cfg))
@@ -93,6 +95,35 @@ def test_sample_truth_is_the_scanned_region_with_its_coordinates(make_store):
     # every window lies inside it
     assert float(ds.x.min()) - 16 * cfg.sample.dx >= float(ds.sample_x[0]) - 1e-12
     assert float(ds.y.max()) + 15 * cfg.sample.dx <= float(ds.sample_y[-1]) + 1e-12
+
+
+def test_sample_truth_is_written_tile_by_tile_in_bounded_memory(tmp_path, small_scan, to_toml):
+    """A 3000^2 region (72 MB of complex64) is created with a traced peak below those 72 MB:
+    one 1024^2 tile at a time, never the whole region (whose float64 phantom temporaries
+    come to about 32 bytes a pixel)."""
+    import tracemalloc
+
+    from jscan.pipeline import store as store_mod
+
+    d = small_scan(shape=(2, 2))
+    d["sample"].update(phantom="siemens_star", shape=[3100, 3100])
+    d["scan"].update(step=2.97e-3, start=[2e-5, 2e-5])
+    cfg = parse_config(to_toml(d))
+    plan = plan_scan(cfg)
+    r0, c0, rows, cols = truth.scanned_region(plan)
+    assert rows * cols >= 3000**2
+    probe = np.ones((1, *plan.window), np.complex64)
+    tracemalloc.start()
+    try:
+        store_mod.create(str(tmp_path / "big.zarr"), cfg, plan, 1e-3, probe=probe)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < rows * cols * 8, f"{peak / 2**20:.0f} MiB"
+    got = zarr.open_array(str(tmp_path / "big.zarr"), path="sample_truth", mode="r")
+    corner = (slice(rows - 1500, rows), slice(cols - 1500, cols))  # across tile edges
+    want = sample_region(cfg.sample, r0 + rows - 1500, c0 + cols - 1500, 1500, 1500)
+    np.testing.assert_array_equal(got[corner], want)
 
 
 def test_large_sample_is_a_reference(make_store, monkeypatch):
