@@ -279,7 +279,8 @@ def _write_layout(store: str, ds: xr.Dataset, encoding: dict, mode: str) -> None
         )
     for name in TILED_TRUTH:
         if name in ds:
-            arr = zarr.open_array(store, path=name, mode="r+", config={"write_empty_chunks": True})
+            with zarr.config.set({"array.write_empty_chunks": True}):
+                arr = zarr.open_array(store, path=name, mode="r+")
             da.store(ds[name].data, arr, lock=False, scheduler="synchronous")
     zarr.open_group(store, mode="r+").attrs["complete"] = True
     _consolidate(store)
