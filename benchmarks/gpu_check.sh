@@ -33,13 +33,13 @@ if [ "${SMALL:-0}" = 1 ]; then
   f256="--size 64 --positions 64 --repeats 2"; f128="--size 32 --positions 128 --repeats 2"
   tr="--size 32 --block-size 64 --repeats 2"; mem="--size 32 --block-size 64 --repeats 2"
   pl="--size 32 --positions 900 --block-size 128 --steady 400"
-  nz="--size 64 --block 64 --rounds 2 --steady 0"
-  tests="tests/test_sharding.py"
+  nz="--size 64 --block 64 --rounds 2 --steady 64,256 --clusters ,1x4"
+  tests="tests/core/test_sharding.py"
 else
   f256="--size 256 --positions 8192 --repeats 5"; f128="--size 128 --positions 32768 --repeats 5"
   tr="--size 256 --block-size 2048 --repeats 5"; mem="--size 256 --block-size 2048 --repeats 5"
   pl="--size 256 --positions 40000 --block-size 2048 --steady 10000"
-  nz="--size 256 --block 2048 --rounds 5 --steady 8192,32768"
+  nz="--size 256 --block 2048 --rounds 5 --steady 8192,32768 --clusters ${CLUSTERS:-,1x8,4x4}"
   tests="tests"
 fi
 tests="${TESTS:-$tests}"
@@ -49,7 +49,7 @@ step forward-256 70 python3 benchmarks/forward.py $f256
 step forward-128 60 python3 benchmarks/forward.py $f128
 step transfer 70 python3 benchmarks/transfer.py $tr
 step memory 60 bash -c "python3 benchmarks/transfer.py $mem --chunk 256 && python3 benchmarks/transfer.py $mem --natural --memory-only && python3 benchmarks/transfer.py $mem --natural --chunk 256"
-step noise 120 python3 benchmarks/noise.py $nz
+step noise 240 python3 benchmarks/noise.py $nz
 step pipeline 150 python3 benchmarks/pipeline.py $pl --threads ${THREADS:-4} --forward-chunk 2048 --no-rss --gpu-memory
 extra=""
 python3 -c "import xdist" 2>/dev/null && extra="$extra -n ${XDIST:-4}"

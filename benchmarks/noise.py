@@ -3,6 +3,7 @@
 Run it:
 
     python benchmarks/noise.py [--size 256] [--block 256] [--dose 1e5] [--steady 1024,4096]
+                               [--clusters 1x2,4x2]
 
 Per block of the demo geometry scaled to SIZE^2 (a far field at dose photons per position),
 timed in alternation (best of rounds), in this process as a worker runs them:
@@ -12,14 +13,15 @@ timed in alternation (best of rounds), in this process as a worker runs them:
 - device noise: `jscan.core.detector.camera_values` jitted on this process's JAX device;
 - encode: the store's codec for counts (and the candidates of benchmarks/codecs.py), one core.
 
-Then `jscan simulate` end to end (embedded cluster, default workers and threads) for two scan
-lengths: the difference is the steady state, without the cluster start, compared with the
-forward model's rate alone. Prints one line per row, and the machine first.
+Then `jscan simulate` end to end (the embedded cluster, default or each --clusters shape) for
+two scan lengths: the difference is the steady state, without the cluster start, compared
+with the forward model's rate alone. Prints one line per row, and the machine first.
 """
 
 import argparse
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -115,18 +117,36 @@ def stages(text, rounds):
     return best, g.n_valid, counts, sizes
 
 
-def end_to_end(text, tmp, name):
+def end_to_end(text, tmp, name, cluster):
+    """Seconds of `jscan simulate` (``cluster``: "" for the default, else "WxT": W workers of
+    T threads)."""
     path = os.path.join(tmp, f"{name}.toml")
     with open(path, "w") as f:
         f.write(text)
     out = os.path.join(tmp, f"{name}.zarr")
+    shape = []
+    if cluster:
+        workers, threads = cluster.split("x")
+        shape = ["--workers", workers, "--threads", threads]
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "jscan.cli", "simulate", path, "--out", out, "--no-progress"],
+        [
+            sys.executable,
+            "-m",
+            "jscan.cli",
+            "simulate",
+            path,
+            "--out",
+            out,
+            "--no-progress",
+            *shape,
+        ],
         check=True,
         capture_output=True,
     )
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(out)
+    return seconds
 
 
 def main():
@@ -136,6 +156,12 @@ def main():
     parser.add_argument("--dose", type=float, default=1e5)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steady", default="1024,4096", help="two scan lengths, or 0")
+    parser.add_argument(
+        "--clusters",
+        default="",
+        help='embedded clusters end to end, comma-separated "WxT" (W workers of T threads); '
+        "empty: the default one",
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}, "
@@ -158,18 +184,20 @@ def main():
     if args.steady == "0":
         return
     short, long = (int(v) for v in args.steady.split(","))
-    with tempfile.TemporaryDirectory() as tmp:
-        walls = {}
-        for n_pos in (short, long):
-            text = config(args.size, args.block, args.dose, n_pos)
-            walls[n_pos] = end_to_end(text, tmp, str(n_pos))
     sides = {v: int(np.ceil(np.sqrt(v))) ** 2 for v in (short, long)}
-    steady = (sides[long] - sides[short]) / (walls[long] - walls[short])
-    print(
-        f"jscan simulate: {sides[short]} positions {walls[short]:.1f} s, {sides[long]} "
-        f"positions {walls[long]:.1f} s; steady state {steady:,.0f} patterns/s = "
-        f"{steady / (n / fwd):.2f}x the forward model alone ({n / fwd:,.0f}/s)"
-    )
+    for cluster in args.clusters.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            walls = {}
+            for n_pos in (short, long):
+                text = config(args.size, args.block, args.dose, n_pos)
+                walls[n_pos] = end_to_end(text, tmp, str(n_pos), cluster)
+        steady = (sides[long] - sides[short]) / (walls[long] - walls[short])
+        print(
+            f"jscan simulate ({cluster or 'default cluster'}): {sides[short]} positions "
+            f"{walls[short]:.1f} s, {sides[long]} positions {walls[long]:.1f} s; steady state "
+            f"{steady:,.0f} patterns/s = {steady / (n / fwd):.2f}x the forward model alone "
+            f"({n / fwd:,.0f}/s)"
+        )
 
 
 if __name__ == "__main__":

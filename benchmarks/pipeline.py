@@ -28,10 +28,11 @@ import jax
 import numpy as np
 import psutil
 import transfer
+from noise import config
 
 import jscan
 from jscan.core.sharding import to_host
-from jscan.inputs.config import DEMO_CONFIG, parse_config
+from jscan.inputs.config import parse_config
 from jscan.inputs.farfield import bright_field_radius
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline import store as zstore
@@ -41,24 +42,9 @@ from jscan.pipeline.worker import ScanJob
 
 
 def bench_config(n_positions, size=64, dose=0.0, block=1024):
-    """The demo geometry with a square raster of about n_positions and a sample to fit it."""
-    side = round(np.sqrt(n_positions))
-    step_px = 19.5
-    sample = int(np.ceil(side * step_px + 2 * size))
-    text = DEMO_CONFIG
-    for old, new in (
-        ("size = 64", f"size = {size}"),
-        ("shape = [40, 40]", f"shape = [{side}, {side}]"),
-        ("shape = [1024, 1024]", f"shape = [{sample}, {sample}]"),
-        ("dose = 1.0e5", f"dose = {dose}"),
-        ("block_size = 256", f"block_size = {block}"),
-        ("waist = 12.0e-6", f"waist = {12.0e-6 * size / 64}"),
-        ("aperture_diameter = 48.0e-6", f"aperture_diameter = {48.0e-6 * size / 64}"),
-        ("camera_pixel_size = 195.3125e-6", f"camera_pixel_size = {195.3125e-6 * 64 / size}"),
-    ):
-        assert old in text, old
-        text = text.replace(old, new)
-    return text
+    """The demo geometry scaled to size^2 (`noise.config`), a square raster of about
+    n_positions and a sample to fit it."""
+    return config(size, block, dose, n_positions)
 
 
 def forward_only(cfg, repeats=2, chunk=0):
@@ -73,14 +59,15 @@ def forward_only(cfg, repeats=2, chunk=0):
     light = jscan.make_optical_wavefront(make_probe(cfg.probe), cfg.probe.wavelength, cfg.probe.dx)
     o = cfg.optics
 
-    n = len(plan.positions)
+    positions = plan.positions()
+    n = len(positions)
     step = chunk or n
 
     def run():
         for i in range(0, n, step):
             out = jscan.simple_microscope(
                 sample,
-                plan.positions[i : i + step],
+                positions[i : i + step],
                 light,
                 o.zoom_factor,
                 o.aperture_diameter,
@@ -140,13 +127,11 @@ def block_stages(cfg, tmp, blocks=4):
     path = os.path.join(tmp, "stages.zarr")
     radius = bright_field_radius(cfg)
     store_id = zstore.create(path, cfg, plan, radius)
-    shapes = plan.region_shape, plan.sample_shape
-    runner = BlockRunner(ScanJob(cfg, path, *shapes, bright_field_radius=radius, store_id=store_id))
+    runner = BlockRunner(ScanJob(cfg, path, plan, bright_field_radius=radius, store_id=store_id))
     sums, n = np.zeros(3), 0
     for b in range(min(blocks + 1, plan.n_blocks)):  # block 0 compiles and opens the arrays
-        start, stop = plan.block_range(b)
         t0 = time.perf_counter()
-        r = runner.run(b, plan.block_origins(b), start, stop - start)
+        r = runner.run(b)
         wall = time.perf_counter() - t0
         if b:
             sums += (r.compute_s, r.write_s, wall - r.seconds)

@@ -161,7 +161,8 @@ def block_memory(cfg, blocks=3) -> dict:
     plan = plan_scan(cfg)
     runner = BlockRunner(ScanJob(cfg, "", plan))
     for b in range(min(blocks, plan.n_blocks)):
-        to_host(runner.simulate(plan.block_origins(b)))
+        g = plan.block(b)
+        to_host(runner.simulate(g.origins, g.shifts))
     h, w = plan.window
     rows, cols = plan.region_shape
     working = plan.block_size * h * w * (8 + 4) + rows * cols * 8
@@ -272,7 +273,7 @@ def main():
             print(f"    {k} {mem[k] / 2**20:,.0f} MiB")
     if "nvidia_smi_this_process" in mem:
         print(f"    nvidia-smi, this process (pid, used): {mem['nvidia_smi_this_process']}")
-    runner = BlockRunner(ScanJob(cfg, "", *_shapes(cfg)))
+    runner = BlockRunner(ScanJob(cfg, "", plan_scan(cfg)))
     origins = plan_scan(cfg).block(0).origins
     x = runner.simulate(origins).block_until_ready()
     t = min(_timed(lambda: runner.simulate(origins).block_until_ready()) for _ in range(a.repeats))
@@ -302,19 +303,14 @@ def _chunked_kernel(chunk):
     import jscan.core.sharding as sharding
     from jscan.core.kernel import intensities
 
-    def chunked(sample, origins, plan, specs):
+    def chunked(sample, origins, plan, specs, *shifts):  # shifts: the benchmark has none
         def one(origin):
             return intensities(sample, origin[None], plan, specs)[0]
 
         return jax.lax.map(one, origins, batch_size=chunk)
 
     sharding.intensities = chunked
-    sharding.compiled_microscope.cache_clear()
-
-
-def _shapes(cfg):
-    plan = plan_scan(cfg)
-    return plan.region_shape, plan.sample_shape
+    sharding._compiled.cache_clear()
 
 
 if __name__ == "__main__":
