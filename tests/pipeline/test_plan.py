@@ -182,6 +182,58 @@ def test_plan_of_a_huge_raster_holds_no_positions(demo_scan, to_toml):
     assert (last.raster[0][-1], last.raster[1][-1]) == (9_999, 9_999)
 
 
+def test_raster_region_in_closed_form_is_every_block_s_windows(demo_scan, to_toml):
+    """A raster's region and corners come from its rows and columns (`bounds.scan_bounds`),
+    not from each block: equal to the windows of every block made one by one, for random
+    grids, steps, starts and block sizes (shorter, equal and longer than a row)."""
+    rng = np.random.default_rng(19)
+    for _ in range(60):
+        data = demo_scan()
+        n_rows, n_cols = (int(v) for v in rng.integers(1, 30, 2))
+        data["sample"]["shape"] = [512, 512]
+        data["scan"] = {
+            "kind": "raster",
+            "shape": [n_rows, n_cols],
+            "step": float(rng.choice([0.33, 0.7, 1.0, 1.3, 2.5, 7.0])) * 1e-6,
+            "placement": str(rng.choice(["exact", "snap"])),
+        }
+        if rng.random() < 0.5:
+            data["scan"]["start"] = [float(v) for v in rng.uniform(40e-6, 60e-6, 2)]
+        options = [1, 2, 3, 5, 7, 13, 64, 1000, n_cols, 2 * n_cols, n_cols + 1, n_cols - 1]
+        data["run"] = {"block_size": max(1, int(rng.choice(options)))}
+        plan = plan_scan(parse_config(to_toml(data)))
+        blocks = [plan.block(b) for b in range(plan.n_blocks)]
+        extent = np.max([g.origins.max(0) - g.origins.min(0) for g in blocks], axis=0)
+        assert plan.region_shape == tuple(int(v) for v in extent + plan.window), data
+        positions = np.concatenate([g.positions for g in blocks])
+        (x0, x1), (y0, y1) = plan.extent_m
+        assert (x0, x1) == (positions[:, 0].min(), positions[:, 0].max()), data
+        assert (y0, y1) == (positions[:, 1].min(), positions[:, 1].max()), data
+
+
+def test_plan_of_a_10_to_the_12_raster_is_made_in_bounded_memory(demo_scan, to_toml):
+    """10^12 positions, 10^9 blocks: the plan is made from the rows and columns, never from
+    the blocks (it once allocated several (blocks, 2) arrays: 24 GB here)."""
+    import tracemalloc
+
+    data = demo_scan()
+    data["probe"].update(size=16, waist=3e-6)
+    data["optics"].update(aperture_diameter=12e-6, camera_pixel_size=781.25e-6)
+    data["sample"]["shape"] = [1_000_100, 1_000_100]
+    data["scan"] = {"kind": "raster", "shape": [1_000_000, 1_000_000], "step": 1e-6}
+    data["run"] = {"block_size": 1000}
+    config = parse_config(to_toml(data))
+    tracemalloc.start()
+    try:
+        plan = plan_scan(config)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert plan.n_positions == 10**12 and plan.n_blocks == 10**9
+    assert plan.region_shape == (16, 16 + 999)  # a block: 1000 positions of one row
+    assert peak < 256 * 2**20, peak / 2**20
+
+
 @pytest.mark.parametrize(
     "scan",
     [
