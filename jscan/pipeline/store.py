@@ -226,7 +226,14 @@ def create(
     }
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
     if not is_local(store):  # no rename on object stores: `complete` is written last
-        _write_layout(store, ds, encoding, mode="w" if replace else "w-")
+        try:
+            _write_layout(store, ds, encoding, mode="w" if replace else "w-")
+        except OSError as err:
+            raise StoreError(
+                f"{store}: the store could not be made ({type(err).__name__}: {err}); what "
+                "was written has no `complete` mark and is not a store: fix the cause, then "
+                "start again with --overwrite"
+            ) from err
         return attrs["store_id"]
     clean_stale(store)
     tmp = sibling(store, "creating")
@@ -237,10 +244,16 @@ def create(
             lock.take(tmp)
         _write_layout(tmp, ds, encoding, mode="a")
         publish(tmp, store, replace)
-    except BaseException:
+    except BaseException as err:
         if lock is not None:
             lock.release(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):  # a full disk, or a folder this user cannot write
+            raise StoreError(
+                f"{store}: the store could not be made ({type(err).__name__}: {err}); "
+                "nothing was written: free some space or fix the folder's permissions, or "
+                "choose another --out"
+            ) from err
         raise
     if lock is not None:
         lock.moved(tmp, store)
