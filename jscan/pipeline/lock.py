@@ -118,7 +118,9 @@ class RunLock:
 
     def take(self, folder: str) -> None:
         """Lock ``folder``'s lock file and write this process's pid in it, or StoreError
-        naming the run that holds it."""
+        naming the run that holds it. A store behind a URL is not locked: nothing is done."""
+        if not is_local(folder):
+            return
         path = os.path.join(folder, LOCK_NAME)
         fd = open_lock(path)
         try:
