@@ -23,13 +23,13 @@ import numpy as np
 from numcodecs import Blosc, blosc
 
 from jscan.inputs.config import DEMO_CONFIG, parse_config
+from jscan.inputs.detector_model import detector_model, detector_values
 from jscan.inputs.farfield import noise_factor
 from jscan.inputs.samples import make_probe
-from jscan.pipeline.detector_model import detector_model, detector_values
-from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.runner import BlockRunner
+from jscan.pipeline.run.job import ScanJob
+from jscan.pipeline.run.plan import plan_scan
+from jscan.pipeline.run.runner import BlockRunner
 from jscan.pipeline.store import inner_chunk
-from jscan.pipeline.worker import ScanJob
 
 sys.path.insert(0, str(Path(__file__).parent))
 from noise import config

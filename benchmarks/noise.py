@@ -32,12 +32,12 @@ import numpy as np
 from numcodecs import Blosc
 
 from jscan.core.sharding import to_host
+from jscan.inputs import detector_model
 from jscan.inputs.config import DEMO_CONFIG, parse_config
-from jscan.pipeline import detector_model
-from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.runner import BlockRunner
+from jscan.pipeline.run.job import ScanJob
+from jscan.pipeline.run.plan import plan_scan
+from jscan.pipeline.run.runner import BlockRunner
 from jscan.pipeline.store import codec_for
-from jscan.pipeline.worker import ScanJob
 
 
 def config(size, block, dose, positions):

@@ -36,9 +36,9 @@ from jscan.inputs.config import parse_config
 from jscan.inputs.farfield import bright_field_radius
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline import store as zstore
-from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.runner import BlockRunner
-from jscan.pipeline.worker import ScanJob
+from jscan.pipeline.run.job import ScanJob
+from jscan.pipeline.run.plan import plan_scan
+from jscan.pipeline.run.runner import BlockRunner
 
 
 def bench_config(n_positions, size=64, dose=0.0, block=1024):

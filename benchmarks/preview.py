@@ -30,12 +30,12 @@ import numpy as np
 import zarr
 
 from jscan.inputs.config import parse_config
+from jscan.inputs.detectors import DETECTORS
 from jscan.inputs.farfield import bright_field_radius
-from jscan.pipeline.detectors import DETECTORS
-from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.runner import BlockRunner
+from jscan.pipeline.run.job import ScanJob
+from jscan.pipeline.run.plan import plan_scan
+from jscan.pipeline.run.runner import BlockRunner
 from jscan.pipeline.store import create
-from jscan.pipeline.worker import ScanJob
 from jscan.preview import pattern_picks
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -63,7 +63,7 @@ block_size = {block}
 PLAN_ONLY = """
 import resource, sys, time
 from jscan.inputs.config import load_config
-from jscan.pipeline.plan import plan_scan
+from jscan.pipeline.run.plan import plan_scan
 t0 = time.perf_counter()
 plan = plan_scan(load_config(sys.argv[1]))
 t = time.perf_counter() - t0

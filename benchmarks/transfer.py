@@ -1,4 +1,4 @@
-"""Device->host copy paths, one block's device memory, and where to draw Poisson noise.
+"""Device->host copy paths and one block's device memory.
 
     python benchmarks/transfer.py [--size 256] [--block-size 2048] [--repeats 5]
 
@@ -8,15 +8,13 @@
     sample region); with XLA_PYTHON_CLIENT_PREALLOCATE=false also the process's total use;
 (b) device->host copies of one block: the pipeline's `jscan.core.sharding.to_host`, plain
     np.asarray, the pieces of the pinned-host path, and the best copy found (a copy into a
-    reused page-locked buffer through PyTorch or CuPy, when either is installed);
-(g) Poisson noise for one block: numpy Philox per position on the host (the pipeline's
-    `photon_counts`, one thread and all cores) against jax.random.poisson on the device.
+    reused page-locked buffer through PyTorch or CuPy, when either is installed).
+The noise stages, host and device, are measured by benchmarks/noise.py.
 Every copy starts from a fresh device buffer: a jax.Array caches its host value, so copying
 the same array twice would time a host memcpy the second time.
 """
 
 import argparse
-import concurrent.futures
 import os
 import statistics
 import subprocess
@@ -27,12 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jscan.core.sharding import to_host
-from jscan.inputs.farfield import noise_factor
-from jscan.inputs.samples import make_probe
-from jscan.pipeline.detector_model import photon_counts
-from jscan.pipeline.plan import plan_scan
-from jscan.pipeline.runner import BlockRunner
-from jscan.pipeline.worker import ScanJob
+from jscan.pipeline.run.job import ScanJob
+from jscan.pipeline.run.plan import plan_scan
+from jscan.pipeline.run.runner import BlockRunner
 
 
 def _timed(fn):
@@ -185,52 +180,6 @@ def block_memory(cfg, blocks=3) -> dict:
     return out
 
 
-def poisson(cfg, repeats=3) -> dict:
-    """Seconds per block: forward model, host photon_counts (1 thread, all cores), device."""
-    plan = plan_scan(cfg)
-    runner = BlockRunner(ScanJob(cfg, "", plan))
-    origins = plan.block(0).origins
-    runner.simulate(origins).block_until_ready()
-    t_fwd = min(
-        _timed(lambda: runner.simulate(origins).block_until_ready()) for _ in range(repeats)
-    )
-    x = runner.simulate(origins)
-    host = to_host(x)
-    b = host.shape[0]
-    factor = noise_factor(cfg, make_probe(cfg.probe))
-    seed = cfg.detector.seed
-    m = min(64, b)
-    t_one = _timed(lambda: photon_counts(host[:m], np.arange(m), seed, factor)) * b / m
-    workers = os.cpu_count() or 1
-    chunks = np.array_split(np.arange(b), workers)
-
-    def threaded():
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda idx: photon_counts(host[idx], idx, seed, factor), chunks))
-
-    t_all = min(_timed(threaded) for _ in range(repeats))
-
-    @jax.jit
-    def device_counts(lam, idx):
-        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(idx)
-        return jax.vmap(lambda k, v: jax.random.poisson(k, v))(keys, lam)
-
-    idx = jnp.arange(b, dtype=jnp.uint32)
-
-    def on_device():
-        return to_host(device_counts(x * jnp.float32(factor), idx))
-
-    on_device()
-    t_dev = min(_timed(on_device) for _ in range(repeats))
-    return {
-        "patterns per block": b,
-        "forward model, BlockRunner.simulate (device)": t_fwd,
-        "host photon_counts, 1 thread": t_one,
-        f"host photon_counts, {workers} threads": t_all,
-        "device jax.random.poisson + to_host": t_dev,
-    }
-
-
 def main():
     from pipeline import bench_config
 
@@ -240,7 +189,6 @@ def main():
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--block-size", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--dose", type=float, default=1e5, help="for the Poisson rows")
     ap.add_argument("--natural", action="store_true", help="camera at the natural pixel")
     ap.add_argument(
         "--chunk",
@@ -287,14 +235,6 @@ def main():
     for label, (best, med) in d2h_rates(x, a.repeats).items():
         print(f"| {label:<52} | {best:9.2f} | {med:11.2f} |")
     del x
-    noisy = parse_config(bench_config(4 * a.block_size, a.size, dose=a.dose, block=a.block_size))
-    rows = poisson(noisy)
-    b = rows.pop("patterns per block")
-    print(f"\n(g) Poisson noise, one block of {b} patterns {a.size}x{a.size}, dose {a.dose:g}")
-    print(f"| {'step':<52} | {'s/block':>9} | {'patterns/s':>11} |")
-    print(f"|{'-' * 54}|{'-' * 11}|{'-' * 13}|")
-    for label, s in rows.items():
-        print(f"| {label:<52} | {s:9.4f} | {b / s:11,.0f} |")
 
 
 def _chunked_kernel(chunk):

@@ -10,7 +10,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from jscan.pipeline.detectors import DETECTORS
+from jscan.inputs.detectors import DETECTORS
 from jscan.pipeline.store import per_position
 
 

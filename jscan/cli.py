@@ -58,7 +58,7 @@ def _compile_cache(args) -> str | None:
         return args.compile_cache
     if os.environ.get("DASK_SCHEDULER_ADDRESS"):
         return None
-    from jscan.pipeline.cachedir import private_dir
+    from jscan.pipeline.run.cachedir import private_dir
 
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     path = os.environ.get("JSCAN_COMPILE_CACHE") or os.path.join(base, "jscan", "xla")
@@ -114,8 +114,8 @@ def _init(args):
 
 
 def _check(args):
-    from jscan.pipeline.cluster import embedded_workers, started_elsewhere
-    from jscan.pipeline.dryrun import dry_run, report
+    from jscan.pipeline.run.cluster import embedded_workers, started_elsewhere
+    from jscan.pipeline.run.dryrun import dry_run, report
 
     workers = None if started_elsewhere() else embedded_workers(args.workers, args.threads)
 
@@ -184,7 +184,7 @@ def info(store_path, stream=None):
     stream = stream or sys.stdout  # at call time: the one in use now, not at import
 
     from jscan.pipeline import store
-    from jscan.pipeline.coords import OPTICS_KEYS
+    from jscan.pipeline.store.coords import OPTICS_KEYS
 
     attrs = store.check_store(store_path)
     group = zarr.open_group(store_path, mode="r")
@@ -233,8 +233,8 @@ def _detector_summary(store_path, attrs, done, w):
 
     if not done.any():
         return
-    from jscan.pipeline.chunks import read_sound
     from jscan.pipeline.store import per_position
+    from jscan.pipeline.store.chunks import read_sound
 
     mask = per_position(done, attrs["block_size"], attrs["n_positions"])
     read = {name: read_sound(store_path, name)[mask] for name in ("total", "bright_field")}
@@ -260,7 +260,7 @@ def verify(store_path, quick=False, stream=None) -> int:
     """
     import time
 
-    from jscan.pipeline.integrity import verify as check
+    from jscan.pipeline.store.integrity import verify as check
 
     stream = stream or sys.stderr
     last = [time.monotonic()]
@@ -272,8 +272,8 @@ def verify(store_path, quick=False, stream=None) -> int:
 
     report = check(store_path, full=not quick, on_progress=progress)
     if report.ok:
-        from jscan.pipeline.integrity import recorded_damage
         from jscan.pipeline.store import read_attrs
+        from jscan.pipeline.store.integrity import recorded_damage
 
         if not quick and recorded_damage(read_attrs(store_path)):  # found sound since
             _record_damage(store_path, report)
@@ -288,8 +288,8 @@ def _record_damage(store_path, report) -> str:
     """Record what verify found in the store's history (the damaged blocks, none once it is
     sound again), for the next --resume to rerun; the end of verify's line that says so (or
     why not: a run writes the store)."""
-    from jscan.pipeline.lock import RunLock
     from jscan.pipeline.store import append_history
+    from jscan.pipeline.store.lock import RunLock
 
     try:
         with RunLock(store_path):
@@ -320,7 +320,7 @@ def _log_pointer(args) -> str:
     if args.log:
         return f" (Dask's log: {args.log})"
     out = args.out if args.command == "simulate" else args.out or DEMO_OUT
-    from jscan.pipeline.logs import default_log
+    from jscan.pipeline.run.logs import default_log
     from jscan.pipeline.store import location
 
     path = default_log(location(out))
@@ -372,7 +372,7 @@ def _run(args):
         if os.environ.get("JSCAN_TRACEBACK"):
             raise
         if args.command not in ("simulate", "demo"):
-            from jscan.pipeline.chunks import DECODE_ERRORS
+            from jscan.pipeline.store.chunks import DECODE_ERRORS
 
             if args.command == "verify" or not isinstance(err, DECODE_ERRORS):
                 raise  # not damage that verify would name: a bug, or an I/O error

@@ -11,8 +11,8 @@ import os
 import numpy as np
 import xarray as xr
 
-from jscan.pipeline.chunks import read_sound
 from jscan.pipeline.store import blocks_done, check_store, location, per_position
+from jscan.pipeline.store.chunks import read_sound
 
 MAX_MARKERS = 5000  # beyond this many positions the scan is drawn as an image only
 MAX_SCATTER = 100_000  # beyond this many positions a scan that is not a raster is binned
@@ -74,12 +74,9 @@ def binned_scatter(x, y, values, done, side: int = MAX_SIDE):
 def preview(store, out, n_patterns: int = 4, dpi: int = 110):
     """Write a PNG: virtual bright field at the scan positions, a few patterns, the optics
     (`preview_figure`); the folders of ``out`` are created. Returns the figure's path."""
-    import matplotlib.pyplot as plt
-
     fig = preview_figure(store, n_patterns)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     fig.savefig(out, dpi=dpi)
-    plt.close(fig)
     return out
 
 
@@ -89,12 +86,11 @@ def preview_figure(store, n_patterns: int = 4):
 
     Reads the stored ``bright_field`` (`jscan.analysis.stored_detectors`) and n_patterns
     patterns. Positions of blocks not yet simulated are drawn grey in a raster; other scans
-    draw the positions simulated (a block writes its positions).
+    draw the positions simulated (a block writes its positions). A `matplotlib.figure.Figure`
+    of its own: no pyplot, so the process's backend and figures are left alone.
     """
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     store = location(store)
     attrs = check_store(store)
@@ -119,7 +115,7 @@ def preview_figure(store, n_patterns: int = 4):
     n_rows, n_cols = pattern_grid(n_patterns)
     # Each pattern keeps about 1.7 in a side however many are drawn.
     size = (6.5 + 1.7 * n_cols, max(6.2, 1.75 * n_rows + 1.0))
-    fig = plt.figure(figsize=size, layout="constrained")
+    fig = Figure(figsize=size, layout="constrained")
     grid = fig.add_gridspec(n_rows, 2 + n_cols, width_ratios=[2, 2] + [1.3] * n_cols)
     ax = fig.add_subplot(grid[:, :2])
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.75")
@@ -182,24 +178,20 @@ THUMBNAIL_PIXELS = 4096**2  # samples up to this size are drawn in `plot_dry_run
 
 
 def plot_dry_run(run, out, dpi: int = 110) -> str:
-    """Write a PNG of a checked config (`jscan.pipeline.dryrun.DryRun`, `jscan check
+    """Write a PNG of a checked config (`jscan.pipeline.run.dryrun.DryRun`, `jscan check
     --plot`): the probe's amplitude with the aperture, and the sample's |O| with the scan's
     positions (their extent) and the area the probe windows cover. A sample of more than
     `THUMBNAIL_PIXELS` pixels is drawn as its outline only. Returns the path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.patches import Circle, Rectangle
 
     from jscan.inputs.samples import make_probe, sample_region
-    from jscan.pipeline.dryrun import bounding_box
+    from jscan.pipeline.run.dryrun import bounding_box
 
     config, plan = run.config, run.plan
     dx = config.sample.dx * 1e6  # µm
-    fig, (pax, sax) = plt.subplots(
-        1, 2, figsize=(11, 5.2), layout="constrained", width_ratios=[1, 1.3]
-    )
+    fig = Figure(figsize=(11, 5.2), layout="constrained")
+    pax, sax = fig.subplots(1, 2, width_ratios=[1, 1.3])
     probe = np.abs(make_probe(config.probe))
     h, w = probe.shape
     zdx = config.probe.dx * config.optics.zoom_factor * 1e6
@@ -237,5 +229,4 @@ def plot_dry_run(run, out, dpi: int = 110) -> str:
     )
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     fig.savefig(out, dpi=dpi)
-    plt.close(fig)
     return str(out)

@@ -182,10 +182,10 @@ def partial_store(tmp_path):
     16 positions) with only ``blocks`` simulated, in this process as a worker would."""
     from jscan.inputs import farfield
     from jscan.inputs.config import parse_config
-    from jscan.pipeline.plan import plan_scan
-    from jscan.pipeline.runner import BlockRunner
+    from jscan.pipeline.run.job import ScanJob
+    from jscan.pipeline.run.plan import plan_scan
+    from jscan.pipeline.run.runner import BlockRunner
     from jscan.pipeline.store import create
-    from jscan.pipeline.worker import ScanJob
 
     def make(blocks, dose=0.0):
         cfg = parse_config(_to_toml(_small_scan(dose=dose, block_size=16)))
@@ -215,10 +215,10 @@ def simulated_store(tmp_path):
     this process as a worker would."""
     from jscan.inputs import farfield
     from jscan.inputs.config import parse_config
-    from jscan.pipeline.plan import plan_scan
-    from jscan.pipeline.runner import BlockRunner
+    from jscan.pipeline.run.job import ScanJob
+    from jscan.pipeline.run.plan import plan_scan
+    from jscan.pipeline.run.runner import BlockRunner
     from jscan.pipeline.store import create
-    from jscan.pipeline.worker import ScanJob
 
     def make(cfg, name="scan.zarr", blocks=None):
         config = parse_config(_to_toml(cfg))

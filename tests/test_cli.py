@@ -107,7 +107,7 @@ def test_demo_then_info(tmp_path, run_cli):
 
 def test_resume_refuses_changed_input_files(tmp_path, run_cli, tree, small_scan, to_toml):
     from jscan.inputs.config import load_config
-    from jscan.pipeline.plan import plan_scan
+    from jscan.pipeline.run.plan import plan_scan
     from jscan.pipeline.store import create
 
     positions = np.stack([np.linspace(40e-6, 120e-6, 30)] * 2, axis=1)

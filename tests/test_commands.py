@@ -1,6 +1,7 @@
 """The commands a new user reaches for: --version, a fast --help, init, check, and preview
 into a new folder."""
 
+import json
 import subprocess
 import sys
 
@@ -130,17 +131,48 @@ def test_preview_of_many_patterns_grows_the_figure(tmp_path, run_cli, partial_st
 
 def test_preview_keeps_the_optics_off_the_image(partial_store):
     pytest.importorskip("matplotlib")
-    import matplotlib.pyplot as plt
-
     from jscan.preview import preview_figure
 
     fig = preview_figure(partial_store([0, 1]))
-    try:
-        scan = fig.axes[0]
-        assert len(scan.texts) == 0  # no box drawn over the bright-field image
-        assert "λ = 500 nm" in fig._supxlabel.get_text()
-    finally:
-        plt.close(fig)
+    scan = fig.axes[0]
+    assert len(scan.texts) == 0  # no box drawn over the bright-field image
+    assert "λ = 500 nm" in fig._supxlabel.get_text()
+
+
+def test_library_calls_leave_the_process_as_they_found_it(tmp_path, partial_store, scan_config):
+    """A notebook's matplotlib backend and pyplot figures, and JAX's compilation cache, are
+    the process's: preview and a run with its own compilation cache leave them as they were
+    (a fresh process, where they are set first as a user would)."""
+    pytest.importorskip("matplotlib")
+    store = partial_store([0, 1])
+    (tmp_path / "c.toml").write_text(scan_config())
+    script = f"""
+import json, sys
+import matplotlib
+matplotlib.use("svg")
+import jax
+jax.config.update("jax_compilation_cache_dir", {str(tmp_path / "mine")!r})
+import jscan
+from jscan.inputs.config import parse_config
+from jscan.preview import plot_dry_run, preview
+from jscan.pipeline.run.dryrun import dry_run
+preview({str(store)!r}, {str(tmp_path / "p.png")!r})
+cfg = parse_config(open({str(tmp_path / "c.toml")!r}).read())
+plot_dry_run(dry_run(cfg), {str(tmp_path / "c.png")!r})
+if __name__ == "__main__":
+    jscan.simulate_scan(cfg, {str(tmp_path / "s.zarr")!r}, progress=False,
+                        compilation_cache={str(tmp_path / "run-cache")!r})
+    print(json.dumps({{"backend": matplotlib.get_backend(), "pyplot": "matplotlib.pyplot" in
+                      sys.modules, "cache": jax.config.jax_compilation_cache_dir}}))
+"""
+    (tmp_path / "user.py").write_text(script)
+    out = subprocess.run(
+        [sys.executable, str(tmp_path / "user.py")], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert seen == {"backend": "svg", "pyplot": False, "cache": str(tmp_path / "mine")}, seen
+    assert (tmp_path / "run-cache").is_dir()  # the run did use its own cache
 
 
 def test_resume_of_a_finished_store_starts_no_cluster(tmp_path, run_cli, scan_config):
@@ -172,7 +204,7 @@ def test_resume_with_another_config_names_the_changed_keys(
 
 def test_config_changes_fill_in_defaults():
     from jscan.inputs.config import parse_config
-    from jscan.pipeline.prepare import config_changes
+    from jscan.pipeline.run.prepare import config_changes
 
     old = "[scan]\nkind = 'raster'\nshape = [2, 2]\nstep = 1e-6\n"
     text = old.replace("step = 1e-6", "step = 1e-6\nplacement = 'exact'")

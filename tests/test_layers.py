@@ -3,14 +3,19 @@
     jscan.errors                     nothing from jscan
     jscan.core     (JAX, no I/O)     jscan.core, jscan.errors
     jscan.inputs   (numpy)           jscan.inputs, jscan.errors; no JAX
-    jscan.pipeline                   core, inputs, pipeline, errors
+    jscan.pipeline                   core, inputs, pipeline, errors; inside it
+      .microscope  (JAX)               nothing of the pipeline
+      .store       (the format)        .store, .microscope (the ground-truth probe)
+      .live        (watching a run)    .live
+      .run         (running a scan)    .run, .store, .live, .microscope
     cli, analysis, preview, ...      anything (the `jscan` package itself is top: it
                                      re-exports the core and the pipeline; only its
                                      __version__ may be read from below)
 
-Every import of a jscan module (in the package, the tests, the examples and the benchmarks)
-names a module of this tree and a name that module defines: an installed copy of jscan
-elsewhere cannot stand in for a module that was moved.
+No jscan module imports, at its top level, a module that imports it back (directly or
+through others). Every import of a jscan module (in the package, the tests, the examples
+and the benchmarks) names a module of this tree and a name that module defines: an
+installed copy of jscan elsewhere cannot stand in for a module that was moved.
 """
 
 import ast
@@ -110,6 +115,21 @@ ALLOWED = {
 }
 
 
+# The pipeline's parts (`part`) and the parts each may import.
+PARTS = {
+    "microscope": set(),
+    "store": {"store", "microscope"},
+    "live": {"live"},
+    "run": {"run", "store", "live", "microscope"},
+}
+
+
+def part(module: str) -> str | None:
+    """The pipeline part of a module (None for jscan.pipeline itself and outside it)."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["jscan", "pipeline"] else None
+
+
 def rule_breaks(modules=MODULES):
     found = []
     for name, path in modules.items():
@@ -122,12 +142,56 @@ def rule_breaks(modules=MODULES):
                     found.append(
                         f"{where}:{line}: {name} ({own}) imports {target} ({layer(target)})"
                     )
+                mine, theirs = part(name), part(target)
+                if mine and theirs and theirs not in PARTS[mine]:
+                    found.append(
+                        f"{where}:{line}: {name} (pipeline.{mine}) imports {target} "
+                        f"(pipeline.{theirs})"
+                    )
             root = module.split(".")[0]
             if own == "inputs" and root in ("jax", "jaxlib"):
                 found.append(f"{where}:{line}: {name} (inputs: numpy only) imports {module}")
             if own == "core" and root in IO_MODULES:
                 found.append(f"{where}:{line}: {name} (core: no I/O) imports {module}")
     return found
+
+
+def top_level_imports(modules=MODULES) -> dict[str, set[str]]:
+    """The jscan modules each module imports at its top level (not inside a function)."""
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        tree = ast.parse(path.read_text())
+        top = ast.Module(body=[n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)])
+        graph[name] = set()
+        for node in top.body:
+            if isinstance(node, ast.Import):
+                found = [(a.name, None) for a in node.names]
+            else:
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, base] if base else anchor)
+                found = [(base, [a.name for a in node.names])]
+            for module, names in found:
+                graph[name] |= {t for t in jscan_targets(module, names) if t in modules}
+    return graph
+
+
+def circles(graph) -> list[list[str]]:
+    """Every import circle of ``graph``, each once, from its smallest module."""
+    found = set()
+
+    def walk(start, node, path):
+        for nxt in sorted(graph.get(node, ())):
+            if nxt == start:
+                found.add(tuple(path))
+            elif nxt not in path and nxt > start:
+                walk(start, nxt, [*path, nxt])
+
+    for start in sorted(graph):
+        walk(start, start, [start])
+    return [list(c) for c in sorted(found)]
 
 
 def core_io_calls(modules=MODULES):
@@ -148,12 +212,24 @@ def core_io_calls(modules=MODULES):
 def test_the_layers_are_there():
     layers = {layer(name) for name in MODULES}
     assert layers == {"errors", "core", "inputs", "pipeline", "top"}, layers
-    assert {"jscan.core.kernel", "jscan.inputs.config", "jscan.pipeline.run"} <= set(MODULES)
+    assert {"jscan.core.kernel", "jscan.inputs.config", "jscan.pipeline.run.simulate"} <= set(
+        MODULES
+    )
 
 
 def test_imports_only_go_down():
     breaks = rule_breaks()
     assert not breaks, "imports against the layers:\n" + "\n".join(breaks)
+
+
+def test_no_module_imports_itself_back():
+    found = circles(top_level_imports())
+    assert not found, "import circles:\n" + "\n".join(" -> ".join(c) for c in found)
+
+
+def test_the_circle_finder_finds_a_circle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"}}
+    assert circles(graph) == [["a", "b", "c"], ["e"]]
 
 
 def test_core_does_no_io():
@@ -166,7 +242,7 @@ def test_the_checker_names_each_violation(tmp_path):
     an inputs module that imports JAX and the core."""
     core = tmp_path / "kernel.py"
     core.write_text(
-        "import os\nfrom ..pipeline import plan\nfrom jscan.errors import ConfigError\n"
+        "import os\nfrom ..pipeline.run import plan\nfrom jscan.errors import ConfigError\n"
         "from . import optics\n\n\ndef f():\n    return open('x')\n"
     )
     inputs = tmp_path / "config.py"
@@ -175,7 +251,7 @@ def test_the_checker_names_each_violation(tmp_path):
     breaks = rule_breaks(modules)
     assert breaks == [
         f"{core}:1: jscan.core.kernel (core: no I/O) imports os",
-        f"{core}:2: jscan.core.kernel (core) imports jscan.pipeline.plan (pipeline)",
+        f"{core}:2: jscan.core.kernel (core) imports jscan.pipeline.run.plan (pipeline)",
         f"{inputs}:1: jscan.inputs.config (inputs: numpy only) imports jax.numpy",
         f"{inputs}:2: jscan.inputs.config (inputs) imports jscan.core.placement (core)",
     ], breaks
@@ -229,8 +305,8 @@ def test_the_client_of_a_run_imports_no_jax():
     import sys
 
     code = (
-        "import sys, jscan, jscan.cli, jscan.pipeline.run, jscan.pipeline.prepare, "
-        "jscan.pipeline.integrity, jscan.preview, jscan.analysis; print('jax' in sys.modules)"
+        "import sys, jscan, jscan.cli, jscan.pipeline.run.simulate, jscan.pipeline.run.prepare, "
+        "jscan.pipeline.store.integrity, jscan.preview, jscan.analysis; print('jax' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr

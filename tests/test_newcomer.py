@@ -1,6 +1,6 @@
-"""A new user's first hour: the README followed as written, in fresh folders, in
-subprocesses: its two set-up commands, its step-by-step commands (init, check, simulate,
-preview, info) and its Python snippets saved as scripts."""
+"""A new user's first hour: the README and the docs followed as written, in fresh folders,
+in subprocesses: the two set-up commands, the step-by-step commands (init, check, simulate,
+preview, info) and the Python guide's snippets saved as scripts."""
 
 import os
 import re
@@ -15,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+PYTHON_GUIDE = (ROOT / "docs" / "guide" / "python.md").read_text()
 
 
 def section(title: str) -> str:
@@ -75,7 +76,7 @@ def test_step_by_step_commands_as_written(tmp_path):
 
 
 def test_python_snippets_as_scripts(tmp_path):
-    first, forward = blocks(section("Python"), "python")[:2]
+    first, forward = blocks(PYTHON_GUIDE, "python")[:2]
     assert 'if __name__ == "__main__":' in first
     shell("jscan init scan.toml", tmp_path)  # the snippet runs beside scan.toml
     (tmp_path / "first.py").write_text(first)

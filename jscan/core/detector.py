@@ -1,6 +1,6 @@
 """The camera on the device: expected intensities -> stored values, in JAX (no I/O).
 
-`camera_values` is the ``[detector]`` model of `jscan.pipeline.detector_model` (same steps,
+`camera_values` is the ``[detector]`` model of `jscan.inputs.detector_model` (same steps,
 same order) for workers whose JAX backend is an accelerator: the counts never leave the
 device as floats. Random draws are keyed by (seed, stream, global position index) with
 `jax.random.fold_in`, one key per position, so no value depends on the block size, the
@@ -162,7 +162,7 @@ def camera_values(intensity, index_lo, index_hi, params: CameraParams, static: C
     and the block's brightest mean and largest value before the stored dtype's limit.
 
     index_lo, index_hi (n,) uint32: the positions' global indices, low and high words.
-    The steps of `jscan.pipeline.detector_model`: photons, background, blur, Poisson, gain,
+    The steps of `jscan.inputs.detector_model`: photons, background, blur, Poisson, gain,
     readout noise, rounding, clipping at 0 and at the saturation, the mask. Returns
     (values, lam_max, peak), the last two per position (n,): the caller refuses lam_max >
     `MAX_LAM` and a peak past the stored dtype (values are clipped there, as they must not

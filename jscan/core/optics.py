@@ -43,5 +43,5 @@ def circular_aperture(
 
 
 def field_intensity(field):
-    """|field|^2, real, same precision."""
+    """`|field|^2`, real, same precision."""
     return jnp.real(field) ** 2 + jnp.imag(field) ** 2

@@ -69,7 +69,7 @@ def lens_probe(
 
     focal_length, diameter: m (NA = diameter / (2 focal_length)); central_stop: diameter
     [m] of an opaque disc on the pupil (0: none); aberrations: `Aberrations` (None: none).
-    In focus and without aberrations, |probe|^2 is the Airy pattern with its first zero at
+    In focus and without aberrations, `|probe|^2` is the Airy pattern with its first zero at
     1.22 lambda focal_length / diameter.
     """
     check_positive(dx=dx, wavelength=wavelength, focal_length=focal_length, diameter=diameter)

@@ -115,7 +115,7 @@ def simple_microscope(
     placement: "snap" (janssen-compatible: the probe sits on the window's axis pixel) or
     "exact" (probe x aperture moved by the sub-pixel remainder, `jscan.core.kernel.intensities`).
     A lightwave with an (M, H, W) field holds M mutually incoherent probe modes: each
-    pattern is sum_m |F{P_m O}|^2 (the modes are used as given, not normalised).
+    pattern is `sum_m |F{P_m O}|^2` (the modes are used as given, not normalised).
     Returns MicroscopeData with image_data (n, H, W) and the positions simulated
     (snap: on the pixel; exact: as given, those within tol put on the pixel).
     """

@@ -3,7 +3,7 @@ probe scaled for an FFT engine, the object's region, the warnings, and the HDF5 
 filled block by block.
 
 Conventions every format starts from (each writer then applies its engine's own, and the
-README lists them):
+export guide lists them, docs/guide/export.md):
 
 - patterns are written as stored: the zero frequency at pixel (H//2, W//2) (fftshifted);
 - positions are the store's x, y: where the probe's axis pixel (H//2, W//2) sits on the
@@ -21,8 +21,8 @@ import numpy as np
 import zarr
 
 from jscan.errors import StoreError
-from jscan.pipeline.chunks import DECODE_ERRORS
 from jscan.pipeline.store import block_crc, blocks_done, check_store, location
+from jscan.pipeline.store.chunks import DECODE_ERRORS
 
 PLANCK_J_S = 6.62607015e-34
 LIGHT_M_S = 299792458.0

@@ -103,7 +103,7 @@ class DetectorConfig:
     """[detector]: dose 0 = noiseless float32; dose > 0 = Poisson counts, with ``dose`` the mean
     number of photons in the incident probe per position (the pattern's total for a
     transparent sample whose far field the camera covers). The other keys are the detector
-    model of `jscan.pipeline.detector_model` (applied in its documented order)."""
+    model of `jscan.inputs.detector_model` (applied in its documented order)."""
 
     dose: float = 0.0
     seed: int = 0

@@ -3,7 +3,7 @@
 A sample file is streamed (1 MiB reads for .npy, one stored chunk at a time for Zarr), so a
 file of any size costs one pass and bounded memory. The same pass refuses what the float32
 kernel cannot take (NaN, inf, values beyond float32's range) and records the largest
-|value|^2, which bounds the brightest pattern (`jscan.pipeline.checks`).
+|value|^2, which bounds the brightest pattern (`jscan.pipeline.run.checks`).
 """
 
 from __future__ import annotations

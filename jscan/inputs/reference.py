@@ -1,6 +1,6 @@
-"""The config schema written out for people: the README's reference table and the commented
-template of `jscan init`, both made from `jscan.inputs.schema.schema` (one place for each
-key's check, default, unit and meaning)."""
+"""The config schema written out for people: the config guide's reference table
+(docs/guide/config.md) and the commented template of `jscan init`, both made from
+`jscan.inputs.schema.schema` (one place for each key's check, default, unit and meaning)."""
 
 import json
 import textwrap
@@ -45,7 +45,8 @@ def _default(key: Key) -> str:
 
 def reference_table() -> str:
     """The Markdown table of every config key: key, the kinds it applies to, default, unit
-    and meaning, in schema order (the README holds it between `TABLE_START` and `TABLE_END`)."""
+    and meaning, in schema order (docs/guide/config.md holds it between `TABLE_START` and
+    `TABLE_END`)."""
     rows = ["| key | for kinds | default | unit | meaning |", "|---|---|---|---|---|"]
     for section, keys in schema().items():
         for name, key in keys.items():

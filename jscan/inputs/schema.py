@@ -1,6 +1,6 @@
 """The config schema: every key's check, where it applies, its default, unit and meaning.
 
-One table (`SPEC`) that parsing (`jscan.inputs.config`), the README's reference table and
+One table (`SPEC`) that parsing (`jscan.inputs.config`), the config guide's reference table and
 `jscan init`'s template (`jscan.inputs.reference`) all read.
 """
 

@@ -135,7 +135,7 @@ def test_fft_model_of_the_export_gives_the_patterns(natural_store, tmp_path):
 def test_a_sample_past_the_limit_exports_a_flat_object_over_its_region(
     natural_store, tmp_path, monkeypatch
 ):
-    from jscan.pipeline import truth
+    from jscan.pipeline.store import truth
 
     monkeypatch.setattr(truth, "SAMPLE_TRUTH_LIMIT", 1000)
     store = natural_store()

@@ -1,7 +1,7 @@
 """The probe's own far-field pattern (numpy, float64) and the camera discs read from it.
 
 That it equals the pipeline's pattern of a transparent sample is checked on a cluster in
-tests/pipeline/test_refuse.py (the dose check's basis).
+tests/pipeline/run/test_refuse.py (the dose check's basis).
 """
 
 import numpy as np

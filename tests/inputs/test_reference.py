@@ -1,4 +1,5 @@
-"""The config reference made from the schema: the README's table and `jscan init`'s template."""
+"""The config reference made from the schema: the config guide's table and `jscan init`'s
+template."""
 
 import itertools
 import re
@@ -11,11 +12,11 @@ from jscan.inputs.config import load_config, parse_config
 from jscan.inputs.reference import TABLE_END, TABLE_START, reference_table, template
 from jscan.inputs.schema import schema
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide" / "config.md"
 
 
-def test_readme_table_is_the_rendered_schema():
-    text = README.read_text()
+def test_the_config_guide_s_table_is_the_rendered_schema():
+    text = GUIDE.read_text()
     assert TABLE_START in text and TABLE_END in text
     table = text.split(TABLE_START)[1].split(TABLE_END)[0].strip()
     # If this fails after a schema change, paste reference_table() between the markers.
