@@ -17,7 +17,7 @@ import zarr
 
 from jscan.inputs.config import DEMO_CONFIG, parse_config
 from jscan.pipeline import simulate_scan
-from jscan.pipeline.live.page import screenshot
+from jscan.pipeline.live.browser import screenshot
 from jscan.preview import preview
 
 HERE = Path(__file__).parent

@@ -240,7 +240,7 @@ def _detector_summary(store_path, attrs, done, w):
     read = {name: read_sound(store_path, name)[mask] for name in ("total", "bright_field")}
     total = read["total"]
     meta = zarr.open_array(store_path, path="diffraction", mode="r").attrs
-    if meta.get("units") in ("count", "photons"):  # "photons": format 4
+    if meta.get("units") == "count":
         units = "photons"
     else:
         units = "ADU" if "ADU" in meta.get("long_name", "") else "intensity"

@@ -1,7 +1,13 @@
 """jscan's errors: one base class, so that the command line catches them in one place.
 
 Every message names what is wrong (a key, a flag, a file, a store) and how to fix it.
-The classes also derive from ValueError, as the checks they replace raised it.
+
+`JscanError` derives from ValueError: every refusal is a bad value the caller gave (a key,
+a flag, a path), code written against jscan 0.1's ValueErrors keeps catching them, and the
+forward models raise plain ValueErrors for bad arguments as janssen's do (and the numpy
+input readers, whose ValueErrors the plan and the checks turn into ConfigErrors). Tell a
+refusal from a bug by its class: the tests assert `ConfigError`, `StoreError`,
+`ClusterError` or `UsageError` for a refusal, never ValueError.
 """
 
 

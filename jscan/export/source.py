@@ -63,8 +63,7 @@ class ScanSource:
         self.optics = tomllib.loads(self.attrs["config"]).get("optics", {})
         self.sample_x = self.group["sample_x"][:] if self.sample is not None else None
         self.sample_y = self.group["sample_y"][:] if self.sample is not None else None
-        mask = self.group["mask"][:] if "mask" in names else np.zeros(self.window, bool)
-        self.mask = np.asarray(mask).astype(bool)  # True: a pixel not to use
+        self.mask = np.asarray(self.group["mask"][:]).astype(bool)  # True: a pixel not to use
 
     def block_range(self, b: int) -> tuple[int, int]:
         start = b * self.block_size

@@ -12,7 +12,7 @@ import pytest
 from jscan.inputs.config import parse_config
 from jscan.pipeline import simulate_scan
 from jscan.pipeline.live import page
-from jscan.pipeline.live.page import screenshot
+from jscan.pipeline.live.browser import screenshot
 from jscan.pipeline.live.receipt import MAX_GRID, PageGrid, binned, preview_pattern
 
 distributed = pytest.importorskip("distributed")
@@ -370,7 +370,7 @@ def test_hostile_event_through_a_real_scheduler_is_never_served(client):
 
 def dump_dom(url, profile_dir):
     """The page's DOM after its scripts ran, serialised by headless Chromium."""
-    from jscan.pipeline.live.page import headless_chromium
+    from jscan.pipeline.live.browser import headless_chromium
 
     return headless_chromium(url, profile_dir, "--dump-dom").stdout
 

@@ -15,6 +15,7 @@ import xarray as xr
 import zarr
 
 import jscan
+from jscan.errors import StoreError, UsageError
 from jscan.inputs.config import parse_config
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.inputs.scan import scan_positions
@@ -150,9 +151,9 @@ def test_history_blocks_per_worker_and_refusals(tmp_path, scan_config, client):
     history = xr.open_zarr(store).attrs["run_history"]
     assert [h["event"] for h in history] == ["start", "finish"]
     assert history[1]["blocks"] == 16 and history[0]["workers"] == 2
-    with pytest.raises(ValueError, match="already exists"):
+    with pytest.raises(StoreError, match="already exists"):
         simulate_scan(parse_config(text), store, client=client, progress=False)
-    with pytest.raises(ValueError, match="another config"):
+    with pytest.raises(StoreError, match="another config"):
         simulate_scan(
             parse_config(scan_config(block_size=9, seed=4)),
             store,
@@ -160,7 +161,7 @@ def test_history_blocks_per_worker_and_refusals(tmp_path, scan_config, client):
             resume=True,
             progress=False,
         )
-    with pytest.raises(ValueError, match="block-size 9"):
+    with pytest.raises(StoreError, match="block-size 9"):
         simulate_scan(
             parse_config(text), store, client=client, resume=True, block_size=10, progress=False
         )
@@ -332,7 +333,7 @@ def test_persistent_compilation_cache_in_a_private_folder(tmp_path, scan_config)
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o777)
     shared.chmod(0o777)
-    with pytest.raises(ValueError, match="writable by others"):
+    with pytest.raises(UsageError, match="writable by others"):
         private_dir(str(shared))
     cache = tmp_path / "cache"
     simulate_scan(
