@@ -9,6 +9,11 @@ import numpy as np
 
 PLACEMENT_TOL = 1e-3
 """Pixels: a position within this distance of a pixel counts as on it (absorbs float rounding)."""
+MAX_PIXEL = 2**62  # window origins are int64: a position this many pixels out is no scan's
+
+
+class PlacementRangeError(ValueError):
+    """Positions too far from the sample's origin for the window rule's integers."""
 
 
 class Placement(NamedTuple):
@@ -33,6 +38,9 @@ def placement(positions, window_shape: tuple[int, int], dx, xp=np) -> Placement:
         dx: sample pixel size (m).
         xp: numpy (float64 arithmetic), or jax.numpy for traced positions inside jit.
 
+    Raises PlacementRangeError (a ValueError) for numpy positions whose origins would not be
+    int64 (beyond 2^62 pixels, or NaN).
+
     Returns:
         Placement(origins (n, 2) row, col: int64 with numpy, int32 with jax.numpy;
         shifts (n, 2) row, col in pixels, float64 with numpy, the positions' dtype with jax).
@@ -48,6 +56,13 @@ def placement(positions, window_shape: tuple[int, int], dx, xp=np) -> Placement:
     frac = u - start
     snapped = xp.where(xp.abs(frac) <= PLACEMENT_TOL, xp.zeros_like(frac), frac)
     if xp is np:
+        if not np.all(np.abs(start) < MAX_PIXEL):  # NaN too
+            if np.isnan(positions).any():
+                raise PlacementRangeError("positions reach NaN")
+            raise PlacementRangeError(
+                f"positions reach {np.abs(positions).max():.3g} m, beyond {MAX_PIXEL:.3g} "
+                f"sample pixels of {dx:g} m"
+            )
         return Placement(start.astype(np.int64), snapped)
     from jax.lax import stop_gradient
 

@@ -153,6 +153,24 @@ def check_float32_products(config: Config, window: tuple[int, int]) -> None:
             )
 
 
+MAX_CAMERA_SPAN = 10.0  # camera half-width / travel_distance: about 84 degrees off axis
+
+
+def check_camera_span(config: Config, window: tuple[int, int]) -> None:
+    """Refuse a camera whose half-width N camera_pixel / 2 is more than MAX_CAMERA_SPAN times
+    the travel distance (beyond about 84 degrees off axis, where no far field or near field
+    the kernel computes holds): mostly a unit slip in one of the two lengths."""
+    o = config.optics
+    half = max(window) * o.camera_pixel_size / 2
+    if half > MAX_CAMERA_SPAN * o.travel_distance:
+        raise ConfigError(
+            f'"optics.camera_pixel_size" = {o.camera_pixel_size:g}: the camera ({max(window)} '
+            f"pixels) would reach {half:.3g} m off axis at optics.travel_distance = "
+            f"{o.travel_distance:g} m, beyond {MAX_CAMERA_SPAN:g} times that distance; check "
+            "the units (metres) of both"
+        )
+
+
 _SCALE_KEYS = "probe.dx, optics.zoom_factor, probe.wavelength, optics.travel_distance"
 _RATIO_KEYS = _SCALE_KEYS + ", optics.camera_pixel_size"
 

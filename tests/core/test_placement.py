@@ -6,7 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jscan.core.placement import PLACEMENT_TOL, placed_positions, placement, window_origins
+from jscan.core.placement import (
+    PLACEMENT_TOL,
+    PlacementRangeError,
+    placed_positions,
+    placement,
+    window_origins,
+)
 
 
 def test_window_origins_hand_computed():
@@ -76,3 +82,13 @@ def test_placed_positions_exact_and_snap():
 def test_window_origins_rejects_bad_shape():
     with pytest.raises(ValueError, match="positions"):
         window_origins(np.zeros((3, 3)), (4, 4), 1e-6)
+
+
+@pytest.mark.parametrize("x", [2.0**62 * 1.01, np.nan, -1e300])
+def test_positions_beyond_int64_pixels_are_refused_not_wrapped(x):
+    """An origin beyond int64 would wrap to a wrong window (numpy casts with only a
+    RuntimeWarning): refused instead, with where the positions reach."""
+    with pytest.raises(PlacementRangeError, match="positions reach"):
+        placement(np.array([[10.0, 10.0], [x, 10.0]]), (4, 4), 1.0)
+    far = placement(np.array([[2.0**40, 0.0]]), (4, 4), 1.0)  # far, but an int64: placed
+    assert far.origins[0, 1] == 2**40 - 2

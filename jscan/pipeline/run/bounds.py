@@ -81,7 +81,7 @@ def _raster_bounds(scan: ScanConfig, shape, dx: float, block: int, window) -> Sc
     full_cols = abs(col[-1] - col[0])
     if block >= n_cols:  # every block spans a whole row, or more
         cols = full_cols
-        starts = np.arange(-(-n // block), dtype=np.int64) * block  # at most R + 1 blocks
+        starts = np.arange(-(-n // block), dtype=np.int64) * block  # at most R blocks
         r0, r1 = starts // n_cols, (np.minimum(starts + block, n) - 1) // n_cols
         rows = np.abs(row[r1] - row[r0]).max()
     else:

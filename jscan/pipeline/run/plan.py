@@ -11,10 +11,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jscan.core.placement import placed_positions, placement, windows_leaving
+from jscan.core.placement import (
+    PlacementRangeError,
+    placed_positions,
+    placement,
+    windows_leaving,
+)
 from jscan.errors import ConfigError
 from jscan.inputs.config import Config, ScanConfig
-from jscan.inputs.rules import check_float32_products, check_slices
+from jscan.inputs.rules import check_camera_span, check_float32_products, check_slices
 from jscan.inputs.samples import probe_shape, sample_shape, slice_count
 from jscan.inputs.scan import CHUNK, position_errors, raster_indices, scan_length, scan_positions
 from jscan.pipeline.live.receipt import PageGrid
@@ -129,9 +134,12 @@ def plan_scan(config: Config) -> ScanPlan:
         raise ConfigError(str(err)) from err
     check_slices(config.sample, slices)
     check_float32_products(config, window)
+    check_camera_span(config, window)
     check_near(config, window)
     try:
         bounds = scan_bounds(scan, shape, dx, n, config.run.block_size, window)
+    except PlacementRangeError as err:
+        raise ConfigError(f"scan leaves the sample: {err}; {_inward(config)}") from None
     except ValueError as err:  # a positions file's values
         raise ConfigError(str(err)) from err
     corners, crcs = bounds.corners, bounds.crcs
