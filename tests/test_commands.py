@@ -172,7 +172,7 @@ if __name__ == "__main__":
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout.splitlines()[-1])
     assert seen == {"backend": "svg", "pyplot": False, "cache": str(tmp_path / "mine")}, seen
-    assert (tmp_path / "run-cache").is_dir()  # the run did use its own cache
+    assert any((tmp_path / "run-cache").iterdir())  # the run did compile into its cache
 
 
 def test_resume_of_a_finished_store_starts_no_cluster(tmp_path, run_cli, scan_config):

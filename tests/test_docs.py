@@ -4,6 +4,7 @@ changelog is left out: it names what moved). Modules that move leave no stale po
 
 import importlib
 import re
+import types
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ TEXTS = [p for p in TEXTS if not {"_build", "auto_gallery"} & set(p.parts)]
 
 
 def resolves(dotted: str) -> bool:
-    """True when the longest importable prefix of ``dotted`` has the rest as attributes."""
+    """True when the longest importable prefix of ``dotted`` has the rest as attributes, and
+    a function or class named in a plain module is that module's own (a package may
+    re-export; a module that merely imports a name is a stale pointer to it)."""
     parts = dotted.split(".")
     for k in range(len(parts), 0, -1):
         try:
@@ -30,7 +33,14 @@ def resolves(dotted: str) -> bool:
         for attr in parts[k:]:
             if not hasattr(obj, attr):
                 return False
-            obj = getattr(obj, attr)
+            owner, obj = obj, getattr(obj, attr)
+            if (
+                isinstance(owner, types.ModuleType)
+                and not hasattr(owner, "__path__")  # a plain module, not a package
+                and isinstance(obj, type | types.FunctionType)
+                and obj.__module__ != owner.__name__
+            ):
+                return False
         return True
     return False
 
@@ -46,3 +56,5 @@ def test_a_stale_name_is_found():
     assert resolves("jscan.pipeline.run.plan.plan_scan")
     assert not resolves("jscan.pipeline.plan.plan_scan")  # moved to jscan.pipeline.run.plan
     assert not resolves("jscan.pipeline.store.no_such_function")
+    assert not resolves("jscan.pipeline.run.worker.ScanJob")  # imported there, defined in job
+    assert resolves("jscan.pipeline.store.create")  # a package's re-export

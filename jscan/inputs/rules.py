@@ -157,12 +157,13 @@ MAX_CAMERA_SPAN = 10.0  # camera half-width / travel_distance: about 84 degrees 
 
 
 def check_camera_span(config: Config, window: tuple[int, int]) -> None:
-    """Refuse a camera whose half-width N camera_pixel / 2 is more than MAX_CAMERA_SPAN times
-    the travel distance (beyond about 84 degrees off axis, where no far field or near field
-    the kernel computes holds): mostly a unit slip in one of the two lengths."""
+    """Refuse a far-field camera whose half-width N camera_pixel / 2 is more than
+    MAX_CAMERA_SPAN times the travel distance (beyond about 84 degrees off axis, where no
+    Fraunhofer far field holds): mostly a unit slip in one of the two lengths. The near field
+    (angular spectrum) has its limits checked elsewhere (`jscan.pipeline.run.regimes`)."""
     o = config.optics
     half = max(window) * o.camera_pixel_size / 2
-    if half > MAX_CAMERA_SPAN * o.travel_distance:
+    if o.propagation == "far" and half > MAX_CAMERA_SPAN * o.travel_distance:
         raise ConfigError(
             f'"optics.camera_pixel_size" = {o.camera_pixel_size:g}: the camera ({max(window)} '
             f"pixels) would reach {half:.3g} m off axis at optics.travel_distance = "

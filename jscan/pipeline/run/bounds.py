@@ -28,9 +28,9 @@ class ScanBounds(NamedTuple):
 
 def scan_bounds(scan: ScanConfig, shape, dx: float, n: int, block: int, window) -> ScanBounds:
     """The bounds of the n positions of ``scan`` in blocks of ``block`` over a sample of
-    ``shape`` pixels of ``dx``, for a probe ``window`` (H, W): exactly what the blocks'
-    own positions give (the window rule is monotonic in the position, so a block's extreme
-    positions give its extreme windows).
+    ``shape`` pixels of ``dx``, for a probe ``window`` (H, W): what the blocks' own
+    positions give (the window rule is monotonic in the position, so a block's extreme
+    positions give its extreme windows), exactly but for wide spiral blocks (a bound).
 
     Raster without errors: from the rows and columns each block covers; spiral without
     errors, with blocks of at least WIDE_BLOCK positions: a block's positions lie within

@@ -1,8 +1,8 @@
 """Refusals before anything is written: what would only fail later on the workers.
 
 Each check raises ConfigError or StoreError with one line that names the key (or flag)
-and the fix; `jscan.pipeline.run.simulate.prepare` and `simulate_scan` call them before the store
-is created.
+and the fix; `jscan.pipeline.run.prepare.prepare` and `simulate_scan` call them before the
+store is created.
 """
 
 import dataclasses

@@ -1,6 +1,6 @@
 """The worker-side state of one scan and its block function: `BlockRunner` (JAX).
 
-Built from a `jscan.pipeline.run.worker.ScanJob` in any process: a worker (its `ScanWorker`
+Built from a `jscan.pipeline.run.job.ScanJob` in any process: a worker (its `ScanWorker`
 plugin builds it in ``setup``), the lazy graph's `BlockSimulator`, a benchmark or a test.
 Only processes that simulate import this module, and with it JAX: the client of a run
 never does.
@@ -58,7 +58,12 @@ def use_compilation_cache(path: str):
         jax.config.jax_persistent_cache_min_compile_time_secs,
     )
     _cache_settings(path, 0.0)
-    return lambda: _cache_settings(*before)
+
+    def restore():
+        if jax.config.jax_compilation_cache_dir == path:  # not since set by another run
+            _cache_settings(*before)
+
+    return restore
 
 
 def _cache_settings(path, min_compile_secs) -> None:

@@ -90,7 +90,7 @@ def simulate_scan(
     with connect(client, n_workers, scheduler_file, threads_per_worker, log) as c:
         checks.check_block_memory(worker_memory(c), config, plan)
         # Who draws the noise, decided once for the run from a worker's JAX backend.
-        generator = resolve_generator(config, c.submit(platform_task, cache, pure=False).result())
+        generator = resolve_generator(config, c.submit(platform_task, pure=False).result())
         # The ground-truth probe comes from the kernel, so a worker computes it: the client
         # starts no JAX backend (on a GPU node it would take the card's memory).
         probe = (

@@ -2,9 +2,8 @@
 
 `jscan.pipeline.run.runner.BlockRunner` holds one scan's worker-side state (the compiled
 microscope's constants on the devices, the photon factor, the bright-field mask, the opened
-store) and runs blocks with it. This module holds what both sides share without JAX: the
-`ScanJob` a runner is built from, the photon factor, and `ScanWorker`, the
-`distributed.WorkerPlugin`
+store) and runs blocks with it, built from a `jscan.pipeline.run.job.ScanJob`. This module
+holds the worker's tasks (no JAX at import) and `ScanWorker`, the `distributed.WorkerPlugin`
 that owns a runner on each worker process for one run: the client registers it at the
 start of the run (`ScanWorker.registered`), every worker builds its runner once in
 ``setup``, new workers (a restarted one too) get it when they join, and ``teardown``
@@ -38,21 +37,12 @@ def ground_truth_task(config: Config, slices: int = 1, cache: str | None = None)
             restore()
 
 
-def platform_task(cache: str | None = None) -> str:
-    """The JAX platform of the worker that runs it ("cpu", "gpu", ...): a Dask task, which
-    first points the worker at the run's compilation cache (JAX reads it once, at the
-    first compilation)."""
+def platform_task() -> str:
+    """The JAX platform of the worker that runs it ("cpu", "gpu", ...): a Dask task (it
+    compiles nothing, so it needs no compilation cache)."""
     import jax
 
-    if not cache:
-        return jax.default_backend()
-    from jscan.pipeline.run.runner import use_compilation_cache
-
-    restore = use_compilation_cache(cache)
-    try:
-        return jax.default_backend()
-    finally:
-        restore()
+    return jax.default_backend()
 
 
 class ScanWorker(WorkerPlugin):

@@ -232,9 +232,9 @@ def create(
         return attrs["store_id"]
     clean_stale(store)
     tmp = sibling(store, "creating")
-    os.makedirs(os.path.dirname(tmp), exist_ok=True)
-    os.mkdir(tmp)
     try:
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+        os.mkdir(tmp)
         if lock is not None:
             lock.take(tmp)
         _write_layout(tmp, ds, encoding, mode="a")
@@ -287,8 +287,8 @@ def _write_layout(store: str, ds: xr.Dataset, encoding: dict, mode: str) -> None
         )
     for name in TILED_TRUTH:
         if name in ds:
-            with zarr.config.set({"array.write_empty_chunks": True}):
-                arr = zarr.open_array(store, path=name, mode="r+")
+            arr = zarr.open_array(store, path=name, mode="r+")
+            arr = arr.with_config({"write_empty_chunks": True})  # this array alone
             da.store(ds[name].data, arr, lock=False, scheduler="synchronous")
     zarr.open_group(store, mode="r+").attrs["complete"] = True
     consolidate(store)

@@ -1,4 +1,4 @@
-"""A disk that fills: a real, size-limited tmpfs (mounting one needs root; the tests skip
+"""A disk that fills: a real, size-limited tmpfs (mounting one needs root; those tests skip
 without it). A run on it stops in one line, no block is marked done without its data, and
 `--resume` on the grown disk finishes with the bits of a run on a roomy disk."""
 
@@ -101,3 +101,15 @@ def test_a_disk_too_small_for_the_layout_is_refused_with_nothing_written(
     assert code == 2 and "could not be made" in err and "No space left on device" in err, err
     assert "nothing was written" in err and err.count("\n") == 1, err
     assert tree(disk) == []
+
+
+def test_a_store_under_a_file_is_refused_with_nothing_written(
+    tmp_path, small_scan, to_toml, run_cli
+):
+    """The folders of --out cannot be made (a plain file is in the way): one line, exit 2."""
+    config = _config(tmp_path, small_scan, to_toml)
+    (tmp_path / "plain").write_text("not a folder")
+    code, _, err = run_cli("simulate", config, "--out", tmp_path / "plain" / "s.zarr")
+    assert code == 2 and "could not be made" in err and "nothing was written" in err, err
+    assert err.count("\n") == 1, err
+    assert (tmp_path / "plain").read_text() == "not a folder"
