@@ -176,34 +176,43 @@ def client(cluster):
 # --- stores -------------------------------------------------------------------------------
 
 
+def _store_by_the_run_path(config_dict, store, blocks=None):
+    """A store made as `simulate_scan` makes it (`prepare`'s checks, then `open_store`) with
+    ``blocks`` (None: all) simulated by the run's worker plugin, `ScanWorker`, and its
+    `block_task` on a real LocalCluster: one worker in this process (no dashboard), as the
+    embedded default runs."""
+    from distributed import Client, LocalCluster
+
+    from jscan.inputs.config import parse_config
+    from jscan.pipeline.run.prepare import open_store, prepare
+    from jscan.pipeline.run.worker import ScanWorker, block_task
+    from jscan.pipeline.store.lock import RunLock
+
+    config, plan, store, inputs = prepare(parse_config(_to_toml(config_dict)), store)
+    with RunLock(store, hold=False) as lock:
+        job, _ = open_store(config, plan, store, inputs, lock, False, False, False, None, None)
+    todo = range(plan.n_blocks) if blocks is None else blocks
+    with (
+        LocalCluster(
+            n_workers=1, processes=False, threads_per_worker=2, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+        ScanWorker(job).registered(client) as name,
+    ):
+        for b in todo:
+            client.submit(block_task, name, int(b), pure=False).result()
+    return store
+
+
 @pytest.fixture
 def partial_store(tmp_path):
     """partial_store(blocks, dose=0.0) -> path of a real store of the small scan (9 blocks of
-    16 positions) with only ``blocks`` simulated, in this process as a worker would."""
-    from jscan.inputs import farfield
-    from jscan.inputs.config import parse_config
-    from jscan.pipeline.run.job import ScanJob
-    from jscan.pipeline.run.plan import plan_scan
-    from jscan.pipeline.run.runner import BlockRunner
-    from jscan.pipeline.store import create
+    16 positions) with only ``blocks`` simulated, by a run's own path
+    (`_store_by_the_run_path`)."""
 
     def make(blocks, dose=0.0):
-        cfg = parse_config(_to_toml(_small_scan(dose=dose, block_size=16)))
-        plan = plan_scan(cfg)
-        store = str(tmp_path / "partial.zarr")
-        radius = farfield.bright_field_radius(cfg)
-        store_id = create(store, cfg, plan, radius)
-        job = ScanJob(
-            cfg,
-            store,
-            plan,
-            bright_field_radius=radius,
-            store_id=store_id,
-        )
-        runner = BlockRunner(job)  # in this process, as a worker would
-        for b in blocks:
-            runner.run(b)
-        return store
+        cfg = _small_scan(dose=dose, block_size=16)
+        return _store_by_the_run_path(cfg, str(tmp_path / "partial.zarr"), blocks)
 
     return make
 
@@ -211,26 +220,11 @@ def partial_store(tmp_path):
 @pytest.fixture
 def simulated_store(tmp_path):
     """simulated_store(cfg, name="scan.zarr", blocks=None) -> path of a real store of the
-    config dict ``cfg`` (as `small_scan` gives) with ``blocks`` simulated (None: all), in
-    this process as a worker would."""
-    from jscan.inputs import farfield
-    from jscan.inputs.config import parse_config
-    from jscan.pipeline.run.job import ScanJob
-    from jscan.pipeline.run.plan import plan_scan
-    from jscan.pipeline.run.runner import BlockRunner
-    from jscan.pipeline.store import create
+    config dict ``cfg`` (as `small_scan` gives) with ``blocks`` simulated (None: all), by a
+    run's own path (`_store_by_the_run_path`)."""
 
     def make(cfg, name="scan.zarr", blocks=None):
-        config = parse_config(_to_toml(cfg))
-        plan = plan_scan(config)
-        store = str(tmp_path / name)
-        radius = farfield.bright_field_radius(config)
-        store_id = create(store, config, plan, radius)
-        job = ScanJob(config, store, plan, bright_field_radius=radius, store_id=store_id)
-        runner = BlockRunner(job)
-        for b in range(plan.n_blocks) if blocks is None else blocks:
-            runner.run(b)
-        return store
+        return _store_by_the_run_path(cfg, str(tmp_path / name), blocks)
 
     return make
 
