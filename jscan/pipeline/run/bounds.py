@@ -57,9 +57,8 @@ def errors(scan: ScanConfig) -> bool:
     return bool(scan.jitter or any(scan.drift))
 
 
-def requested(scan: ScanConfig, shape, dx: float, start: int, stop: int) -> np.ndarray:
-    """The positions [start, stop) the probe goes to: commanded plus their errors."""
-    commanded = scan_positions(scan, shape, dx, start, stop)
+def with_errors(scan: ScanConfig, commanded: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Where the probe goes for the ``commanded`` positions [start, stop): plus their errors."""
     return commanded + position_errors(scan, start, stop) if errors(scan) else commanded
 
 
@@ -123,7 +122,7 @@ def _slabs(scan: ScanConfig, shape, dx: float, n: int, block: int, crcs):
         b1 = min(b0 + per_slab, n_blocks)
         s0, s1 = b0 * block, min(b1 * block, n)
         commanded = scan_positions(scan, shape, dx, s0, s1)
-        slab = commanded + position_errors(scan, s0, s1) if errors(scan) else commanded
+        slab = with_errors(scan, commanded, s0, s1)
         padded = pad(slab, (b1 - b0) * block).reshape(b1 - b0, block, 2)
         if crcs is not None:
             for b in range(b0, b1):

@@ -21,9 +21,9 @@ from jscan.errors import ConfigError
 from jscan.inputs.config import Config, ScanConfig
 from jscan.inputs.rules import check_camera_span, check_float32_products, check_slices
 from jscan.inputs.samples import probe_shape, sample_shape, slice_count
-from jscan.inputs.scan import CHUNK, position_errors, raster_indices, scan_length, scan_positions
+from jscan.inputs.scan import CHUNK, raster_indices, scan_length, scan_positions
 from jscan.pipeline.live.receipt import PageGrid
-from jscan.pipeline.run.bounds import errors, pad, requested, rows_crc, scan_bounds
+from jscan.pipeline.run.bounds import errors, pad, rows_crc, scan_bounds, with_errors
 from jscan.pipeline.run.regimes import check_near
 
 
@@ -99,7 +99,7 @@ class ScanPlan:
                     "the run was planned with (the file changed, or this worker sees another "
                     "file at that path); restore the file, or start again with --overwrite"
                 )
-        wanted = commanded + position_errors(self.scan, start, stop) if self.errors else commanded
+        wanted = with_errors(self.scan, commanded, start, stop)
         where = placement(wanted, self.window, self.sample_dx)
         positions = placed_positions(wanted, where, self.window, self.sample_dx, self.exact)
         return BlockGeometry(
@@ -171,7 +171,9 @@ def _leaving(config: Config, shape, window, n: int) -> str:
     scan, dx = config.scan, config.sample.dx
     kept, where, count = [], [], 0
     for s in range(0, n, CHUNK):
-        origins = placement(requested(scan, shape, dx, s, min(s + CHUNK, n)), window, dx)
+        stop = min(s + CHUNK, n)
+        wanted = with_errors(scan, scan_positions(scan, shape, dx, s, stop), s, stop)
+        origins = placement(wanted, window, dx)
         o = origins.origins
         # px beyond the top, bottom, left and right edges
         over = np.stack(
