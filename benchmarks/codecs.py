@@ -29,6 +29,7 @@ from jscan.inputs.samples import make_probe
 from jscan.pipeline.run.job import ScanJob
 from jscan.pipeline.run.plan import plan_scan
 from jscan.pipeline.run.runner import BlockRunner
+from jscan.pipeline.run.spec import describe
 from jscan.pipeline.store import inner_chunk
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -47,7 +48,7 @@ def patterns(size, dose, n=32):
     """n stored patterns of the scaled demo at ``size``^2 and ``dose`` (0: intensities)."""
     cfg = parse_config(config(size, n, dose, n))
     plan = plan_scan(cfg)
-    runner = BlockRunner(ScanJob(cfg, "", plan, generator="host"))
+    runner = BlockRunner(ScanJob(describe(cfg, plan), "", generator="host"))
     return runner.patterns(plan.block(0))
 
 

@@ -37,6 +37,7 @@ from jscan.inputs.config import DEMO_CONFIG, parse_config
 from jscan.pipeline.run.job import ScanJob
 from jscan.pipeline.run.plan import plan_scan
 from jscan.pipeline.run.runner import BlockRunner
+from jscan.pipeline.run.spec import describe
 from jscan.pipeline.store import codec_for
 
 
@@ -79,12 +80,12 @@ def best_of(fns, rounds):
 def stages(text, rounds):
     cfg = parse_config(text)
     plan = plan_scan(cfg)
-    runner = BlockRunner(ScanJob(cfg, "", plan, generator="host"))
+    runner = BlockRunner(ScanJob(describe(cfg, plan), "", generator="host"))
     g = plan.block(0)
     host = to_host(runner.simulate(g.origins, g.shifts))[: g.n_valid]
     index = np.arange(g.n_valid)
     counts = detector_model.detector_values(host, index, runner.camera)
-    device = BlockRunner(ScanJob(cfg, "", plan, generator="device"))
+    device = BlockRunner(ScanJob(describe(cfg, plan), "", generator="device"))
 
     def host_noise():
         detector_model.detector_values(host, index, runner.camera)

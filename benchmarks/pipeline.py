@@ -33,12 +33,12 @@ from noise import config
 import jscan
 from jscan.core.sharding import to_host
 from jscan.inputs.config import parse_config
-from jscan.inputs.farfield import bright_field_radius
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline import store as zstore
 from jscan.pipeline.run.job import ScanJob
 from jscan.pipeline.run.plan import plan_scan
 from jscan.pipeline.run.runner import BlockRunner
+from jscan.pipeline.run.spec import describe
 
 
 def bench_config(n_positions, size=64, dose=0.0, block=1024):
@@ -93,7 +93,7 @@ def copies(cfg, repeats=5):
     """(b) GB/s of device -> host of one block: the pipeline's `to_host`, plain np.asarray
     and the other paths of benchmarks/transfer.py (best of `repeats`, fresh buffers)."""
     plan = plan_scan(cfg)
-    job = ScanJob(cfg, "", plan)
+    job = ScanJob(describe(cfg, plan), "")
     x = BlockRunner(job).simulate(plan.block(0).origins).block_until_ready()
     rates = {label: best for label, (best, _) in transfer.d2h_rates(x, repeats).items()}
     return rates, to_host(x)
@@ -103,7 +103,7 @@ def raw_write(cfg, block_data, workers, tmp):
     """(c) seconds to write every block of the scan from memory, same layout and threads."""
     plan = plan_scan(cfg)
     path = os.path.join(tmp, "raw.zarr")
-    zstore.create(path, cfg, plan, bright_field_radius(cfg))
+    zstore.create(path, describe(cfg, plan))
     import zarr
 
     arr = zarr.open_array(path, path="diffraction", mode="r+")
@@ -125,9 +125,8 @@ def block_stages(cfg, tmp, blocks=4):
     and copy, write, and the rest (bright-field sums and the preview for the live page)."""
     plan = plan_scan(cfg)
     path = os.path.join(tmp, "stages.zarr")
-    radius = bright_field_radius(cfg)
-    store_id = zstore.create(path, cfg, plan, radius)
-    runner = BlockRunner(ScanJob(cfg, path, plan, bright_field_radius=radius, store_id=store_id))
+    spec = describe(cfg, plan)
+    runner = BlockRunner(ScanJob(spec, path, store_id=zstore.create(path, spec)))
     sums, n = np.zeros(3), 0
     for b in range(min(blocks + 1, plan.n_blocks)):  # block 0 compiles and opens the arrays
         t0 = time.perf_counter()

@@ -31,10 +31,10 @@ import zarr
 
 from jscan.inputs.config import parse_config
 from jscan.inputs.detectors import DETECTORS
-from jscan.inputs.farfield import bright_field_radius
 from jscan.pipeline.run.job import ScanJob
 from jscan.pipeline.run.plan import plan_scan
 from jscan.pipeline.run.runner import BlockRunner
+from jscan.pipeline.run.spec import describe
 from jscan.pipeline.store import create
 from jscan.preview import pattern_picks
 
@@ -83,17 +83,11 @@ def make_store(path: str, n_positions: int, real_blocks=None, block: int = 1024)
     cfg = parse_config(config_text(n_positions, block))
     t0 = time.perf_counter()
     plan = plan_scan(cfg)
-    radius = bright_field_radius(cfg)
-    store_id = create(path, cfg, plan, radius)
+    spec = describe(cfg, plan)
+    store_id = create(path, spec)
     t1 = time.perf_counter()
     n, block = plan.n_positions, plan.block_size
-    job = ScanJob(
-        cfg,
-        path,
-        plan,
-        bright_field_radius=radius,
-        store_id=store_id,
-    )
+    job = ScanJob(spec, path, store_id=store_id)
     runner = BlockRunner(job)
     if real_blocks is None:
         real = range(plan.n_blocks)

@@ -28,6 +28,7 @@ from jscan.core.sharding import to_host
 from jscan.pipeline.run.job import ScanJob
 from jscan.pipeline.run.plan import plan_scan
 from jscan.pipeline.run.runner import BlockRunner
+from jscan.pipeline.run.spec import describe
 
 
 def _timed(fn):
@@ -154,7 +155,7 @@ def block_memory(cfg, blocks=3) -> dict:
     """Peak device bytes of simulating and copying `blocks` blocks, and one block's
     working set. Call first in a process: the peak covers everything run before."""
     plan = plan_scan(cfg)
-    runner = BlockRunner(ScanJob(cfg, "", plan))
+    runner = BlockRunner(ScanJob(describe(cfg, plan), ""))
     for b in range(min(blocks, plan.n_blocks)):
         g = plan.block(b)
         to_host(runner.simulate(g.origins, g.shifts))
@@ -221,7 +222,7 @@ def main():
             print(f"    {k} {mem[k] / 2**20:,.0f} MiB")
     if "nvidia_smi_this_process" in mem:
         print(f"    nvidia-smi, this process (pid, used): {mem['nvidia_smi_this_process']}")
-    runner = BlockRunner(ScanJob(cfg, "", plan_scan(cfg)))
+    runner = BlockRunner(ScanJob(describe(cfg, plan_scan(cfg)), ""))
     origins = plan_scan(cfg).block(0).origins
     x = runner.simulate(origins).block_until_ready()
     t = min(_timed(lambda: runner.simulate(origins).block_until_ready()) for _ in range(a.repeats))

@@ -239,11 +239,10 @@ def _detector_summary(store_path, attrs, done, w):
     mask = per_position(done, attrs["block_size"], attrs["n_positions"])
     read = {name: read_sound(store_path, name)[mask] for name in ("total", "bright_field")}
     total = read["total"]
+    from jscan.inputs.detector_model import values_label
+
     meta = zarr.open_array(store_path, path="diffraction", mode="r").attrs
-    if meta.get("units") == "count":
-        units = "photons"
-    else:
-        units = "ADU" if "ADU" in meta.get("long_name", "") else "intensity"
+    units = values_label(meta.get("long_name", ""))
     with np.errstate(invalid="ignore", divide="ignore"):
         fraction = np.nanmedian(read["bright_field"] / total)
     w(

@@ -185,15 +185,15 @@ def plot_dry_run(run, out, dpi: int = 110) -> str:
     from matplotlib.figure import Figure
     from matplotlib.patches import Circle, Rectangle
 
-    from jscan.inputs.samples import make_probe, sample_region
+    from jscan.inputs.samples import sample_region
     from jscan.pipeline.run.dryrun import bounding_box
 
     config, plan = run.config, run.plan
     dx = config.sample.dx * 1e6  # µm
     fig = Figure(figsize=(11, 5.2), layout="constrained")
     pax, sax = fig.subplots(1, 2, width_ratios=[1, 1.3])
-    probe = np.abs(make_probe(config.probe))
-    h, w = probe.shape
+    h, w = plan.window
+    probe = np.sqrt((np.abs(run.spec.probe) ** 2).reshape(-1, h, w).sum(axis=0))  # every mode
     zdx = config.probe.dx * config.optics.zoom_factor * 1e6
     box = [-(w // 2) * zdx, (w - w // 2) * zdx, (h - h // 2) * zdx, -(h // 2) * zdx]
     pax.imshow(probe, cmap="magma", extent=box)

@@ -188,9 +188,10 @@ def _store_by_the_run_path(config_dict, store, blocks=None):
     from jscan.pipeline.run.worker import ScanWorker, block_task
     from jscan.pipeline.store.lock import RunLock
 
-    config, plan, store, inputs = prepare(parse_config(_to_toml(config_dict)), store)
+    spec, store = prepare(parse_config(_to_toml(config_dict)), store)
     with RunLock(store, hold=False) as lock:
-        job, _ = open_store(config, plan, store, inputs, lock, False, False, False, None, None)
+        job, _ = open_store(spec, store, lock, False, False, False, None, None)
+    plan = spec.plan
     todo = range(plan.n_blocks) if blocks is None else blocks
     with (
         LocalCluster(

@@ -108,6 +108,7 @@ def test_demo_then_info(tmp_path, run_cli):
 def test_resume_refuses_changed_input_files(tmp_path, run_cli, tree, small_scan, to_toml):
     from jscan.inputs.config import load_config
     from jscan.pipeline.run.plan import plan_scan
+    from jscan.pipeline.run.spec import describe
     from jscan.pipeline.store import create
 
     positions = np.stack([np.linspace(40e-6, 120e-6, 30)] * 2, axis=1)
@@ -117,7 +118,7 @@ def test_resume_refuses_changed_input_files(tmp_path, run_cli, tree, small_scan,
     (tmp_path / "scan.toml").write_text(to_toml(cfg))
     cfg = load_config(tmp_path / "scan.toml")
     store = str(tmp_path / "s.zarr")
-    create(store, cfg, plan_scan(cfg), 1e-3)
+    create(store, describe(cfg, plan_scan(cfg)))
     np.save(tmp_path / "pos.npy", positions + 1e-6)  # same path, other positions
     before = tree(tmp_path / "s.zarr")
     code, _, err = run_cli("simulate", tmp_path / "scan.toml", "--out", store, "--resume")

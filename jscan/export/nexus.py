@@ -1,8 +1,6 @@
 """One NeXus file of the application definition NXcxi_ptycho (CXI 1.6 compatible), with the
 ground truth beside it in an NXcollection (`write_nexus`)."""
 
-import tomllib
-
 import numpy as np
 
 from jscan.errors import UsageError
@@ -35,7 +33,7 @@ def nexus_warnings(src: ScanSource) -> list[str]:
 def pixel_mask(src: ScanSource) -> np.ndarray:
     """(H, W) int32 as NXdetector's pixel_mask: bit 0 (1) a module gap (the config's
     ``detector.gaps``), bit 1 (2) another bad pixel of the store's mask, 0 a good one."""
-    gaps = tomllib.loads(src.attrs["config"]).get("detector", {}).get("gaps", {})
+    gaps = src.tables.get("detector", {}).get("gaps", {})
     gap = np.zeros(src.window, bool)
     gap[np.asarray(gaps.get("rows", []), dtype=np.int64), :] = True
     gap[:, np.asarray(gaps.get("cols", []), dtype=np.int64)] = True

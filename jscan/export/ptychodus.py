@@ -95,7 +95,7 @@ def _product(f, src: ScanSource, truth: bool) -> None:
     f.attrs["exposure_time_s"] = 0.0
     f.attrs["mass_attenuation_m2_per_kg"] = 0.0
     f.attrs["tomography_angle_deg"] = 0.0
-    f.attrs["far_field"] = src.optics.get("propagation", "far") == "far"
+    f.attrs["far_field"] = src.far_field
     probe = f.create_dataset("probe", data=src.engine_probe())
     probe.attrs["pixel_width_m"] = src.probe_dx
     probe.attrs["pixel_height_m"] = src.probe_dx

@@ -60,7 +60,10 @@ class ScanSource:
         self.sample = self.group["sample_truth"][:] if "sample_truth" in names else None
         # (K, R, C) slices of a thick sample, their spacing [m]; a thin one: (R, C), None
         self.layer_spacing = self.attrs.get("slice_spacing_m")
-        self.optics = tomllib.loads(self.attrs["config"]).get("optics", {})
+        # the config's tables as the store holds them: read, not validated (`parse_config`
+        # would refuse a probe or sample file that has moved since the run)
+        self.tables = tomllib.loads(self.attrs["config"])
+        self.far_field = self.tables.get("optics", {}).get("propagation", "far") == "far"
         self.sample_x = self.group["sample_x"][:] if self.sample is not None else None
         self.sample_y = self.group["sample_y"][:] if self.sample is not None else None
         self.mask = np.asarray(self.group["mask"][:]).astype(bool)  # True: a pixel not to use
@@ -199,24 +202,26 @@ class ScanSource:
         the natural one, an odd window (pty-chi), or an object pixel other than the probe's."""
         out = []
         h, w = self.window
-        natural = self.wavelength * float(self.attrs["travel_distance_m"]) / (w * self.probe_dx)
+        lz = self.wavelength * float(self.attrs["travel_distance_m"])
+        natural = [lz / (n * self.probe_dx) for n in (h, w)]  # rows, columns
         cam = float(self.attrs["camera_pixel_size_m"])
-        if self.optics.get("propagation") == "near":
+        off = [v for v in natural if abs(cam / v - 1) > 1e-6]
+        if not self.far_field:
             out.append(
                 "near-field patterns (optics.propagation = near): an engine's far-field "
                 "model does not apply; reconstruct with its near-field (Fresnel) propagation"
             )
-        elif abs(cam / natural - 1) > 1e-6:
+        elif off:
             out.append(
                 f"camera pixel {cam:.6g} m is not the natural lambda z / (N dx zoom) = "
-                f"{natural:.6g} m: an FFT engine's object pixel differs from the store's"
+                f"{off[0]:.6g} m: an FFT engine's object pixel differs from the store's"
             )
         if h % 2 or w % 2:
             out.append(
                 f"odd window {h}x{w}: pty-chi moves the zero frequency to the corner with "
                 "fftshift, one pixel off for an odd side (ifftshift, as PtyLab's, is right)"
             )
-        detector = tomllib.loads(self.attrs["config"]).get("detector", {})
+        detector = self.tables.get("detector", {})
         effects = [k for k in ("background", "psf_sigma", "readout_noise") if detector.get(k)]
         effects += ["gain"] if detector.get("gain", 1) != 1 else []
         if effects:

@@ -62,15 +62,47 @@ class DetectorModel(NamedTuple):
     noise: bool = True  # False: store the expected counts lam (steps 1-3), float32
 
 
-def stored_dtype(config: Config) -> np.dtype:
-    """float32 (dose 0, or noise false); with a dose uint16 when saturation <= 65535, else
-    uint32."""
+class PatternValues(NamedTuple):
+    """What a store's patterns hold (`pattern_values`): one of `VALUES`, and their dtype."""
+
+    label: str  # "intensity", "expected photons", "photons" or "ADU": what `jscan info` says
+    units: str  # pint-readable: "count" for photons, "1" for ADU and for |U'|^2
+    long_name: str  # the ``diffraction`` variable's long_name, which names the kind
+    dtype: np.dtype
+
+
+# label -> (units, long_name) of the stored patterns; a store names its kind by long_name
+VALUES = {
+    "intensity": ("1", "far-field intensity |U'|^2 of a probe with sum |probe|^2 = 1"),
+    "expected photons": ("count", "expected photon counts (no noise drawn)"),
+    "photons": ("count", "photon counts (Poisson draws)"),
+    "ADU": ("1", "detector counts in ADU (gain x photons, readout)"),
+}
+
+
+def pattern_values(config: Config) -> PatternValues:
+    """The stored patterns of a config: float32 intensities (dose 0) or expected photon
+    counts (noise false); with a dose and noise, photon counts (gain 1, no readout) or ADU,
+    uint16 when saturation <= 65535, else uint32."""
     det = config.detector
-    if det.dose <= 0 or not det.noise:
-        return np.dtype("float32")
-    if det.saturation is not None and det.saturation <= UINT16_MAX:
-        return np.dtype("uint16")
-    return np.dtype("uint32")
+    if det.dose <= 0:
+        label = "intensity"
+    elif not det.noise:
+        label = "expected photons"
+    else:
+        label = "photons" if det.gain == 1 and det.readout_noise == 0 else "ADU"
+    if label in ("intensity", "expected photons"):
+        dtype = np.dtype("float32")
+    elif det.saturation is not None and det.saturation <= UINT16_MAX:
+        dtype = np.dtype("uint16")
+    else:
+        dtype = np.dtype("uint32")
+    return PatternValues(label, *VALUES[label], dtype)
+
+
+def values_label(long_name: str) -> str:
+    """The `VALUES` label of a store's ``diffraction`` long_name ("values" when unknown)."""
+    return next((k for k, (_, name) in VALUES.items() if name == long_name), "values")
 
 
 def overflow_error(index: int, peak: float, dtype) -> ValueError:
@@ -105,7 +137,7 @@ def detector_model(config: Config, shape: tuple[int, int], factor: float) -> Det
     """The `DetectorModel` of a config for patterns of ``shape`` (H, W).
 
     factor: photons per unit intensity (`jscan.inputs.farfield.noise_factor`); ignored with
-    dose 0. Raises ConfigError (bad_pixels file, gap indices) as `check_detector` does.
+    dose 0. Raises ConfigError (bad_pixels file, gap indices) as `detector_mask` does.
     """
     det = config.detector
     return DetectorModel(
@@ -117,14 +149,9 @@ def detector_model(config: Config, shape: tuple[int, int], factor: float) -> Det
         readout_noise=det.readout_noise,
         saturation=None if det.saturation is None else int(det.saturation),
         mask=detector_mask(config, shape),
-        dtype=stored_dtype(config),
+        dtype=pattern_values(config).dtype,
         noise=det.noise,
     )
-
-
-def check_detector(config: Config, shape: tuple[int, int]) -> None:
-    """ConfigError when the bad_pixels file or the gap indices do not fit patterns (H, W)."""
-    detector_mask(config, shape)
 
 
 def detector_mask(config: Config, shape: tuple[int, int]) -> np.ndarray:

@@ -6,7 +6,6 @@ import numpy as np
 
 from jscan.core.kernel import microscope_plan, window_probe
 from jscan.core.types import make_optical_wavefront
-from jscan.inputs.samples import make_probe
 
 
 def scan_microscope(config, probe, slices=1):
@@ -28,14 +27,15 @@ def scan_microscope(config, probe, slices=1):
     )
 
 
-def ground_truth_probe(config, slices=1) -> np.ndarray:
+def ground_truth_probe(config, probe, slices=1) -> np.ndarray:
     """The store's ``probe`` (mode, probe_y, probe_x) complex64: the illumination exactly as
     the kernel multiplies the sample window (`jscan.core.kernel.window_probe`: probe x
     aperture after the zoom, sum |probe|^2 = 1 before the aperture), from the kernel's own
-    `MicroscopePlan` on this process's default device. A run computes it on a worker
-    (`jscan.pipeline.run.worker.ground_truth_task`); (M, H, W) as the kernel gives it.
+    `MicroscopePlan` on this process's default device, for ``probe`` (`make_probe`, the
+    `ScanSpec`'s). A run computes it on a worker (`jscan.pipeline.run.worker.ground_truth_task`);
+    (M, H, W) as the kernel gives it.
     """
-    _, plan = scan_microscope(config, make_probe(config.probe), slices)
+    _, plan = scan_microscope(config, probe, slices)
     return probe_modes(plan)
 
 

@@ -7,12 +7,12 @@ from jscan.errors import ConfigError
 from jscan.inputs.config import parse_config
 from jscan.inputs.detector_model import (
     READOUT_STREAM,
-    check_detector,
+    detector_mask,
     detector_model,
     detector_values,
     gaussian_blur,
     host_poisson,
-    stored_dtype,
+    pattern_values,
     stream,
 )
 from jscan.inputs.digest import inputs_hash
@@ -125,11 +125,11 @@ def test_saturation_clips_and_picks_uint16(model):
     ("dose", "saturation", "dtype"),
     [(0.0, None, "float32"), (1.0, None, "uint32"), (1.0, 65535, "uint16"), (1.0, 65536, "uint32")],
 )
-def test_stored_dtype(small_scan, to_toml, dose, saturation, dtype):
+def test_pattern_dtype(small_scan, to_toml, dose, saturation, dtype):
     data = small_scan(dose=dose)
     if saturation is not None:
         data["detector"]["saturation"] = saturation
-    assert stored_dtype(parse_config(to_toml(data))) == np.dtype(dtype)
+    assert pattern_values(parse_config(to_toml(data))).dtype == np.dtype(dtype)
 
 
 def test_psf_blur_conserves_level_and_has_its_width():
@@ -256,7 +256,7 @@ def test_bad_pixel_files_are_refused(small_scan, to_toml, tmp_path, array, match
     data["detector"]["bad_pixels"] = "bad.npy"
     cfg = parse_config(to_toml(data), base_dir=tmp_path)
     with pytest.raises(ConfigError, match=rf'"detector.bad_pixels": .*{match}'):
-        check_detector(cfg, SHAPE)
+        detector_mask(cfg, SHAPE)
 
 
 def test_integer_bad_pixel_files_are_accepted(model, tmp_path):
@@ -271,7 +271,7 @@ def test_gaps_outside_the_camera_are_refused(small_scan, to_toml):
     data["detector"]["gaps"] = {"cols": [5, 64]}
     cfg = parse_config(to_toml(data))
     with pytest.raises(ConfigError, match=r'"detector.gaps.cols" holds 64, outside'):
-        check_detector(cfg, SHAPE)
+        detector_mask(cfg, SHAPE)
 
 
 def test_the_bad_pixel_file_is_fingerprinted(small_scan, to_toml, tmp_path):

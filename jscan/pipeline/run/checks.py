@@ -10,11 +10,9 @@ import math
 import os
 import shutil
 import warnings
-from typing import NamedTuple
 
 import dask
 
-from jscan.core.axes import AxisSpec, choose_axis
 from jscan.errors import ConfigError, JscanWarning, StoreError
 from jscan.inputs.config import Config
 from jscan.inputs.digest import SampleDigest, sample_digest
@@ -31,6 +29,7 @@ from jscan.inputs.scan import scan_length
 from jscan.pipeline import store as zstore
 from jscan.pipeline.live.progress import human
 from jscan.pipeline.run.regimes import thick_lines
+from jscan.pipeline.run.spec import kernel_axes
 from jscan.pipeline.store.lock import is_local
 
 COUNT_MAX = 2**32 - 1  # the uint32 photon counts of dose > 0
@@ -173,7 +172,7 @@ def block_bytes(config: Config, plan) -> tuple[int, int]:
     """
     h, w = plan.window
     # the axis' FFT length, as the kernel's plan chooses it
-    my, mx = (axis.spec.m for axis in camera_axes(config, plan.window))
+    my, mx = (axis.spec.m for axis in kernel_axes(config, plan.window))
     modes = probe_dims(config.probe)[0]  # a probe file's header only
     device = 4 * h * w + 8 * modes * (h * w + 2 * h * mx + 2 * my * w)
     if config.scan.placement == "exact":
@@ -242,29 +241,6 @@ LIKELY_MAX = {
 }
 
 
-class CameraAxis(NamedTuple):
-    """One camera axis: its pixels, the natural pixel, alpha and the propagation path."""
-
-    name: str  # "det_y" (rows) or "det_x" (columns)
-    n: int  # pixels (the probe window's side)
-    natural: float  # lambda z / (n dx zoom) [m]
-    alpha: float  # camera_pixel_size / natural
-    spec: AxisSpec  # the kernel's choice (`jscan.core.axes.choose_axis`)
-
-
-def camera_axes(config: Config, window) -> tuple[CameraAxis, CameraAxis]:
-    """The camera's rows and columns as the kernel computes them: natural pixel
-    lambda z/(N dx zoom), alpha = camera pixel / natural, and the path `choose_axis` picks
-    ("fft" at alpha = 1, "pad" at 1/k for k <= 4, else "czt")."""
-    p, o = config.probe, config.optics
-    axes = []
-    for name, n in zip(("det_y", "det_x"), window, strict=True):
-        natural = p.wavelength * o.travel_distance / (n * p.dx * o.zoom_factor)
-        alpha = n * p.dx * o.zoom_factor * o.camera_pixel_size / (p.wavelength * o.travel_distance)
-        axes.append(CameraAxis(name, int(n), natural, alpha, choose_axis(int(n), alpha)))
-    return tuple(axes)
-
-
 def length_hint(config: Config) -> str:
     """ "lengths are in metres: KEY = V is V m" when a length is beyond `LIKELY_MAX` (about
     10^6 too large: micrometres written as metres), else ""."""
@@ -299,7 +275,7 @@ def quiet_mistakes(config: Config, plan) -> list[str]:
     if hint := length_hint(config):
         lines.append(hint)
     far = config.optics.propagation == "far"
-    for axis in camera_axes(config, plan.window) if far else ():
+    for axis in kernel_axes(config, plan.window) if far else ():
         if not PIXEL_RATIO_MIN <= axis.alpha <= PIXEL_RATIO_MAX:
             what = (
                 "a pattern covers only a few pixels"

@@ -11,15 +11,16 @@ own: it reads the plan's sizes and its extent (`ScanPlan.extent_m`) only.
 from dataclasses import dataclass
 
 from jscan.inputs.config import Config, load_config, with_overrides
+from jscan.inputs.digest import inputs_hash
 from jscan.inputs.farfield import (
     BRIGHT_FIELD_FRACTION,
-    bright_field_radius,
     camera_coverage,
     fresnel_magnification,
 )
 from jscan.pipeline.run import checks, regimes
 from jscan.pipeline.run.plan import ScanPlan
 from jscan.pipeline.run.prepare import plan_config
+from jscan.pipeline.run.spec import ScanSpec, describe
 
 PATHS = {
     "fft": "plain FFT (the natural pixel)",
@@ -31,11 +32,18 @@ PATHS = {
 
 @dataclass(frozen=True)
 class DryRun:
-    """A checked config and its plan, and the warnings a run would print."""
+    """A checked config's `ScanSpec`, and the warnings a run would print."""
 
-    config: Config
-    plan: ScanPlan
+    spec: ScanSpec
     warnings: tuple[str, ...]
+
+    @property
+    def config(self) -> Config:
+        return self.spec.config
+
+    @property
+    def plan(self) -> ScanPlan:
+        return self.spec.plan
 
 
 def dry_run(config, block_size: int | None = None, workers=None) -> DryRun:
@@ -54,7 +62,8 @@ def dry_run(config, block_size: int | None = None, workers=None) -> DryRun:
         checks.check_block_memory(workers, config, plan)
     sample = checks.check_inputs(config)
     checks.check_brightness(config, sample, plan.slices)
-    return DryRun(config, plan, tuple(checks.quiet_mistakes(config, plan)))
+    spec = describe(config, plan, inputs_hash(config, sample))
+    return DryRun(spec, tuple(checks.quiet_mistakes(config, plan)))
 
 
 def length(metres: float) -> str:
@@ -106,7 +115,7 @@ def report(run: DryRun) -> list[str]:
             f"N = {max(h, w)}); camera pixel "
             f"{o.camera_pixel_size / (m * p.dx * o.zoom_factor):.4g}× M dx zoom"
         )
-    for axis in checks.camera_axes(config, plan.window) if o.propagation == "far" else ():
+    for axis in run.spec.camera if o.propagation == "far" else ():
         how = PATHS.get(axis.spec.method, axis.spec.method)
         if axis.spec.method == "pad":
             how += f" (×{axis.spec.m // axis.n}, length {axis.spec.m})"
@@ -135,7 +144,7 @@ def report(run: DryRun) -> list[str]:
         f"patterns); memory per block about {checks.human(checks.block_memory(config, plan))} "
         "(a worker holds one per thread)",
     ]
-    radius = bright_field_radius(config)
+    radius = run.spec.bright_field_radius
     covered = camera_coverage(config)
     half = min(h // 2, w // 2) * o.camera_pixel_size
     verdict = "covers" if covered >= BRIGHT_FIELD_FRACTION else "does NOT cover"

@@ -25,23 +25,19 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from jscan.inputs.config import Config, load_config, with_overrides
-from jscan.inputs.detector_model import check_detector
 from jscan.inputs.digest import inputs_hash
-from jscan.inputs.farfield import bright_field_radius
-from jscan.inputs.samples import make_probe
 from jscan.pipeline.run import checks
 from jscan.pipeline.run.job import ScanJob
 from jscan.pipeline.run.plan import plan_scan
 from jscan.pipeline.run.runner import BlockRunner
+from jscan.pipeline.run.spec import describe
 from jscan.pipeline.store.coords import (
     POSITION_COORDS,
     block_coords,
     camera_coords,
     diffraction_attrs,
     mask_variable,
-    pattern_dtype,
     position_coords,
-    scan_attrs,
 )
 from jscan.pipeline.store.truth import truth_variables
 
@@ -126,29 +122,21 @@ def simulate_lazy(config, block_size=None) -> xr.Dataset:
     inputs = inputs_hash(config, sample)
     plan = plan_scan(config)
     checks.check_brightness(config, sample, plan.slices)
-    check_detector(config, plan.window)
-    radius = bright_field_radius(config)
-    job = ScanJob(
-        config,
-        "",  # no store: the lazy graph only simulates
-        plan,
-        inputs_hash=inputs,
-        bright_field_radius=radius,
-    )
-    attrs = scan_attrs(config, plan, inputs, radius)
+    spec = describe(config, plan, inputs)
+    job = ScanJob(spec, "")  # no store: the lazy graph only simulates
     token = tokenize(config.hash, config.text, inputs, plan.block_size)
     data = xr.Variable(
-        ("position", "det_y", "det_x"), lazy_patterns(job, token), diffraction_attrs(config)
+        ("position", "det_y", "det_x"), lazy_patterns(job, token), diffraction_attrs(spec)
     )
-    coords = camera_coords(config, plan)
+    coords = camera_coords(spec)
     for name in position_coords(plan):
         dtype, _, meta = POSITION_COORDS[name]
         coords[name] = ("position", lazy_coordinate(plan, name, dtype, token), meta)
     probe = lazy_probe(job, token)
-    truth, truth_coords, truth_meta = truth_variables(config, plan, probe)
+    truth, truth_coords, truth_meta = truth_variables(spec, probe)
     coords.update(truth_coords)
-    variables = {"diffraction": data, "mask": mask_variable(config, plan.window), **truth}
-    return xr.Dataset(variables, coords=coords, attrs={**attrs, **truth_meta})
+    variables = {"diffraction": data, "mask": mask_variable(spec), **truth}
+    return xr.Dataset(variables, coords=coords, attrs={**spec.attrs, **truth_meta})
 
 
 def runner_probe(simulator: BlockSimulator) -> np.ndarray:
@@ -160,7 +148,7 @@ def lazy_probe(job: ScanJob, token: str) -> da.Array:
     """The (M, H, W) ground-truth probe as a one-chunk dask array, computed by the scan's
     `BlockSimulator` (the state key of `lazy_patterns`: one build serves both)."""
     name, state = f"jscan-probe-{token}", f"jscan-simulator-{token}"
-    modes = int(np.prod(make_probe(job.config.probe).shape[:-2], dtype=int))
+    modes = job.spec.modes
     graph = HighLevelGraph(
         {state: {state: BlockSimulator(job)}, name: {(name, 0, 0, 0): (runner_probe, state)}},
         {state: set(), name: {state}},
@@ -190,7 +178,8 @@ def lazy_patterns(job: ScanJob, token: str) -> da.Array:
         {state: set(), name: {state}},
     )
     h, w = plan.window
-    return da.Array(graph, name, chunks=(_sizes(plan), (h,), (w,)), dtype=pattern_dtype(job.config))
+    dtype = job.spec.values.dtype
+    return da.Array(graph, name, chunks=(_sizes(plan), (h,), (w,)), dtype=dtype)
 
 
 def lazy_coordinate(plan, coord: str, dtype, token: str) -> da.Array:

@@ -6,15 +6,15 @@ import tomllib
 
 from jscan.errors import ConfigError, StoreError, UsageError
 from jscan.inputs.config import Config, load_config, with_overrides
-from jscan.inputs.detector_model import check_detector, resolve_generator
+from jscan.inputs.detector_model import resolve_generator
 from jscan.inputs.digest import inputs_hash
-from jscan.inputs.farfield import bright_field_radius
 from jscan.inputs.schema import REQUIRED, schema
 from jscan.pipeline import store as zstore
 from jscan.pipeline.run import checks
 from jscan.pipeline.run.cachedir import private_dir
 from jscan.pipeline.run.job import ScanJob
 from jscan.pipeline.run.plan import plan_scan
+from jscan.pipeline.run.spec import describe
 from jscan.pipeline.store.integrity import recorded_damage, repair
 from jscan.pipeline.store.integrity import verify as check_blocks
 from jscan.pipeline.store.lock import RunLock, is_local
@@ -25,10 +25,10 @@ def prepare(
 ):
     """Validate everything before anything is created.
 
-    Returns (config, plan, store, inputs): the config with overrides (block size capped at
-    the scan length), the scan plan, the normalised store location (a local path made
-    absolute, so that workers with another working folder write the same store) and the
-    fingerprint of the input files. Raises UsageError (resume and overwrite together),
+    Returns (spec, store): the `ScanSpec` of the config with overrides (block size capped
+    at the scan length), its plan and the fingerprint of its input files, and the normalised
+    store location (a local path made absolute, so that workers with another working folder
+    write the same store). Raises UsageError (resume and overwrite together),
     ConfigError (bad config, sample values, brightness) or StoreError (store exists
     without --resume or --overwrite, missing or damaged with --resume, made with another
     config, other input files or another block size, not a jscan store with --overwrite;
@@ -87,8 +87,7 @@ def prepare(
     if resume:
         checks.check_disk(store, config, plan, resume, force)
     checks.check_brightness(config, sample, plan.slices)
-    check_detector(config, plan.window)
-    return config, plan, store, inputs
+    return describe(config, plan, inputs), store
 
 
 def plan_config(config: Config):
@@ -170,10 +169,8 @@ def compile_cache(path) -> str | None:
 
 
 def open_store(
-    config,
-    plan,
+    spec,
     store,
-    inputs,
     lock,
     resume,
     overwrite,
@@ -185,15 +182,16 @@ def open_store(
 ):
     """Take the run lock on the store, create it unless resuming; return (job, repaired).
 
-    job: the `ScanJob` the workers build their state from, with the store's store_id and
-    bright-field radius (the store's own when resuming, else the new store's); repaired:
+    spec: the run's `ScanSpec` (`prepare`); job: the `ScanJob` the workers build their
+    state from, with the store's store_id and bright-field radius (the store's own when
+    resuming, else the spec's); repaired:
     the damaged blocks found and un-marked when resuming (verify: decode every done block).
     cache: the compilation cache folder or None; out: a stream for the repair line, or None;
     probe: the new store's ground-truth probe (`zstore.create`; None: computed here);
     generator: who draws the counts (`resolve_generator`; None: as a CPU process decides).
     Raises StoreError when resuming a store whose counts another generator drew.
     """
-    generator = generator or resolve_generator(config, "cpu")
+    generator = generator or resolve_generator(spec.config, "cpu")
     if resume:
         lock.take(store)
         attrs = zstore.check_store(store)  # again, under the lock
@@ -201,35 +199,25 @@ def open_store(
         report = repair(store, full=verify)
         if out and report.faults:
             print(f"re-running damaged blocks: {report.named()}", file=out, flush=True)
-        radius, store_id, repaired = (
-            attrs["bright_field_radius_m"],
-            attrs["store_id"],
-            report.bad_blocks,
-        )
+        spec, store_id, repaired = spec.resumed(attrs), attrs["store_id"], report.bad_blocks
     else:
         if overwrite and zstore.exists(store):
             lock.take(store)  # refused while another run writes it
             zstore.check_replaceable(store)
-        radius, repaired = bright_field_radius(config), []
+        repaired = []
         # Built under a temporary name, locked, and renamed: a store made meanwhile by a
         # concurrent run is refused, naming its owner.
         store_id = zstore.create(
             store,
-            config,
-            plan,
-            radius,
-            inputs,
+            spec,
             lock=lock,
             replace=overwrite,
             probe=probe,
             generator=generator,
         )
     job = ScanJob(
-        config,
+        spec,
         store,
-        plan,
-        inputs_hash=inputs,
-        bright_field_radius=radius,
         compilation_cache=cache,
         store_id=store_id,
         generator=generator,

@@ -17,8 +17,7 @@ import math
 import numpy as np
 
 from jscan.errors import ConfigError
-from jscan.inputs.farfield import fresnel_magnification
-from jscan.inputs.samples import make_probe
+from jscan.inputs.farfield import fresnel_magnification, probe_of
 
 PROBE_POWER = 0.99  # the probe's radius holds this share of its power
 
@@ -56,7 +55,7 @@ def check_near(config, window) -> None:
 
 def probe_radius(config) -> float:
     """Radius [m] around the window's axis pixel holding `PROBE_POWER` of the probe."""
-    probe = np.asarray(make_probe(config.probe))
+    probe = probe_of(config)  # the checks' copy: the file is read once
     power = np.abs(probe.reshape((-1, *probe.shape[-2:]))) ** 2
     power = power.sum(axis=0)
     h, w = power.shape

@@ -21,14 +21,12 @@ from jscan.core.sharding import data_mesh, run_sharded, to_host
 from jscan.inputs.detector_model import (
     DetectorModel,
     blur_matrix,
-    detector_model,
     detector_values,
     overflow_error,
     resolve_generator,
 )
 from jscan.inputs.detectors import block_detectors, masked_sums
-from jscan.inputs.farfield import camera_axes, camera_radius, noise_factor
-from jscan.inputs.samples import make_probe, sample_region
+from jscan.inputs.samples import sample_region
 from jscan.pipeline.live.receipt import BlockReceipt, binned, preview_pattern
 from jscan.pipeline.microscope import probe_modes, scan_microscope
 from jscan.pipeline.run.cachedir import private_dir
@@ -108,23 +106,20 @@ class BlockRunner:
     """One scan's worker-side state, and the block function that uses it.
 
     Built from a `ScanJob` in any process (a worker's `ScanWorker`, a benchmark, a test):
-    the probe, the `MicroscopePlan` (the kernel's per-scan constants) put on the devices of
-    the data mesh, the photon factor and the bright-field mask. The store is opened (and its
-    store_id checked) by `open_store`, once; `run` does it on first use. Thread-safe: the
-    worker's threads share one runner.
+    the `MicroscopePlan` of its spec's probe (the kernel's per-scan constants) put on the
+    devices of the data mesh, and the spec's detector model and bright-field mask. The store
+    is opened (and its store_id checked) by `open_store`, once; `run` does it on first use.
+    Thread-safe: the worker's threads share one runner.
     """
 
     def __init__(self, job: ScanJob):
         self.job = job
-        cfg = job.config
-        probe = make_probe(cfg.probe)
-        self.specs, microscope = scan_microscope(cfg, probe, job.plan.slices)
+        spec, cfg = job.spec, job.config
+        self.specs, microscope = scan_microscope(cfg, spec.probe, job.plan.slices)
         self.probe = probe_modes(microscope)  # (M, H, W): the store's ground-truth probe
         self.mesh = data_mesh()
         self.microscope = jax.device_put(microscope, NamedSharding(self.mesh, P()))
-        self.factor = noise_factor(cfg, probe)  # photons per unit intensity
-        window = probe.shape[-2:]  # (M, H, W) with incoherent modes
-        self.camera = detector_model(cfg, window, self.factor)  # [detector]: noise, mask
+        self.camera = spec.detector  # [detector]: photons per intensity, noise, mask
         # who draws the noise: the run decided it (ScanJob.generator), else this process
         self.generator = job.generator or resolve_generator(cfg, jax.default_backend())
         if self.generator == "device":
@@ -132,9 +127,7 @@ class BlockRunner:
             self.device_camera = jax.device_put(params, NamedSharding(self.mesh, P()))
             self._camera = jax.jit(camera_values, static_argnums=4)
             self._camera_static = static
-        r = camera_radius(window, cfg.optics.camera_pixel_size)
-        self.bright_field = r <= job.bright_field_radius  # (H, W) bool: the page's detector
-        self.axes = camera_axes(window, cfg.optics.camera_pixel_size)  # det_y, det_x [m]
+        self.bright_field = spec.bright_field  # (H, W) bool: the page's detector
         self.grid = job.plan.page_grid  # the page's image, which receipts bin onto
         self.arrays = None  # {name: zarr array} the block writes, by open_store
         self.blocks = 0  # blocks run with this state
@@ -223,7 +216,7 @@ class BlockRunner:
         g = self.job.plan.block(block)
         host = self.patterns(g)
         bright = masked_sums(host, self.bright_field)
-        detectors = block_detectors(host, *self.axes, bright)
+        detectors = block_detectors(host, *(a.centres for a in self.job.spec.camera), bright)
         coords = block_coords(g)
         t1 = time.perf_counter()
         arrays = self.open_store()

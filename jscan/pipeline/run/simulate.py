@@ -73,9 +73,10 @@ def simulate_scan(
         if started_elsewhere(client, scheduler_file)
         else embedded_workers(n_workers, threads_per_worker)
     )
-    config, plan, store, inputs = (run_checks or _call)(
+    spec, store = (run_checks or _call)(
         lambda: prepare(config, store, resume, block_size, overwrite, force, workers=embedded)
     )
+    config, plan = spec.config, spec.plan
     cache = compile_cache(compilation_cache)
     out = sys.stderr if progress else None
     if resume and nothing_to_do(store, verify):  # no cluster to start for nothing
@@ -93,17 +94,11 @@ def simulate_scan(
         generator = resolve_generator(config, c.submit(platform_task, pure=False).result())
         # The ground-truth probe comes from the kernel, so a worker computes it: the client
         # starts no JAX backend (on a GPU node it would take the card's memory).
-        probe = (
-            None
-            if resume
-            else c.submit(ground_truth_task, config, plan.slices, cache, pure=False).result()
-        )
+        probe = None if resume else c.submit(ground_truth_task, spec, cache, pure=False).result()
         with RunLock(store, hold=False) as lock:
             job, repaired = open_store(
-                config,
-                plan,
+                spec,
                 store,
-                inputs,
                 lock,
                 resume,
                 overwrite,

@@ -18,11 +18,11 @@ import numpy as np
 from distributed import WorkerPlugin, get_worker
 
 from jscan.errors import ClusterError
-from jscan.inputs.config import Config
 from jscan.pipeline.run.job import ScanJob
+from jscan.pipeline.run.spec import ScanSpec
 
 
-def ground_truth_task(config: Config, slices: int = 1, cache: str | None = None) -> np.ndarray:
+def ground_truth_task(spec: ScanSpec, cache: str | None = None) -> np.ndarray:
     """The new store's ground-truth probe, computed on a worker (a Dask task): the client
     imports no JAX (`jscan.pipeline.microscope.ground_truth_probe`). cache: the run's
     compilation cache, set before this worker's first compilation."""
@@ -31,7 +31,7 @@ def ground_truth_task(config: Config, slices: int = 1, cache: str | None = None)
 
     restore = use_compilation_cache(cache) if cache else None
     try:
-        return ground_truth_probe(config, slices)
+        return ground_truth_probe(spec.config, spec.probe, spec.plan.slices)
     finally:
         if restore:
             restore()

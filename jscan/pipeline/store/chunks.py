@@ -6,17 +6,17 @@ each and a 10^8-position one 10^5; zarr decodes them one at a time (a fraction o
 millisecond each). Stored as jscan writes them (plain little-endian values followed by
 their CRC32C, the zarr v3 "bytes" and "crc32c" codecs, one file per chunk on a local file
 system), a chunk is read here with one ``open`` and checked with the same CRC32C; any other
-layout (object stores, other codecs) is read by zarr.
+layout (object stores, other codecs) is read by zarr. What a plain chunk's bytes are is
+`zarrbytes`' to say.
 """
 
 import os
 
-import google_crc32c  # zarr's own CRC32C
 import numpy as np
 import zarr
-from zarr.codecs import BytesCodec, Crc32cCodec
 
 from jscan.pipeline.store.lock import is_local
+from jscan.pipeline.store.zarrbytes import decode_plain, is_plain
 
 # What zarr raises for a chunk that fails its CRC32C (ValueError) or its codec (Blosc's
 # RuntimeError); I/O errors (OSError) are not damage and propagate.
@@ -33,12 +33,11 @@ def read_blocks(store: str, name: str) -> tuple[np.ndarray, list[int]]:
     arr = zarr.open_array(store, path=name, mode="r")
     values = np.full(arr.shape, arr.fill_value, arr.dtype)
     folder = os.path.join(store, name, "c")
-    if not _plain(arr) or not is_local(store):
+    if not is_plain(arr) or not is_local(store):
         return _by_zarr(arr, values)
     if not os.path.isdir(folder):  # nothing written yet
         return values, []
-    chunk, le = arr.chunks[0], arr.dtype.newbyteorder("<")
-    whole = chunk * arr.dtype.itemsize + 4
+    chunk = arr.chunks[0]
     bad, n_chunks = [], -(-arr.shape[0] // chunk)
     for entry in os.listdir(folder):
         if not (entry.isascii() and entry.isdigit()) or int(entry) >= n_chunks:
@@ -46,13 +45,11 @@ def read_blocks(store: str, name: str) -> tuple[np.ndarray, list[int]]:
         b = int(entry)
         with open(os.path.join(folder, entry), "rb") as f:
             data = f.read()
-        start = b * chunk
-        if len(data) != whole or google_crc32c.value(data[:-4]) != int.from_bytes(
-            data[-4:], "little"
-        ):
+        start, decoded = b * chunk, decode_plain(data, arr)
+        if decoded is None:
             bad.append(b)
             continue
-        values[start : start + chunk] = np.frombuffer(data, le, count=chunk)[: len(values) - start]
+        values[start : start + chunk] = decoded[: len(values) - start]
     return values, sorted(bad)
 
 
@@ -63,22 +60,6 @@ def read_sound(store: str, name: str) -> np.ndarray:
     if bad:
         raise ValueError(f"{name} chunks {bad[:5]} fail their CRC32C or have the wrong size")
     return values
-
-
-def _plain(arr: zarr.Array) -> bool:
-    """True for a 1-D array stored as jscan writes its per-block arrays: chunk keys c/<i>,
-    little-endian bytes, CRC32C, nothing else."""
-    return (
-        arr.ndim == 1
-        and arr.metadata.zarr_format == 3
-        and arr.metadata.encode_chunk_key((7,)) == "c/7"
-        and arr.filters == ()
-        and isinstance(arr.serializer, BytesCodec)
-        and (arr.serializer.endian is None or arr.serializer.endian.value == "little")
-        and len(arr.compressors) == 1
-        and isinstance(arr.compressors[0], Crc32cCodec)
-        and arr.shards is None
-    )
 
 
 def _by_zarr(arr: zarr.Array, values: np.ndarray) -> tuple[np.ndarray, list[int]]:

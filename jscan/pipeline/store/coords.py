@@ -1,5 +1,5 @@
-"""The coordinates, the pattern variable's dtype and attributes, and the root attributes of
-a planned scan.
+"""The coordinates, the pattern variable's attributes, and the root attributes of a
+scan's `jscan.pipeline.run.spec.ScanSpec`.
 
 What a store's layout (`jscan.pipeline.store.create`) and the lazy dataset
 (`jscan.pipeline.run.lazy.simulate_lazy`) describe alike: the positions simulated (and those
@@ -10,41 +10,21 @@ per-position coordinates are made block by block (`block_coords`), where the blo
 import numpy as np
 
 from jscan.inputs.config import Config
-from jscan.inputs.detector_model import detector_mask, stored_dtype
-from jscan.inputs.farfield import camera_axes
 
 
-def pattern_dtype(config: Config) -> np.dtype:
-    """float32 intensities (dose 0) or expected photon counts (noise false), else integer
-    counts: uint16 when detector.saturation <= 65535, else uint32
-    (`detector_model.stored_dtype`)."""
-    return stored_dtype(config)
-
-
-def mask_variable(config: Config, window) -> tuple:
+def mask_variable(spec) -> tuple:
     """The ``mask`` variable (det_y, det_x): True at bad pixels and module gaps (stored 0)."""
     attrs = {
         "units": "1",
         "long_name": "bad pixel or module gap (its pattern value is written as 0)",
         "flag_meanings": "True = masked",
     }
-    return ("det_y", "det_x"), detector_mask(config, window), attrs
+    return ("det_y", "det_x"), spec.detector.mask, attrs
 
 
-def diffraction_attrs(config: Config) -> dict:
-    """units (pint-readable: "count" for photons, "1" for ADU and for |U'|^2) and long_name
-    of the ``diffraction`` variable."""
-    det = config.detector
-    if det.dose > 0 and not det.noise:
-        return {"units": "count", "long_name": "expected photon counts (no noise drawn)"}
-    if det.dose > 0 and det.gain == 1 and det.readout_noise == 0:
-        return {"units": "count", "long_name": "photon counts (Poisson draws)"}
-    if det.dose > 0:
-        return {"units": "1", "long_name": "detector counts in ADU (gain x photons, readout)"}
-    return {
-        "units": "1",
-        "long_name": "far-field intensity |U'|^2 of a probe with sum |probe|^2 = 1",
-    }
+def diffraction_attrs(spec) -> dict:
+    """units (pint-readable) and long_name of the ``diffraction`` variable (`VALUES`)."""
+    return {"units": spec.values.units, "long_name": spec.values.long_name}
 
 
 # Per-position coordinates: (dtype, fill value for positions not written, attributes).
@@ -89,9 +69,9 @@ def block_coords(geometry) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
 
-def camera_coords(config: Config, plan) -> dict:
+def camera_coords(spec) -> dict:
     """det_y, det_x [m]: camera pixel centres, (i - N//2) * camera_pixel_size."""
-    det_y, det_x = camera_axes(plan.window, config.optics.camera_pixel_size)
+    det_y, det_x = (axis.centres for axis in spec.camera)
     return {
         "det_y": ("det_y", det_y, {"units": "m", "long_name": "camera pixel centre y"}),
         "det_x": ("det_x", det_x, {"units": "m", "long_name": "camera pixel centre x"}),
@@ -129,23 +109,25 @@ def optics_attrs(config: Config) -> dict:
     }
 
 
-def scan_attrs(config: Config, plan, inputs: str, bright_field_radius: float) -> dict:
-    """The attributes a store and the lazy dataset share: the jscan version, the config
-    (text and hash), the input fingerprint, the blocks, the scan's extent ((x0, x1), (y0,
-    y1)) of the positions simulated [m] and a raster's (rows, cols), every optical parameter
-    (unit in the key) and the bright-field radius (m on the camera)."""
+def scan_attrs(spec) -> dict:
+    """The attributes a store and the lazy dataset share, of a `ScanSpec`: the jscan
+    version, the config (text and hash), the input fingerprint, the blocks, the scan's extent
+    ((x0, x1), (y0, y1)) of the positions simulated [m] and a raster's (rows, cols), every
+    optical parameter (unit in the key) and the bright-field radius (m on the camera)."""
     from jscan import __version__
+
+    config, plan = spec.config, spec.plan
 
     return {
         "jscan_version": __version__,
         "config": config.text,
         "config_hash": config.hash,
-        "inputs_hash": inputs,
+        "inputs_hash": spec.inputs,
         "block_size": plan.block_size,
         "n_positions": plan.n_positions,
         "n_blocks": plan.n_blocks,
         "scan_extent_m": [list(plan.extent_m[0]), list(plan.extent_m[1])],
         **({"scan_shape": list(plan.raster_shape)} if plan.raster_shape else {}),
         **optics_attrs(config),
-        "bright_field_radius_m": bright_field_radius,
+        "bright_field_radius_m": spec.bright_field_radius,
     }

@@ -47,18 +47,14 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
 from jscan.errors import StoreError
-from jscan.inputs.config import Config
 from jscan.inputs.detector_model import resolve_generator
 from jscan.inputs.detectors import DETECTORS, detector_attrs
-from jscan.inputs.digest import inputs_hash
 from jscan.pipeline.store.coords import (
     POSITION_COORDS,
     camera_coords,
     diffraction_attrs,
     mask_variable,
-    pattern_dtype,
     position_coords,
-    scan_attrs,
 )
 from jscan.pipeline.store.lock import RunLock, clean_stale, is_local, publish, sibling
 from jscan.pipeline.store.truth import TILED_TRUTH, TRUTH_ARRAYS, truth_encoding, truth_variables
@@ -122,10 +118,7 @@ def exists(store: str) -> bool:
 
 def create(
     store: str,
-    config: Config,
-    plan,
-    bright_field_radius: float,
-    inputs=None,
+    spec,
     lock: RunLock | None = None,
     replace: bool = False,
     probe=None,
@@ -134,28 +127,26 @@ def create(
     """Write the layout, coordinates and attributes (no patterns) of a new store, whole or
     not at all; return its ``store_id``.
 
-    plan: the `jscan.pipeline.run.plan.ScanPlan`; bright_field_radius: m on the camera;
-    inputs: `inputs_hash(config)` when the caller has it already; lock: a `RunLock` that
-    takes the new store's lock before it appears at ``store`` (so a concurrent run sees its
-    owner) and keeps it; replace: swap out what is at ``store`` (the caller checked it with
+    spec: the scan's `jscan.pipeline.run.spec.ScanSpec`; lock: a `RunLock` that takes the
+    new store's lock before it appears at ``store`` (so a concurrent run sees its owner) and
+    keeps it; replace: swap out what is at ``store`` (the caller checked it with
     `check_replaceable`, under the old store's lock); probe: the (M, H, W) ground-truth
     probe (`jscan.pipeline.microscope.ground_truth_probe`, which a run computes on a worker), or
     None to compute it in this process (this imports and starts JAX here); generator: who
     draws the counts (`detector_model.resolve_generator`; None: as a CPU process decides).
     """
+    config, plan = spec.config, spec.plan
     n, n_blocks, (h, w) = plan.n_positions, plan.n_blocks, plan.window
     # The arrays below are never computed (to_zarr writes metadata only): one dask chunk
     # each, so that the graph has a few tasks whatever the number of blocks; the encoding
     # sets the store's chunks and shards.
     block = config.run.block_size
-    dtype = pattern_dtype(config)
-    pattern_attrs = diffraction_attrs(config)
-    units = pattern_attrs["units"]
+    dtype = spec.values.dtype
     data = {
         "diffraction": (
             ("position", "det_y", "det_x"),
             da.zeros((n, h, w), dtype=dtype, chunks=-1),
-            pattern_attrs,
+            diffraction_attrs(spec),
         ),
         "block_done": (
             ("block",),
@@ -171,23 +162,23 @@ def create(
             },
         ),
     }
-    for name, meta in detector_attrs(units).items():
+    for name, meta in detector_attrs(spec.values.units).items():
         data[name] = ("position", da.full(n, np.nan, chunks=-1), meta)
-    coords = camera_coords(config, plan)
+    coords = camera_coords(spec)
     for name in position_coords(plan):
         dtype_, fill, meta = POSITION_COORDS[name]
         coords[name] = ("position", da.full(n, fill, dtype=dtype_, chunks=-1), meta)
-    data["mask"] = mask_variable(config, (h, w))
+    data["mask"] = mask_variable(spec)
     if probe is None:
         from jscan.pipeline.microscope import ground_truth_probe  # JAX: only when not given
 
-        probe = ground_truth_probe(config, plan.slices)
-    truth, truth_coords, truth_meta = truth_variables(config, plan, probe)
+        probe = ground_truth_probe(config, spec.probe, plan.slices)
+    truth, truth_coords, truth_meta = truth_variables(spec, probe)
     data.update(truth)
     coords.update(truth_coords)
     attrs = {
         "format": FORMAT,
-        **scan_attrs(config, plan, inputs or inputs_hash(config), bright_field_radius),
+        **spec.attrs,
         **truth_meta,
         "generator": generator or resolve_generator(config, "cpu"),
         "run_history": [],
@@ -200,7 +191,7 @@ def create(
             "chunks": (chunk, h, w),
             "shards": (block, h, w),
             # CRC32C after Blosc: a damaged inner chunk raises instead of decoding to garbage
-            "compressors": (codec_for(dtype), Crc32cCodec()),
+            "compressors": (spec.codec, Crc32cCodec()),
         },
         # CRC32C alone (a few bytes per block): a damaged flag or checksum is found, not read
         "block_done": {"chunks": (1,), "compressors": (Crc32cCodec(),)},

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import zarr
-from zarr.core.sync import sync
 
 from jscan.inputs.detectors import DETECTORS, block_detectors, masked_sums
 from jscan.pipeline.store import (
@@ -34,6 +33,7 @@ from jscan.pipeline.store import (
     run_state,
 )
 from jscan.pipeline.store.chunks import DECODE_ERRORS, read_blocks
+from jscan.pipeline.store.zarrbytes import plain_chunk_bytes, shard_index_bytes, stored_sizes
 
 MAX_NAMED = 20  # bad blocks named in the one-line summary; the rest are counted
 
@@ -89,27 +89,6 @@ class VerifyReport:
         )
 
 
-def shard_sizes(arr: zarr.Array) -> dict[str, int]:
-    """Bytes of every stored chunk (or shard) of ``arr`` by its key (one listing)."""
-
-    async def collect():
-        store, prefix = arr.store_path.store, arr.store_path.path
-        prefix = f"{prefix}/" if prefix else ""
-        out = {}
-        async for key in store.list_prefix(prefix):
-            if not key.endswith("zarr.json"):
-                out[key.removeprefix(prefix)] = await store.getsize(key)
-        return out
-
-    return sync(collect())
-
-
-def _index_bytes(arr: zarr.Array) -> int:
-    """Size of a shard's index: 16 bytes per inner chunk and a CRC32C."""
-    per_shard = int(np.prod([s // c for s, c in zip(arr.shards, arr.chunks, strict=True)]))
-    return 16 * per_shard + 4
-
-
 def verify(
     store: str, full: bool = True, on_progress: Callable[[int, int], None] | None = None
 ) -> VerifyReport:
@@ -126,8 +105,8 @@ def verify(
     flags, lost = run_state(store, "block_done")
     sums, lost_sums = run_state(store, "block_checksum") if full else (None, [])
     done = np.flatnonzero(flags)
-    sizes = shard_sizes(arr)
-    floor = _index_bytes(arr)
+    sizes = stored_sizes(arr)
+    floor = shard_index_bytes(arr)
     trailing = (0,) * (arr.ndim - 1)
     group = zarr.open_group(store, mode="r")
     per_block = {
@@ -136,7 +115,7 @@ def verify(
         if name in group
     }
     detectors = {name: per_block[name] for name in DETECTORS}
-    listed = {name: shard_sizes(d) for name, d in per_block.items()}
+    listed = {name: stored_sizes(d) for name, d in per_block.items()}
     camera = _camera(store, attrs) if full else None
     # full: every per-block array decoded whole, once (its CRC32C checked chunk by chunk)
     unreadable = {name: set(read_blocks(store, name)[1]) for name in per_block} if full else {}
@@ -185,7 +164,7 @@ def _damaged_truth(store) -> tuple[str, ...]:
             continue
         arr = group[name]
         grid = np.ceil(np.divide(arr.shape, arr.chunks)).astype(int)
-        if len(shard_sizes(arr)) < int(np.prod(grid)):
+        if len(stored_sizes(arr)) < int(np.prod(grid)):
             damaged.append(f"{name} (chunk missing)")
             continue
         try:
@@ -202,7 +181,7 @@ def _chunk_presence(arrays, listed, b) -> str | None:
         size = listed[name].get(d.metadata.encode_chunk_key((b,)))
         if size is None:
             return f"{name} chunk missing"
-        whole = d.chunks[0] * d.dtype.itemsize + 4  # the raw values and their CRC32C
+        whole = plain_chunk_bytes(d)
         if size != whole:
             return f"{name} chunk truncated ({size} of {whole} bytes)"
     return None

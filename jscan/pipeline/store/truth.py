@@ -4,7 +4,8 @@ sample's scanned region (numpy and dask only; the probe itself comes from the ke
 - ``probe`` (mode, probe_y, probe_x) complex64: the illumination exactly as it multiplies
   the sample window (`jscan.pipeline.microscope.ground_truth_probe`), pixel (H//2, W//2) on the
   stored position (x, y); coordinates probe_y, probe_x = (i - N//2) dx zoom [m].
-- attribute ``photons_per_intensity`` (`jscan.inputs.farfield.noise_factor`): expected photons
+- attribute ``photons_per_intensity`` (`jscan.inputs.farfield.noise_factor`, decided by the
+  scan's `jscan.pipeline.run.spec.ScanSpec`): expected photons
   per unit of |U'|^2, the intensity of ``probe`` through jscan's far field; 0 when dose is 0.
 - ``sample_truth`` (sample_y, sample_x) complex64: the sample's pixels under every window,
   pixel (r, c) at y = r sample_dx, x = c sample_dx (the frame of x, y), when it holds at most
@@ -23,9 +24,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from jscan.core.placement import placement
-from jscan.inputs.config import Config
-from jscan.inputs.farfield import noise_factor
-from jscan.inputs.samples import make_probe, sample_region, slice_count
+from jscan.inputs.samples import sample_region, slice_count
 
 SAMPLE_TRUTH_LIMIT = 512 << 20  # bytes of complex64 stored as sample_truth; larger: a reference
 TRUTH_ARRAYS = ("probe",)  # always written at creation (sample_truth only when small)
@@ -44,15 +43,15 @@ def scanned_region(plan) -> tuple[int, int, int, int]:
     return int(low[0]), int(low[1]), int(high[0] - low[0]), int(high[1] - low[1])
 
 
-def truth_attrs(config: Config) -> dict:
+def truth_attrs(spec) -> dict:
     """Root attributes: ``photons_per_intensity`` (expected photons per unit |U'|^2)."""
     return {
-        "photons_per_intensity": noise_factor(config, make_probe(config.probe)),
-        "detector_noise": config.detector.noise,
+        "photons_per_intensity": spec.photons_per_intensity,
+        "detector_noise": spec.config.detector.noise,
     }
 
 
-def truth_variables(config: Config, plan, probe) -> tuple[dict, dict, dict]:
+def truth_variables(spec, probe) -> tuple[dict, dict, dict]:
     """(variables, coordinates, attributes) of the ground truth for xarray.
 
     probe: (M, H, W) complex64 from `ground_truth_probe` (numpy, or a dask array for the
@@ -61,6 +60,7 @@ def truth_variables(config: Config, plan, probe) -> tuple[dict, dict, dict]:
     coordinates: probe_y, probe_x and sample_y, sample_x [m]; attributes: `truth_attrs`
     and, for a large sample, ``sample_truth_ref`` (a JSON string).
     """
+    config, plan = spec.config, spec.plan
     probe = probe.reshape((-1, *probe.shape[-2:])).astype(np.complex64)
     h, w = probe.shape[-2:]
     dxz = config.probe.dx * config.optics.zoom_factor
@@ -79,8 +79,8 @@ def truth_variables(config: Config, plan, probe) -> tuple[dict, dict, dict]:
             },
         )
     }
-    attrs = truth_attrs(config)
-    r0, c0, rows, cols = scanned_region(plan)
+    attrs = truth_attrs(spec)
+    r0, c0, rows, cols = spec.region
     dx, k = config.sample.dx, plan.slices
     dims = ("sample_y", "sample_x")
     if k > 1:

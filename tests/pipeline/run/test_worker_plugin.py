@@ -20,13 +20,13 @@ import pytest
 import zarr
 
 from jscan.core.sharding import to_host
-from jscan.inputs import farfield
 from jscan.inputs.config import parse_config
 from jscan.inputs.detectors import masked_sums
 from jscan.pipeline.live.receipt import BlockReceipt, preview_pattern
 from jscan.pipeline.run.job import ScanJob
 from jscan.pipeline.run.plan import plan_scan
 from jscan.pipeline.run.runner import BlockRunner
+from jscan.pipeline.run.spec import describe
 from jscan.pipeline.run.worker import ScanWorker, block_task
 from jscan.pipeline.store import create
 
@@ -40,9 +40,8 @@ def new_store(tmp_path, text, name="s.zarr"):
     cfg = parse_config(text)
     plan = plan_scan(cfg)
     store = str(tmp_path / name)
-    radius = farfield.bright_field_radius(cfg)
-    store_id = create(store, cfg, plan, radius)
-    return ScanJob(cfg, store, plan, bright_field_radius=radius, store_id=store_id), plan
+    spec = describe(cfg, plan)
+    return ScanJob(spec, store, store_id=create(store, spec)), plan
 
 
 def submit_blocks(client, name, plan, blocks, **kw):
@@ -116,7 +115,7 @@ def test_two_runs_in_a_row_on_one_cluster_use_their_own_state(
     for key, text in texts.items():  # each store equals its own config, simulated in-process
         cfg = parse_config(text)
         plan = plan_scan(cfg)
-        runner = BlockRunner(ScanJob(cfg, "", plan))
+        runner = BlockRunner(ScanJob(describe(cfg, plan), ""))
         blocks = [plan.block(b) for b in range(plan.n_blocks)]
         ref = np.concatenate(
             [to_host(runner.simulate(g.origins, g.shifts))[: g.n_valid] for g in blocks]

@@ -17,6 +17,7 @@ from jscan.pipeline import simulate_scan
 from jscan.pipeline.run.job import ScanJob
 from jscan.pipeline.run.plan import plan_scan
 from jscan.pipeline.run.runner import BlockRunner
+from jscan.pipeline.run.spec import describe
 from jscan.pipeline.store import create, open_scan
 
 BLOCK = 16  # 144 positions: 9 blocks
@@ -251,7 +252,8 @@ def test_a_block_of_zeros_is_stored_and_sound(tmp_path, run_cli, small_scan, to_
     cfg = parse_config(text)
     plan = plan_scan(cfg)
     store = str(tmp_path / "s.zarr")
-    job = ScanJob(cfg, store, plan, store_id=create(store, cfg, plan, 1e-3))
+    spec = describe(cfg, plan)
+    job = ScanJob(spec, store, store_id=create(store, spec))
     # in this process, as a worker would
     BlockRunner(job).run(0)
     assert shard(tmp_path / "s.zarr", 0).stat().st_size > 0  # zeros are written, not skipped
@@ -263,7 +265,7 @@ def test_incomplete_store_and_stray_verify_flag_are_refused(tmp_path, run_cli, s
     (tmp_path / "scan.toml").write_text(scan_config(block_size=72))
     cfg = parse_config(scan_config(block_size=72))
     store = str(tmp_path / "s.zarr")
-    create(store, cfg, plan_scan(cfg), 1e-3)
+    create(store, describe(cfg, plan_scan(cfg)))
     # What an object store (no rename) holds when its creation stopped: `complete` unset.
     zarr.open_group(store, mode="r+").attrs["complete"] = False
     for argv in (["info", store], ["verify", store]):

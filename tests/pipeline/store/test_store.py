@@ -18,6 +18,7 @@ from jscan.pipeline import simulate_scan
 from jscan.pipeline.run.job import ScanJob
 from jscan.pipeline.run.plan import plan_scan
 from jscan.pipeline.run.prepare import prepare
+from jscan.pipeline.run.spec import describe
 from jscan.pipeline.run.worker import ScanWorker
 from jscan.pipeline.store import create, open_scan
 from jscan.pipeline.store.lock import LOCK_NAME, RunLock
@@ -29,8 +30,9 @@ def test_store_id_of_another_store_is_refused_by_the_worker(tmp_path, client, sc
     cfg = parse_config(scan_config(block_size=BLOCK))
     plan = plan_scan(cfg)
     store = str(tmp_path / "s.zarr")
-    real_id = create(store, cfg, plan, 1e-3)
-    job = ScanJob(cfg, store, plan, store_id="0" * 32)
+    spec = describe(cfg, plan)
+    real_id = create(store, spec)
+    job = ScanJob(spec, store, store_id="0" * 32)
     # Every worker checks the store as it sets up the run's state: the run stops there.
     with pytest.raises(StoreError) as err, ScanWorker(job).registered(client):
         pass
@@ -42,7 +44,7 @@ def test_store_id_of_another_store_is_refused_by_the_worker(tmp_path, client, sc
 
 def test_relative_out_becomes_absolute(tmp_path, monkeypatch, scan_config):
     monkeypatch.chdir(tmp_path)
-    _, _, store, _ = prepare(parse_config(scan_config()), "rel.zarr")
+    _, store = prepare(parse_config(scan_config()), "rel.zarr")
     assert store == str(tmp_path / "rel.zarr")
 
 
@@ -54,10 +56,11 @@ def test_crash_between_build_and_rename_leaves_no_store(tmp_path, run_cli, clien
         "import os, signal\n"
         "from jscan.inputs.config import load_config\n"
         "from jscan.pipeline.run.plan import plan_scan\n"
+        "from jscan.pipeline.run.spec import describe\n"
         "from jscan.pipeline.store.lock import RunLock\nfrom jscan.pipeline.store import create\n"
         "os.rename = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
         f"cfg = load_config({str(tmp_path / 'scan.toml')!r})\n"
-        f"create({str(store)!r}, cfg, plan_scan(cfg), 1e-3, lock=RunLock(None))\n"
+        f"create({str(store)!r}, describe(cfg, plan_scan(cfg)), lock=RunLock(None))\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr
@@ -79,7 +82,7 @@ def test_a_live_runs_temporary_folder_is_kept(tmp_path, scan_config):
     live.mkdir()
     with RunLock(None) as lock:
         lock.take(str(live))
-        create(str(tmp_path / "s.zarr"), cfg, plan_scan(cfg), 1e-3)
+        create(str(tmp_path / "s.zarr"), describe(cfg, plan_scan(cfg)))
         assert live.is_dir()
 
 
@@ -89,14 +92,14 @@ def test_two_new_runs_racing_the_loser_names_the_owner(tmp_path, scan_config):
     store = str(tmp_path / "s.zarr")
     # Both passed their checks while nothing was at the path; the first one published.
     with RunLock(None) as winner:
-        first = create(store, cfg, plan, 1e-3, lock=winner)
+        first = create(store, describe(cfg, plan), lock=winner)
         with pytest.raises(StoreError, match=f"pid {os.getpid()}"):
-            create(store, cfg, plan, 1e-3, lock=RunLock(None))
+            create(store, describe(cfg, plan), lock=RunLock(None))
         assert os.path.samefile(winner.path, os.path.join(store, LOCK_NAME))
     with pytest.raises(
         StoreError, match=r"created meanwhile by another run.*--resume.*--overwrite"
     ):
-        create(store, cfg, plan, 1e-3, lock=RunLock(None))
+        create(store, describe(cfg, plan), lock=RunLock(None))
     assert zarr.open_group(store).attrs["store_id"] == first
     assert sorted(os.listdir(tmp_path)) == ["s.zarr"]  # the losers' folders are removed
 
@@ -179,7 +182,7 @@ def test_two_jscan_processes_racing_for_one_new_store(tmp_path, run_cli, scan_co
 def test_hard_linked_lock_is_refused_and_truncates_nothing(tmp_path, scan_config):
     cfg = parse_config(scan_config(block_size=72))
     store = tmp_path / "s.zarr"
-    create(str(store), cfg, plan_scan(cfg), 1e-3)
+    create(str(store), describe(cfg, plan_scan(cfg)))
     victim = tmp_path / "victim.txt"
     victim.write_text("the user's own file")
     os.link(victim, store / LOCK_NAME)

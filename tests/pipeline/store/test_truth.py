@@ -12,6 +12,7 @@ from jscan.inputs.config import parse_config
 from jscan.inputs.samples import make_probe, sample_region
 from jscan.pipeline.run.lazy import simulate_lazy
 from jscan.pipeline.run.plan import plan_scan
+from jscan.pipeline.run.spec import describe
 from jscan.pipeline.store import open_scan, truth
 
 
@@ -114,7 +115,7 @@ def test_sample_truth_is_written_tile_by_tile_in_bounded_memory(tmp_path, small_
     probe = np.ones((1, *plan.window), np.complex64)
     tracemalloc.start()
     try:
-        store_mod.create(str(tmp_path / "big.zarr"), cfg, plan, 1e-3, probe=probe)
+        store_mod.create(str(tmp_path / "big.zarr"), describe(cfg, plan), probe=probe)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
