@@ -100,6 +100,7 @@ def test_slurm_dry_run_prints_the_slurmcluster_job_script():
 
 
 @pytest.mark.slow
+@pytest.mark.reference
 def test_reconstruct_ptychi(tmp_path):
     pytest.importorskip("ptychi")
     pytest.importorskip("h5py")
@@ -111,6 +112,7 @@ def test_reconstruct_ptychi(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.reference
 def test_reconstruct_ptychodus(tmp_path):
     """ptychodus's own batch reconstruction (pty-chi) from the exported folder alone."""
     pytest.importorskip("ptychodus")
@@ -123,6 +125,7 @@ def test_reconstruct_ptychodus(tmp_path):
     assert err < 0.12 and err < err0 / 3
 
 
+@pytest.mark.reference
 def test_reconstruct_ptylab(tmp_path):
     pytest.importorskip("PtyLab")
     pytest.importorskip("h5py")

@@ -18,6 +18,7 @@ def number(pattern, text):
 
 
 @pytest.mark.slow
+@pytest.mark.reference
 def test_reconstruct_multislice(tmp_path):
     pytest.importorskip("ptychi")
     proc = subprocess.run(

@@ -24,6 +24,7 @@ def _draws(lam, n=400_000, seed=7):
 
 
 @pytest.mark.parametrize("lam", LAMS)
+@pytest.mark.reference
 def test_poisson_matches_the_pmf(lam, poisson_fit):
     """Mean, variance and the whole pmf (chi-square) of 400k draws, |z| < 5 each: both
     samplers (inversion below 10, rejection from 10) and their boundary."""
@@ -31,6 +32,7 @@ def test_poisson_matches_the_pmf(lam, poisson_fit):
     assert abs(fit.z_mean) < 5 and abs(fit.z_var) < 5 and fit.z_chi2 < 5, fit
 
 
+@pytest.mark.reference
 def test_poisson_of_a_tiny_mean_keeps_its_relative_precision():
     """lam = 1e-7: the first step compares all 64 bits of the uniform, so the rate of ones is
     lam, not a multiple of float32's 2^-24 (which would give 0 or 6e-8)."""
@@ -43,6 +45,7 @@ def test_poisson_of_a_tiny_mean_keeps_its_relative_precision():
     assert abs(float(ones) - expected) < 5 * np.sqrt(expected)
 
 
+@pytest.mark.reference
 def test_rejected_pixels_are_drawn_again_exactly(monkeypatch, poisson_fit):
     """With 1 rejection round many pixels of lam >= 10 are rejected; their redraw gives
     them their exact law, so the result is still Poisson."""

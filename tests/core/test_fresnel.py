@@ -41,6 +41,7 @@ def rayleigh_sommerfeld(field, dx, lam, z, points):
     return np.array(out) / (2 * np.pi)
 
 
+@pytest.mark.reference
 def test_angular_spectrum_equals_rayleigh_sommerfeld():
     """Visible light, a 2 um Gaussian (8 px, tilted by 0.1 rad) over 6 um, pixel lambda/2:
     non-paraxial. Tolerance 1e-6 of the peak: the discrete sum and the band-limited angular
@@ -71,6 +72,7 @@ def gaussian_beam(r2, z, waist, lam):
 
 
 @pytest.mark.parametrize("z_over_zr", [0.3, 1.0, 2.5])
+@pytest.mark.reference
 def test_gaussian_beam_closed_form(z_over_zr):
     """X-rays (0.1 nm, 50 nm waist): the paraxial error k z theta^4 / 8 is below 1e-7 rad
     (theta = lambda / (pi w0)), so the angular spectrum meets the closed form (waist,

@@ -16,6 +16,8 @@ from jscan.core.types import make_optical_wavefront
 torch = pytest.importorskip("torch")
 propagate = pytest.importorskip("ptychi.propagate")
 
+pytestmark = pytest.mark.reference
+
 N, LAM, DX = 64, 1e-10, 10e-9
 
 

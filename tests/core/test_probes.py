@@ -12,6 +12,7 @@ from jscan.core.probes import Aberrations, lens_probe, zone_plate_focus, zone_pl
 LAM = 1e-9
 
 
+@pytest.mark.reference
 def test_in_focus_lens_is_the_airy_pattern():
     """NA = 0.01 at 1 nm on a 512 px window. Its intensity along x is [2 J1(v)/v]^2
     (v = 2 pi NA r / lambda) to 1e-3 of the peak (measured 4.6e-4): the pupil's rim is a
@@ -62,6 +63,7 @@ def angular_spectrum_np(field, dx, lam, z):
     return np.fft.ifft2(np.fft.fft2(field) * h)
 
 
+@pytest.mark.reference
 def test_binary_zone_plate_focuses_at_d_dr_over_lambda():
     """A binary Fresnel zone plate (25 zones, D = 10 um, dr = 100 nm, 1 nm X-rays) drawn zone
     by zone on a 512 px grid (dx = dr/2, so the transfer function is sampled: N dx^2 >=

@@ -32,6 +32,7 @@ def rel_l2(a, b):
 @pytest.mark.parametrize("ratio", [0.25, 0.37, 0.5, 0.8, 1.0, 1.37, 2.0])
 @pytest.mark.parametrize("method", ["auto", "czt", "matrix"])
 @pytest.mark.parametrize("shape", [(64, 64), (48, 40)])
+@pytest.mark.reference
 def test_scaled_matches_direct_dft(random_field, ratio, method, shape):
     field = random_field(shape)
     wf = make_optical_wavefront(field, LAM, DX)
@@ -58,6 +59,7 @@ def test_natural_pixel_is_the_plain_fft(random_field):
     assert float(out.dx) == pytest.approx(LAM * Z / (64 * DX), rel=1e-6)
 
 
+@pytest.mark.reference
 def test_parseval_at_natural_pixel(random_field):
     field = random_field((96, 96))
     wf = make_optical_wavefront(field, LAM, DX)
@@ -67,6 +69,7 @@ def test_parseval_at_natural_pixel(random_field):
     assert after == pytest.approx(before, rel=1e-5)
 
 
+@pytest.mark.reference
 def test_airy_first_dark_ring():
     n, diameter = 256, 64 * DX
     yy, xx = np.mgrid[:n, :n] - n // 2

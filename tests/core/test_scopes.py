@@ -98,6 +98,7 @@ def count_compiles():
 
 @pytest.mark.parametrize("zoom", [1.0, 1.7])
 @pytest.mark.parametrize("ratio", [0.5, 0.7, 1.0, 1.6])
+@pytest.mark.reference
 def test_simple_diffractogram_matches_direct_dft(random_field, zoom, ratio):
     cut, probe = random_field((H, W)), random_field((H, W))
     diameter, center = aperture(zoom)
@@ -119,6 +120,7 @@ def test_simple_diffractogram_matches_direct_dft(random_field, zoom, ratio):
 
 
 @pytest.mark.parametrize("shape", [(32, 48), (33, 27)])
+@pytest.mark.reference
 def test_default_aperture_centre_is_the_axis(random_field, shape):
     cut, probe = random_field(shape), random_field(shape)
     diameter = 0.71 * min(shape) * DX
@@ -131,6 +133,7 @@ def test_default_aperture_centre_is_the_axis(random_field, shape):
 
 
 @pytest.mark.parametrize("zoom", [1.0, 1.7])
+@pytest.mark.reference
 def test_diffractogram_noscale(random_field, zoom):
     cut, probe = random_field((H, W)), random_field((H, W))
     diameter, center = aperture(zoom)
@@ -162,6 +165,7 @@ def test_linear_interaction(random_field):
 
 @pytest.mark.parametrize("zoom", [1.0, 1.7])
 @pytest.mark.parametrize("ratio", [0.5, 0.7, 1.0, 1.6])
+@pytest.mark.reference
 def test_microscope_equals_loop_of_diffractograms(rng, random_field, zoom, ratio):
     sample_shape = (70, 90)
     data = random_field(sample_shape)
@@ -189,6 +193,7 @@ def test_microscope_equals_loop_of_diffractograms(rng, random_field, zoom, ratio
 
 
 @pytest.mark.parametrize("method", ["czt", "matrix"])
+@pytest.mark.reference
 def test_microscope_methods(rng, random_field, method):
     data = random_field((50, 60))
     probe = make_optical_wavefront(random_field((H, W)), LAM, DX)

@@ -14,6 +14,7 @@ from jscan.pipeline.store import open_scan
 h5py = pytest.importorskip("h5py")
 
 
+@pytest.mark.reference
 def test_cxi_equals_the_store(partial_store, tmp_path):
     store = partial_store(range(9), dose=1e5)
     out = str(tmp_path / "scan.cxi")
@@ -38,6 +39,7 @@ def test_cxi_equals_the_store(partial_store, tmp_path):
         np.testing.assert_array_equal(f["entry_1/data_1/translation"][:], tr)
 
 
+@pytest.mark.reference
 def test_ptychodus_equals_the_store(partial_store, tmp_path):
     store = partial_store(range(9))
     out = tmp_path / "ptychodus"
@@ -74,6 +76,7 @@ def assert_product(f, ds, src, truth):
     assert f.attrs["exposure_time_s"] == f.attrs["mass_attenuation_m2_per_kg"] == 0.0
 
 
+@pytest.mark.reference
 def test_ptylab_equals_the_store(partial_store, tmp_path):
     store = partial_store(range(9))
     out = str(tmp_path / "scan.h5")
@@ -89,6 +92,7 @@ def test_ptylab_equals_the_store(partial_store, tmp_path):
         assert f["zo"][()] == ds.attrs["travel_distance_m"]
 
 
+@pytest.mark.reference
 def test_an_unfinished_store_is_refused_unless_partial(partial_store, tmp_path, tree):
     store = partial_store([0, 2])
     with pytest.raises(StoreError, match=r"7 of 9 blocks not done.*--partial"):
@@ -112,6 +116,7 @@ def test_cli_export_shows_progress(partial_store, tmp_path, run_cli):
     assert code == 2 and "PtyLab reads .h5" in err
 
 
+@pytest.mark.reference
 def test_fft_model_of_the_export_gives_the_patterns(natural_store, tmp_path):
     """numpy's FFT with the exported probe, positions and object: the stored expected counts,
     with no scale at all (the probe carries the photon scale)."""

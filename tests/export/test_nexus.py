@@ -133,6 +133,7 @@ def test_nexus_validates_against_nxcxi_ptycho(counts_store, tmp_path):
     ]
 
 
+@pytest.mark.reference
 def test_nexus_reads_back_with_nexusformat(counts_store, tmp_path):
     nexus = pytest.importorskip("nexusformat.nexus")
     out = tmp_path / "scan.nxs"
@@ -201,6 +202,7 @@ def test_nexus_reads_back_with_nexusformat(counts_store, tmp_path):
     np.testing.assert_array_equal(truth["jscan_index"].nxvalue, np.arange(36))
 
 
+@pytest.mark.reference
 def test_nexus_partial_writes_the_done_blocks(partial_store, tmp_path):
     nexus = pytest.importorskip("nexusformat.nexus")
     store = partial_store([0, 2])  # 9 blocks of 16: positions 0-15 and 32-47
@@ -222,6 +224,7 @@ def test_nexus_partial_writes_the_done_blocks(partial_store, tmp_path):
     np.testing.assert_array_equal(det["pixel_mask"].nxvalue, 0)
 
 
+@pytest.mark.reference
 def test_nexus_reads_as_cxi_with_ptychodus(counts_store, tmp_path):
     pytest.importorskip("ptychodus")
     from ptychodus.plugins.cxi_file import CXIDiffractionFileReader

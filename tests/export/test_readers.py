@@ -23,6 +23,8 @@ from jscan.pipeline.store import open_scan
 
 pytest.importorskip("h5py")
 
+pytestmark = pytest.mark.reference
+
 # Stores: (natural_store keywords, blocks). Positions on whole sample pixels unless jitter.
 STORES = {
     "plain": {},

@@ -8,6 +8,7 @@ from jscan.export import export
 from jscan.pipeline.store import open_scan
 
 pytest.importorskip("h5py")
+pytestmark = pytest.mark.reference
 MARGIN = 2  # object pixels around the scanned region in ptychodus's and CXI's files
 
 

@@ -45,6 +45,7 @@ def _stats(values):
 
 
 @pytest.mark.parametrize("lam", [1e-3, 0.05, 0.4999, 0.5, 3.0, 31.0, 1e4])
+@pytest.mark.reference
 def test_host_poisson_matches_the_pmf(lam, poisson_fit):
     """Mean, variance and pmf (chi-square) of 400k draws, |z| < 5: the shared Poisson process
     of the dim pixels (lam < SPARSE_BELOW), numpy's sampler above, and their boundary."""
@@ -63,6 +64,7 @@ def test_host_poisson_with_no_arrival_draws_only_the_bright_pixels():
     assert out[5] > 0 and out.sum() == out[5]
 
 
+@pytest.mark.reference
 def test_host_poisson_of_a_mixed_pattern_is_poisson_per_pixel(poisson_fit):
     """Dim and bright pixels interleaved, zeros among them: over 2000 positions each pixel
     class has its own law, a zero mean gives no count, and neighbours are uncorrelated."""
@@ -78,16 +80,19 @@ def test_host_poisson_of_a_mixed_pattern_is_poisson_per_pixel(poisson_fit):
     assert abs(np.corrcoef(a, b)[0, 1]) < 5 / np.sqrt(a.size)
 
 
+@pytest.mark.reference
 def test_poisson_statistics(model):
     mean, var = _stats(detector_values(_flat(20.0), np.arange(N), model()))
     assert abs(mean - 20) < 0.15 and abs(var / 20 - 1) < 0.05
 
 
+@pytest.mark.reference
 def test_background_adds_poisson_photons(model):
     mean, var = _stats(detector_values(_flat(0.0), np.arange(N), model(background=3.5)))
     assert abs(mean - 3.5) < 0.05 and abs(var / 3.5 - 1) < 0.05
 
 
+@pytest.mark.reference
 def test_gain_scales_mean_and_variance(model):
     values = detector_values(_flat(20.0), np.arange(N), model(gain=3.0))
     mean, var = _stats(values)
@@ -95,6 +100,7 @@ def test_gain_scales_mean_and_variance(model):
     assert abs(mean / 60 - 1) < 0.01 and abs(var / (9 * 20) - 1) < 0.05
 
 
+@pytest.mark.reference
 def test_readout_noise_adds_variance_and_rounds(model):
     values = detector_values(_flat(100.0), np.arange(N), model(readout_noise=4.0, gain=1.5))
     mean, var = _stats(values)
@@ -109,6 +115,7 @@ def test_negative_values_become_zero(model):
     assert values.min() == 0 and 0.3 < np.mean(values == 0) < 0.7
 
 
+@pytest.mark.reference
 def test_saturation_clips_and_picks_uint16(model):
     m = model(saturation=25)
     values = detector_values(_flat(20.0), np.arange(N), m)
@@ -132,6 +139,7 @@ def test_pattern_dtype(small_scan, to_toml, dose, saturation, dtype):
     assert pattern_values(parse_config(to_toml(data))).dtype == np.dtype(dtype)
 
 
+@pytest.mark.reference
 def test_psf_blur_conserves_level_and_has_its_width():
     delta = np.zeros((41, 41))
     delta[20, 20] = 1.0

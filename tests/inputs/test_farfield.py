@@ -42,6 +42,7 @@ def test_probe_pattern_is_kept_and_follows_the_optics(small_scan, to_toml):
 
 @pytest.mark.parametrize("n", [31, 64, 65])
 @pytest.mark.parametrize("pixels", [1.0, 0.37, 2.3, 0.843])
+@pytest.mark.reference
 def test_centred_dft_is_the_direct_sum(n, pixels, random_field):
     """The chirp-z transform against the float64 direct sum sum_n x_n exp(-2 pi i a m n)
     (centred m, n), camera pixel = ``pixels`` x the natural one, both axes of a 3-D stack:
@@ -56,6 +57,7 @@ def test_centred_dft_is_the_direct_sum(n, pixels, random_field):
         assert np.abs(got - ref).max() <= 1e-12 * np.abs(ref).max()
 
 
+@pytest.mark.reference
 def test_probe_pattern_at_another_camera_pixel_is_the_direct_sum(small_scan, to_toml):
     """The whole pattern at 0.6x the natural camera pixel, aperture cutting the probe,
     against the matrix DFT of the float64 direct sum: 1e-12 of the peak."""

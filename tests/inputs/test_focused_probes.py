@@ -92,6 +92,7 @@ step = 1e-7
 """
 
 
+@pytest.mark.reference
 def test_config_lens_is_the_airy_pattern():
     """A lens config (NA = 0.01 at 1 nm, dx = lambda/(20 NA)): the first dark ring, by a
     parabola through the three pixels around it, at 1.22 lambda f / D = 12.2 px to 1 %
@@ -109,6 +110,7 @@ def test_config_lens_is_the_airy_pattern():
     assert found == pytest.approx(zero, rel=0.01)
 
 
+@pytest.mark.reference
 def test_zone_plate_focus_is_d_dr_over_lambda():
     """D = 10 um, dr = 100 nm at 1 nm: f = D dr / lambda = 1 mm, NA = lambda/(2 dr), so the
     first dark ring is at 1.22 dr (to 1 %, measured 0.7 %); along defocus (21 planes over
@@ -146,6 +148,7 @@ def brute_force_modes(p, spacing, xi, n_modes):
     )
 
 
+@pytest.mark.reference
 def test_partially_coherent_modes_are_the_eigenmodes_of_w():
     """A 24 x 24 window (a coma-aberrated lens pupil of 161 samples, coherence length 0.4 of
     the diameter), against eigh of the full 576 x 576 W in float64: the separable

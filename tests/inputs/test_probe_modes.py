@@ -37,6 +37,7 @@ def test_procedural_modes_are_orthogonal_with_geometric_powers(kind, ratio):
     np.testing.assert_allclose(probe[0], single * np.sqrt(powers[0]), atol=1e-6)
 
 
+@pytest.mark.reference
 def test_gaussian_modes_are_hermite_gaussian():
     probe = make_probe(_gaussian(modes=3, mode_power_ratio=1.0)).astype(np.complex128)
     n = 48

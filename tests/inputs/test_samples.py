@@ -23,6 +23,7 @@ def _j1_series(x: float) -> float:
     )
 
 
+@pytest.mark.reference
 def test_j1_reference_values():
     assert bessel_j1(1.0) == pytest.approx(0.4400505857, abs=1e-10)
     assert abs(float(bessel_j1(3.8317059702))) < 1e-10
@@ -32,6 +33,7 @@ def test_j1_reference_values():
     assert abs(float(bessel_j1(0.0))) < 1e-15
 
 
+@pytest.mark.reference
 def test_j1_matches_series_and_is_odd():
     x = np.random.default_rng(5).uniform(0, 8, 50)
     np.testing.assert_allclose(bessel_j1(x), [_j1_series(v) for v in x], atol=1e-12)

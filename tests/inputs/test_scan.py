@@ -120,6 +120,7 @@ def test_non_finite_file_positions_name_the_row(tmp_path):
         scan_positions(ScanConfig(kind="file", path=str(tmp_path / "p.npy")), (10, 10), 1e-6)
 
 
+@pytest.mark.reference
 def test_jitter_is_gaussian_per_axis_keyed_by_index_and_drift_grows_with_it():
     from jscan.inputs.scan import position_errors
 

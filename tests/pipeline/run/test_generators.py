@@ -24,6 +24,7 @@ def _counts(store):
 
 
 @pytest.mark.parametrize("generator", ["host", "device"])
+@pytest.mark.reference
 def test_counts_are_poisson_about_the_expected_counts(
     generator, small_scan, to_toml, tmp_path, client
 ):

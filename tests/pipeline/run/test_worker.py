@@ -7,6 +7,7 @@ from jscan.inputs.detectors import masked_sums
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint32])
+@pytest.mark.reference
 def test_masked_sums_match_a_float64_dot(rng, dtype):
     """A disk (one run per row) and a ring (two runs on middle rows) give the float64 dot."""
     patterns = (rng.uniform(0, 1000, (9, 31, 24))).astype(dtype)

@@ -101,6 +101,7 @@ def _done(fs, key) -> int:
     return len(fs.find(f"{key}/block_done/c")) if fs.exists(f"{key}/block_done/c") else 0
 
 
+@pytest.mark.reference
 def test_a_scan_on_an_object_store_equals_one_on_disk(tmp_path, bucket, config, run_cli):
     """Two worker processes write the store; verify, info, open_scan, preview and export
     read it back."""

@@ -48,6 +48,7 @@ def test_probe_is_the_kernels_illumination_with_its_aperture(make_store):
     assert ds.attrs["photons_per_intensity"] == 0.0  # dose 0: no photon scale
 
 
+@pytest.mark.reference
 def test_patterns_are_the_far_field_of_probe_times_sample_truth(make_store):
     """Stored float patterns = photons_per_intensity (dx^2 / lambda z)^2 |FFT(P O)|^2,
     fftshifted, with O the sample_truth under the window at the stored x, y."""
@@ -186,6 +187,7 @@ def test_verify_names_a_damaged_ground_truth(make_store, damage):
     assert "probe" in report.line() and "--overwrite" in report.line()
 
 
+@pytest.mark.reference
 def test_probe_modes_are_stored_and_their_patterns_add(simulated_store, small_scan):
     """Two incoherent modes: probe (2, H, W), and the stored expected counts are
     sum_m |FFT(P_m O)|^2 scaled like one mode's."""
