@@ -76,7 +76,8 @@ class ScanSpec:
 
     @property
     def photons_per_intensity(self) -> float:
-        """Expected photons per unit |U'|^2 (`farfield.noise_factor`); 0 when dose is 0."""
+        """Expected photons per unit far-field intensity (`farfield.noise_factor`); 0 when dose
+        is 0."""
         return self.detector.factor
 
     @functools.cached_property
