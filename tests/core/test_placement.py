@@ -1,7 +1,5 @@
 """The window rule: which sample pixels a probe window covers, and the sub-pixel remainder."""
 
-import math
-
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -26,17 +24,23 @@ def test_window_origins_hand_computed():
     np.testing.assert_array_equal(window_origins(positions, (4, 5), dx), where.origins)
 
 
-def test_window_origins_random_against_loop():
+def test_the_axis_pixel_plus_the_remainder_is_the_stated_position():
+    """The rule in words, not its floor: the window's axis pixel (origin + H//2) plus the
+    remainder is the position in pixels, the remainder in (0, 1); within tol of a pixel the
+    remainder is 0 and the axis pixel is that pixel."""
     rng = np.random.default_rng(3)
     dx = float(rng.uniform(1e-8, 1e-6))
-    positions = rng.uniform(-50 * dx, 500 * dx, (40, 2))
+    positions = rng.uniform(-50 * dx, 500 * dx, (400, 2))
+    positions[::4] = np.round(positions[::4] / dx) * dx  # on a pixel
+    positions[1::4] += rng.choice([-1, 1], (100, 2)) * 0.5 * PLACEMENT_TOL * dx  # just off it
     height, width = (int(v) for v in rng.integers(1, 64, 2))
     where = placement(positions, (height, width), dx)
     for (x, y), (row, col), (fy, fx) in zip(positions, *where, strict=True):
-        assert row == math.floor(y / dx - height // 2 + PLACEMENT_TOL)
-        assert col == math.floor(x / dx - width // 2 + PLACEMENT_TOL)
-        for f, u in ((fy, y / dx - height // 2 - row), (fx, x / dx - width // 2 - col)):
-            assert f == (0.0 if abs(u) <= PLACEMENT_TOL else u)
+        for u, axis, f in ((y / dx, row + height // 2, fy), (x / dx, col + width // 2, fx)):
+            if abs(u - round(u)) <= PLACEMENT_TOL:
+                assert f == 0 and axis == round(u), (u, axis, f)
+            else:  # float64 positions of at most 500 px: 1e-9 px is far beyond their rounding
+                assert 0 < f < 1 and abs(axis + f - u) < 1e-9, (u, axis, f)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

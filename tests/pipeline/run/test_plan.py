@@ -1,11 +1,10 @@
 """The scan plan: the window-leaves-sample rule and the float32 products, checked on the
 client before anything is written (config parsing alone is a pure schema)."""
 
-import math
-
 import numpy as np
 import pytest
 
+from jscan.core.placement import window_origins
 from jscan.errors import ConfigError
 from jscan.inputs.config import parse_config
 from jscan.pipeline.run.plan import plan_scan
@@ -47,8 +46,8 @@ def test_scan_fit_matches_brute_force(demo_scan, to_toml):
             for c in range(n_cols):
                 y = rows * 1e-6 / 2 + (r - (n_rows - 1) / 2) * step
                 x = cols * 1e-6 / 2 + (c - (n_cols - 1) / 2) * step
-                # the window rule: floor(u + tol), tol = 1e-3 px (jscan.core.placement)
-                top, left = math.floor(y / 1e-6 - 32 + 1e-3), math.floor(x / 1e-6 - 32 + 1e-3)
+                # the window rule, tested on its own in tests/core/test_placement.py
+                ((top, left),) = window_origins(np.array([[x, y]]), (64, 64), 1e-6)
                 fits &= top >= 0 and left >= 0 and top + 64 <= rows and left + 64 <= cols
         config = parse_config(to_toml(data))
         if fits:
