@@ -21,7 +21,8 @@ import numpy as np
 import zarr
 
 from jscan.errors import StoreError
-from jscan.pipeline.store import block_crc, blocks_done, check_store, location
+from jscan.pipeline.live.progress import bar
+from jscan.pipeline.store import block_crc, block_rows, blocks_done, check_store, location
 from jscan.pipeline.store.chunks import DECODE_ERRORS
 
 PLANCK_J_S = 6.62607015e-34
@@ -69,8 +70,7 @@ class ScanSource:
         self.mask = np.asarray(self.group["mask"][:]).astype(bool)  # True: a pixel not to use
 
     def block_range(self, b: int) -> tuple[int, int]:
-        start = b * self.block_size
-        return start, min(start + self.block_size, self.n_positions)
+        return block_rows(b, self.block_size, self.n_positions)
 
     def read(self):
         """Yield (row, patterns, x, y, index) per done block: row is its first row in the
@@ -247,11 +247,9 @@ class Bar:
     def __call__(self, k: int) -> None:
         if self.stream is None:
             return
-        width = 30
-        filled = int(width * k / max(self.total, 1))
-        bar = "#" * filled + "-" * (width - filled)
         end = "\n" if k >= self.total else ""
-        print(f"\r{self.label} [{bar}] {k}/{self.total} blocks", end=end, file=self.stream)
+        line = f"\r{self.label} {bar(k, self.total)} {k}/{self.total} blocks"
+        print(line, end=end, file=self.stream)
         self.stream.flush()
 
 

@@ -68,6 +68,16 @@ def _probe(probe_config, stamp) -> np.ndarray:
     return probe
 
 
+def aperture(optics, shape: tuple[int, int], dxz: float) -> np.ndarray:
+    """(H, W) bool: the pixels of the zoomed plane (pixel dx zoom) inside the aperture, the
+    numpy twin of `jscan.core.optics.aperture_mask` for the checks."""
+    cx, cy = optics.aperture_center or (0.0, 0.0)
+    h, w = shape
+    y = (np.arange(h) - h // 2) * dxz - cy
+    x = (np.arange(w) - w // 2) * dxz - cx
+    return y[:, None] ** 2 + x[None, :] ** 2 <= (optics.aperture_diameter / 2) ** 2
+
+
 @functools.lru_cache(maxsize=2)
 def _probe_pattern(probe_config, o, stamp) -> np.ndarray:
     probe = _probe(probe_config, stamp).astype(np.complex128)
@@ -75,11 +85,7 @@ def _probe_pattern(probe_config, o, stamp) -> np.ndarray:
         probe = probe[None]
     dxz = probe_config.dx * o.zoom_factor
     lz = probe_config.wavelength * o.travel_distance
-    cx, cy = o.aperture_center or (0.0, 0.0)
-    h, w = probe.shape[-2:]
-    y = (np.arange(h) - h // 2) * dxz
-    x = (np.arange(w) - w // 2) * dxz
-    inside = (y[:, None] - cy) ** 2 + (x[None, :] - cx) ** 2 <= (o.aperture_diameter / 2) ** 2
+    inside = aperture(o, probe.shape[-2:], dxz)
     if o.propagation == "near":
         image = _near_pattern(probe * inside, dxz, probe_config.wavelength, o)
         image.flags.writeable = False
@@ -204,10 +210,7 @@ def camera_coverage(config) -> float:
     if (o.camera_pixel_size >= natural * (1 - 1e-9)).all():
         return 1.0
     probe = probe_of(config).astype(np.complex128)  # (H, W), or (M, H, W) modes
-    cx, cy = o.aperture_center or (0.0, 0.0)
-    y = (np.arange(h) - h // 2) * dxz
-    x = (np.arange(w) - w // 2) * dxz
-    inside = (y[:, None] - cy) ** 2 + (x[None, :] - cx) ** 2 <= (o.aperture_diameter / 2) ** 2
+    inside = aperture(o, (h, w), dxz)
     passed = float((np.abs(probe) ** 2 * inside).sum()) * dxz**2  # over every mode
     if passed <= 0:
         return 1.0  # nothing passes the aperture: nothing to cover

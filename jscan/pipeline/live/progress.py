@@ -22,6 +22,12 @@ def human(n_bytes: float) -> str:
     return f"{value:.3g} {unit}"
 
 
+def bar(done: float, total: float, width: int = 30) -> str:
+    """ "[#####-----]": the share done of total, ``width`` characters between brackets."""
+    filled = int(width * done / max(total, 1))
+    return f"[{'#' * filled}{'-' * (width - filled)}]"
+
+
 class Progress:
     """Blocks and positions done, positions/s and ETA on ``stream`` (one line, redrawn).
 
@@ -73,9 +79,8 @@ class Progress:
         total = self.plan.n_positions
         rate = self.new_positions / max(now - self.t0, 1e-9)
         eta = (total - self.positions) / rate if rate > 0 else float("inf")
-        filled = int(30 * self.positions / total)
         line = (
-            f"[{'#' * filled}{'-' * (30 - filled)}] blocks {self.blocks}/{self.plan.n_blocks}"
+            f"{bar(self.positions, total)} blocks {self.blocks}/{self.plan.n_blocks}"
             f"  positions {self.positions}/{total}  {rate:,.0f} pos/s  ETA {eta:,.0f} s"
         )
         end = "\r" if self.tty and not final else "\n"

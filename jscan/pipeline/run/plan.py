@@ -25,6 +25,7 @@ from jscan.inputs.scan import CHUNK, raster_indices, scan_length, scan_positions
 from jscan.pipeline.live.receipt import PageGrid
 from jscan.pipeline.run.bounds import errors, pad, rows_crc, scan_bounds, with_errors
 from jscan.pipeline.run.regimes import check_near
+from jscan.pipeline.store.state import block_rows
 
 
 class BlockGeometry(NamedTuple):
@@ -82,9 +83,8 @@ class ScanPlan:
         return PageGrid.of(self.n_positions, self.extent_m, self.raster_shape)
 
     def block_range(self, block: int) -> tuple[int, int]:
-        """Global position indices [start, stop) of a block."""
-        start = block * self.block_size
-        return start, min(start + self.block_size, self.n_positions)
+        """Global position indices [start, stop) of a block (`store.block_rows`)."""
+        return block_rows(block, self.block_size, self.n_positions)
 
     def block(self, block: int) -> BlockGeometry:
         """The geometry of one block, made from its index; origins and shifts are padded to

@@ -21,6 +21,7 @@ from jscan.pipeline.store.format import (
 from jscan.pipeline.store.state import (
     append_history,
     block_crc,
+    block_rows,
     blocks_done,
     check_id,
     check_replaceable,
@@ -38,6 +39,7 @@ __all__ = [
     "METADATA_ERRORS",
     "append_history",
     "block_crc",
+    "block_rows",
     "blocks_done",
     "check_id",
     "check_replaceable",

@@ -188,6 +188,13 @@ def append_history(store: str, **entry) -> None:
     consolidate(store)
 
 
+def block_rows(block: int, block_size: int, n_positions: int) -> tuple[int, int]:
+    """Global position indices [start, stop) of a block: its rows in every per-position
+    array."""
+    start = block * block_size
+    return start, min(start + block_size, n_positions)
+
+
 def per_position(block_values, block_size: int, n_positions: int) -> np.ndarray:
     """A per-block array (n_blocks,) spread over its blocks' positions (n_positions,)."""
     return np.repeat(np.asarray(block_values), int(block_size))[: int(n_positions)]
