@@ -124,7 +124,7 @@ def _check(args):
         return run, report(run)
 
     run, lines = _promptly(checked)
-    print(f"config: {args.config} (hash {run.config.hash[:12]})")
+    print(f"config: {args.config} (hash {run.spec.config.hash[:12]})")
     print("\n".join(lines))
     for line in run.warnings:
         warnings.warn(line, JscanWarning, stacklevel=1)

@@ -188,7 +188,7 @@ def plot_dry_run(run, out, dpi: int = 110) -> str:
     from jscan.inputs.samples import sample_region
     from jscan.pipeline.run.dryrun import bounding_box
 
-    config, plan = run.config, run.plan
+    config, plan = run.spec.config, run.spec.plan
     dx = config.sample.dx * 1e6  # µm
     fig = Figure(figsize=(11, 5.2), layout="constrained")
     pax, sax = fig.subplots(1, 2, width_ratios=[1, 1.3])

@@ -18,7 +18,6 @@ from jscan.inputs.farfield import (
     fresnel_magnification,
 )
 from jscan.pipeline.run import checks, regimes
-from jscan.pipeline.run.plan import ScanPlan
 from jscan.pipeline.run.prepare import plan_config
 from jscan.pipeline.run.spec import ScanSpec, describe
 
@@ -36,14 +35,6 @@ class DryRun:
 
     spec: ScanSpec
     warnings: tuple[str, ...]
-
-    @property
-    def config(self) -> Config:
-        return self.spec.config
-
-    @property
-    def plan(self) -> ScanPlan:
-        return self.spec.plan
 
 
 def dry_run(config, block_size: int | None = None, workers=None) -> DryRun:
@@ -78,9 +69,9 @@ def length(metres: float) -> str:
 def bounding_box(run: DryRun) -> tuple[tuple[float, float], tuple[float, float]]:
     """((x0, x1), (y0, y1)) [m] on the sample that the probe windows cover: the positions'
     extent grown by the window around its axis pixel (H//2, W//2)."""
-    (x0, x1), (y0, y1) = run.plan.extent_m
-    h, w = run.plan.window
-    dx = run.config.sample.dx
+    (x0, x1), (y0, y1) = run.spec.plan.extent_m
+    h, w = run.spec.window
+    dx = run.spec.config.sample.dx
     return (x0 - (w // 2) * dx, x1 + (w - w // 2) * dx), (
         y0 - (h // 2) * dx,
         y1 + (h - h // 2) * dx,
@@ -89,7 +80,7 @@ def bounding_box(run: DryRun) -> tuple[tuple[float, float], tuple[float, float]]
 
 def report(run: DryRun) -> list[str]:
     """The lines `jscan check` prints."""
-    config, plan = run.config, run.plan
+    config, plan = run.spec.config, run.spec.plan
     p, o, s, sc = config.probe, config.optics, config.sample, config.scan
     h, w = plan.window
     rows, cols = plan.sample_shape
