@@ -1,5 +1,5 @@
 """Focused probes against closed forms and an independent propagation: the Airy pattern of
-a lens, the first-order focus of a binary zone plate, and defocus symmetry."""
+a lens, the first-order focus of a binary zone plate, and the on-axis intensity against defocus."""
 
 import jax
 import jax.numpy as jnp
@@ -37,11 +37,29 @@ def test_in_focus_lens_is_the_airy_pattern():
     assert found == pytest.approx(zero, rel=0.01)
 
 
+@pytest.mark.reference
 def test_defocus_is_symmetric_without_aberrations():
-    """|P(+d)|^2 = |P(-d)|^2 for a real, even pupil (P(-d) is the conjugate of P(+d)), to
-    float32 rounding; spherical aberration breaks the symmetry."""
-    n, focal, diameter, dx = 128, 1e-3, 20e-6, 12.5e-9
-    dof = LAM / (diameter / (2 * focal)) ** 2
+    """NA = 0.01 at 1 nm on a 256 px window (the pupil 32 frequency samples in radius). The
+    on-axis intensity against defocus d is the closed form of a uniform circular pupil,
+    I(d) / I(0) = [sin(a) / a]^2, a = pi NA^2 d / (2 lambda) (the paraxial integral of
+    exp(-i k d NA^2 rho^2 / 2) over the pupil), at +-0.5, 1, 1.5 depths of focus lambda /
+    NA^2, to 5e-3 (measured 1.9e-3): the pupil is a staircase of frequency samples, whose
+    sum departs from the integral by ~1/R^2 of R = 32 samples (7e-3 at R = 16); the closed
+    form's paraxial error, k d NA^4 / 8 < 1e-4 rad, is below that. The whole intensity is
+    even in d, |P(+d)|^2 = |P(-d)|^2 for a real, even pupil (P(-d) is the conjugate of
+    P(+d)), to float32 rounding (1e-6 of the peak); spherical aberration breaks the
+    symmetry."""
+    n, focal, diameter, dx = 256, 1e-3, 20e-6, 12.5e-9
+    na = diameter / (2 * focal)
+    dof = LAM / na**2
+    centre = float(np.abs(lens_probe((n, n), dx, LAM, focal, diameter))[n // 2, n // 2]) ** 2
+    ds = np.array([-1.5, -1.0, -0.5, 0.5, 1.0, 1.5]) * dof
+    axis = [
+        float(np.abs(lens_probe((n, n), dx, LAM, focal, diameter, d))[n // 2, n // 2]) ** 2
+        for d in ds
+    ]
+    a = np.pi * na**2 * ds / (2 * LAM)
+    assert np.abs(np.array(axis) / centre - (np.sin(a) / a) ** 2).max() <= 5e-3
     plus, minus = (
         np.abs(lens_probe((n, n), dx, LAM, focal, diameter, s * dof)) ** 2 for s in (1, -1)
     )

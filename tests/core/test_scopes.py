@@ -1,11 +1,10 @@
-"""The four forward models against a direct float64 DFT and against each other."""
-
-import contextlib
+"""The four forward models against a direct float64 DFT and against each other, and their
+refusals (placement="exact", the sub-pixel positions: test_scopes_exact.py)."""
 
 import jax
-import jax.monitoring
 import numpy as np
 import pytest
+from scopes_geometry import DX, LAM, H, W, Z, aperture, inside_positions, natural_pixel, rel_max
 
 from jscan import (
     diffractogram_noscale,
@@ -17,20 +16,7 @@ from jscan import (
     simple_microscope,
 )
 from jscan.core import sharding
-from jscan.core.kernel import microscope_plan, shift_table
-
-LAM, DX, Z = float(np.float32(633e-9)), float(np.float32(2e-6)), 0.1
-H, W = 32, 48  # non-square probe window
-
-
-def natural_pixel(zoom, width=W):
-    return LAM * Z / (width * DX * zoom)
-
-
-def aperture(zoom):
-    """Diameter and a non-centred centre (x, y), in metres at the aperture plane."""
-    dxz = DX * zoom
-    return 27.3 * dxz, (3.37 * dxz, -2.21 * dxz)
+from jscan.core.kernel import microscope_plan
 
 
 def reference_intensity(cut, probe, zoom, diameter, center, odx):
@@ -53,44 +39,12 @@ def rel_l2(a, b):
     return np.linalg.norm(np.asarray(a, np.float64) - b) / np.linalg.norm(b)
 
 
-def rel_max(a, b):
-    b = np.asarray(b, np.float64)
-    return np.max(np.abs(np.asarray(a, np.float64) - b)) / np.max(np.abs(b))
-
-
-def inside_positions(rng, n, sample_shape, window=(H, W)):
-    """Positions (n, 2) x, y whose windows lie inside, away from pixel edges; two touch corners."""
-    rows, cols = sample_shape
-    h, w = window
-    r = rng.integers(0, rows - h + 1, n)
-    c = rng.integers(0, cols - w + 1, n)
-    r[0], c[0], r[-1], c[-1] = 0, 0, rows - h, cols - w
-    frac = rng.uniform(0.1, 0.9, (n, 2))
-    return np.stack([(c + w / 2 + frac[:, 0]) * DX, (r + h / 2 + frac[:, 1]) * DX], axis=1)
-
-
 def origins_of(positions, window=(H, W)):
     """floor(y/dx - H//2), floor(x/dx - W//2): the window rule away from pixel boundaries."""
     h, w = window
     rows = np.floor(positions[:, 1] / DX - h // 2).astype(int)
     cols = np.floor(positions[:, 0] / DX - w // 2).astype(int)
     return rows, cols
-
-
-@contextlib.contextmanager
-def count_compiles():
-    """Count XLA backend compilations inside the block."""
-    seen = []
-
-    def listener(name, duration, **kwargs):
-        if name == "/jax/core/compile/backend_compile_duration":
-            seen.append(name)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield seen
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 # --- simple_diffractogram and diffractogram_noscale ----------------------------------------
@@ -218,7 +172,7 @@ def test_microscope_methods(rng, random_field, method):
         assert rel_l2(out.image_data[k], ref) <= 1e-5
 
 
-def test_microscope_does_not_recompile(rng, random_field):
+def test_microscope_does_not_recompile(rng, random_field, count_compiles):
     sample_shape = (60, 70)
     probe = make_optical_wavefront(random_field((H, W)), LAM, DX)
     diameter, center = aperture(1.0)
@@ -339,148 +293,3 @@ def test_bad_positions(rng, random_field):
     for bad in (positions[:, :1], positions[0], np.where(positions > 0, np.nan, 0)):
         with pytest.raises(ValueError, match="`positions`"):
             simple_microscope(sample, bad, probe, 1.0, 20 * DX, Z, natural_pixel(1.0))
-
-
-# --- placement="exact" -------------------------------------------------------------------
-
-
-def smooth_object(shape, delta=(0.0, 0.0)):
-    """exp(i phi(r + delta)), phi a sum of two low-frequency cosines (band-limited), r in px."""
-    r = np.arange(shape[0])[:, None] + delta[0]
-    c = np.arange(shape[1])[None, :] + delta[1]
-    phi = 0.5 * np.cos(2 * np.pi * (r / 16 + c / 21) + 0.3) + 0.4 * np.cos(
-        2 * np.pi * (c / 13 - r / 29)
-    )
-    return np.exp(1j * phi).astype(np.complex64)
-
-
-def gaussian_probe(h, w, sigma=3.0):
-    """A Gaussian probe ~0 (< 1e-12) at the window edge, as the Fourier shift needs."""
-    yy, xx = np.arange(h)[:, None] - h // 2, np.arange(w)[None, :] - w // 2
-    return make_optical_wavefront(
-        np.exp(-(yy**2 + xx**2) / (2 * sigma**2)).astype(np.complex64), LAM, DX
-    )
-
-
-@pytest.mark.parametrize("window", [(32, 32), (33, 30)])
-@pytest.mark.parametrize("ratio", [1.0, 0.7])
-def test_exact_subpixel_equals_analytically_shifted_sample(window, ratio):
-    """A scan at m + delta over O equals a scan at m over O(r + delta).
-
-    Measured: at most 1.1e-6 of the peak (float32 round-off), against 4-9 % for snap.
-    """
-    h, w = window
-    probe = gaussian_probe(h, w)
-    args = (probe, 1.0, 3 * max(h, w) * DX, Z, ratio * LAM * Z / (w * DX))  # aperture > window
-    m = np.array([[20, 25], [31, 40], [44, 22]])  # window origins row, col
-    on_pixel = np.stack([(m[:, 1] + w // 2) * DX, (m[:, 0] + h // 2) * DX], axis=1)
-    for delta in ((0.3, 0.55), (0.5, 0.0), (0.9, 0.12)):
-        stated = on_pixel + np.array([delta[1], delta[0]]) * DX
-        sample = make_sample_function(smooth_object((100, 100)), DX)
-        exact = simple_microscope(sample, stated, *args, placement="exact")
-        shifted = make_sample_function(smooth_object((100, 100), delta), DX)
-        expected = np.asarray(simple_microscope(shifted, on_pixel, *args).image_data)
-        assert rel_max(exact.image_data, expected) <= 1e-5, delta
-        snap = simple_microscope(sample, stated, *args)
-        assert rel_max(snap.image_data, expected) > 1e-2  # the test can fail
-        np.testing.assert_allclose(np.asarray(exact.positions), stated, rtol=1e-7)
-        np.testing.assert_allclose(np.asarray(snap.positions), on_pixel, rtol=1e-7)
-
-
-def test_exact_on_whole_pixels_is_bit_identical_to_snap(rng, random_field):
-    sample = make_sample_function(random_field((70, 90)), DX)
-    probe = make_optical_wavefront(random_field((H, W)), LAM, DX)
-    diameter, center = aperture(1.3)
-    args = (probe, 1.3, diameter, Z, 0.7 * natural_pixel(1.3), center)
-    r, c = rng.integers(0, 70 - H + 1, 9), rng.integers(0, 90 - W + 1, 9)
-    # float32, as JAX hands them over: within tol of the pixel, not on it
-    positions = np.stack([(c + W // 2) * DX, (r + H // 2) * DX], axis=1).astype(np.float32)
-    snap = simple_microscope(sample, positions, *args)
-    exact = simple_microscope(sample, positions, *args, placement="exact")
-    np.testing.assert_array_equal(np.asarray(exact.image_data), np.asarray(snap.image_data))
-    np.testing.assert_array_equal(np.asarray(exact.positions), np.asarray(snap.positions))
-
-
-def test_shift_table_groups_repeated_remainders():
-    assert shift_table(np.zeros((8, 2)), (H, W)) is None
-    # a 19.5 px step: two distinct remainders and no shift; float noise does not split them
-    shifts = np.array([[0.0, 0.5], [0.0, 0.5 + 1e-9], [0.0, 0.0], [0.5, 0.0]] * 4)
-    (ramp_y, ramp_x), index = shift_table(shifts, (H, W))
-    assert ramp_y.shape == (2, H) and ramp_x.shape == (2, W) and index.dtype == np.int32
-    assert list(index[:4]) == [1, 1, 0, 2]  # 0: the unshifted illumination
-    # the ramps move by the distinct shifts: exp(-2 pi i f s), f = fftfreq(N)
-    np.testing.assert_allclose(ramp_x[0], np.exp(-1j * np.pi * np.fft.fftfreq(W)))
-    np.testing.assert_allclose(ramp_y[1], np.exp(-1j * np.pi * np.fft.fftfreq(H)))
-    # K distinct non-zero shifts padded to a power of two, at most n
-    (ramp_y, _), index = shift_table(np.full((3, 2), 0.25) + np.arange(3)[:, None] / 10, (H, W))
-    assert ramp_y.shape == (3, H) and list(index) == [1, 2, 3]
-
-
-def test_exact_table_and_per_position_agree_and_do_not_recompile(random_field):
-    """19.5 px steps share two remainders (a table); the spiral's are all distinct."""
-    sample_shape = (90, 110)
-    probe = gaussian_probe(H, W)
-    args = (probe, 1.0, 3 * W * DX, Z, 0.7 * natural_pixel(1.0))
-    specs, _ = microscope_plan(*args)
-    mesh = sharding.data_mesh()
-    compiled = sharding.compiled_microscope(specs, mesh, "table")
-
-    def raster(offset):
-        k = np.arange(16)
-        u = np.stack([26 + (k % 4) * 19.5 + offset, 17 + (k // 4) * 12.0], axis=1)
-        return u * DX
-
-    def run(positions, data):
-        return simple_microscope(
-            make_sample_function(data, DX), positions, *args, placement="exact"
-        )
-
-    data = random_field(sample_shape)
-    first = run(raster(0.0), data)
-    size = compiled._cache_size()
-    assert size >= 1
-    with count_compiles() as compiles:
-        second = run(raster(1.0), random_field(sample_shape))  # same shifts, new values
-    assert compiles == [] and compiled._cache_size() == size
-    assert not np.allclose(np.asarray(first.image_data), np.asarray(second.image_data))
-    # the same positions one by one give the same patterns, bit for bit
-    each = np.concatenate(
-        [np.asarray(run(p[None], data).image_data) for p in raster(0.0)[[1, 2, 5]]]
-    )
-    np.testing.assert_array_equal(each, np.asarray(first.image_data)[[1, 2, 5]])
-
-
-def test_exact_with_traced_positions(rng, random_field):
-    data = random_field((50, 60))
-    sample = make_sample_function(data, DX)
-    probe = gaussian_probe(H, W)
-    args = (probe, 1.0, 3 * W * DX, Z, 0.7 * natural_pixel(1.0))
-    positions = inside_positions(rng, 5, data.shape).astype(np.float32)
-    positions[0] = np.round(positions[0] / DX) * DX  # one on a pixel
-    eager = simple_microscope(sample, positions, *args, placement="exact")
-    jitted = jax.jit(lambda p: simple_microscope(sample, p, *args, placement="exact"))(positions)
-    assert rel_max(jitted.image_data, eager.image_data) <= 1e-5
-    np.testing.assert_allclose(np.asarray(jitted.positions), np.asarray(eager.positions), rtol=1e-7)
-    # positions in exact mode carry gradients through the sub-pixel shift
-    grad = jax.grad(
-        lambda p: simple_microscope(sample, p, *args, placement="exact").image_data[1, 3, 5]
-    )(jax.numpy.asarray(positions))
-    assert np.all(np.isfinite(np.asarray(grad))) and np.any(np.asarray(grad[1]) != 0)
-    # also on a whole pixel (where refinement usually starts): the remainder snaps to 0 but
-    # its gradient does not, for the patterns and for the returned positions
-    grad0 = jax.grad(
-        lambda p: simple_microscope(sample, p, *args, placement="exact").image_data[0, 3, 5]
-    )(jax.numpy.asarray(positions))
-    assert np.any(np.asarray(grad0[0]) != 0)
-    dpos = jax.jacobian(
-        lambda p: simple_microscope(sample, p, *args, placement="exact").positions[0]
-    )(jax.numpy.asarray(positions))
-    np.testing.assert_allclose(np.asarray(dpos[:, 0, :]), np.eye(2), atol=1e-6)
-
-
-def test_bad_placement(rng, random_field):
-    probe = make_optical_wavefront(random_field((H, W)), LAM, DX)
-    sample = make_sample_function(random_field((50, 60)), DX)
-    positions = inside_positions(rng, 3, (50, 60))
-    with pytest.raises(ValueError, match="`placement`"):
-        simple_microscope(sample, positions, probe, 1.0, 20 * DX, Z, 1e-5, placement="floor")

@@ -191,9 +191,13 @@ def test_partially_coherent_modes_are_the_eigenmodes_of_w():
 
 
 def test_a_point_source_gives_the_coherent_probe():
-    """xi -> infinity (a 1 pm source 30 m away at 1 nm: xi = 4.8 km over a 20 um pupil):
-    one mode, equal to the coherent probe to 1e-6 of the peak (measured 0: the mode is the
-    pupil times a positive number, the same after complex64 rounding)."""
+    """A consistency check between two jscan paths, not against an independent reference:
+    make_probe with a near-point source (1 pm, 30 m away at 1 nm: coherence length xi =
+    4.8 km over a 20 um pupil, the coherent limit) gives one mode, equal to make_probe's
+    coherent probe of the same lens to 1e-6 of the peak (measured 0: the mode is the pupil
+    times a positive number, the same after complex64 rounding). The modes themselves are
+    checked against a brute-force eigendecomposition in
+    test_partially_coherent_modes_are_the_eigenmodes_of_w."""
     coherent = make_probe(lens(defocus=3e-5, **ABERRATED))
     one = make_probe(lens(defocus=3e-5, source_size=1e-12, source_distance=30.0, **ABERRATED))
     assert one.shape == coherent.shape

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import zarr
+from scipy.special import j1, jn_zeros
 
 from jscan.inputs.config import ProbeConfig, SampleConfig
 from jscan.inputs.samples import (
@@ -61,20 +62,47 @@ def test_probe_normalised_and_centred(kind):
     assert peak == (size // 2, size // 2)
 
 
+@pytest.mark.reference
 def test_gaussian_waist_is_the_1_over_e2_intensity_radius():
+    """waist w = 10 px on a 64 px window against the closed forms of the intensity
+    exp(-2 r^2 / w^2): I(w) / I(0) = e^-2 (rel 1e-5: complex64 rounding, ~1e-7); the second
+    moment <r^2> = w^2 / 2 (rel 1e-6, measured 4e-9: the pixel sum of a Gaussian sampled
+    at w/10 equals its integral to exp(-pi^2 w^2 / (2 dx^2)) ~ 0, the window cuts
+    exp(-2 (32/10)^2) ~ 1e-9 of it, complex64 rounding ~1e-7); and the power inside r <= w,
+    1 - e^-2 = 0.8647, to 1e-2 (measured 2.1e-3): the pixels whose centres lie within w
+    stand for the disc, a staircase at the rim, where a 1 px ring holds 4 e^-2 dx / w =
+    5.4 % of the power and only part of it is counted wrongly."""
     cfg = ProbeConfig(kind="gaussian", dx=1e-6, wavelength=5e-7, size=64, waist=10e-6)
-    intensity = np.abs(make_probe(cfg)) ** 2
+    intensity = np.abs(make_probe(cfg).astype(np.complex128)) ** 2
     assert intensity[32, 42] / intensity[32, 32] == pytest.approx(math.exp(-2), rel=1e-5)
+    x = (np.arange(64) - 32) * 1e-6
+    r2 = x[:, None] ** 2 + x[None, :] ** 2
+    power = intensity.sum()
+    assert np.sum(r2 * intensity) / power == pytest.approx((10e-6) ** 2 / 2, rel=1e-6)
+    inside = intensity[r2 <= (10e-6) ** 2].sum() / power
+    assert inside == pytest.approx(1 - math.exp(-2), abs=1e-2)
 
 
+@pytest.mark.reference
 def test_airy_first_dark_ring_at_radius():
+    """The Airy probe (first dark ring at `radius`, 4 to 12 px) against the closed form
+    2 J1(v) / v, v = j_1,1 r / radius (scipy's j1 and first zero j_1,1 = 3.8317), both
+    scaled to unit power over the 64 x 64 window, to 1e-6 of the peak (measured 4e-8:
+    complex64 rounding, ~6e-8 of the peak); the profile first turns negative at the ring."""
     rng = np.random.default_rng(7)
+    size, dx = 64, 1e-7
+    idx = np.arange(size) - size // 2
+    r = np.hypot(idx[:, None], idx[None, :])  # pixels
     for _ in range(4):
-        dx = 1e-7
         radius_px = float(rng.uniform(4, 12))
-        size = 64
         cfg = ProbeConfig(kind="airy", dx=dx, wavelength=5e-7, size=size, radius=radius_px * dx)
-        profile = make_probe(cfg)[size // 2, size // 2 :].real
+        probe = make_probe(cfg).astype(np.complex128)
+        v = jn_zeros(1, 1)[0] * r / radius_px
+        safe = np.where(v == 0, 1.0, v)
+        airy = np.where(v == 0, 1.0, 2 * j1(safe) / safe)
+        airy /= np.linalg.norm(airy)
+        assert np.abs(probe - airy).max() <= 1e-6 * airy.max(), radius_px
+        profile = probe[size // 2, size // 2 :].real
         first_negative = int(np.argmax(profile < 0))
         assert first_negative - 1 < radius_px <= first_negative
 

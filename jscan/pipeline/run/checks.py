@@ -24,7 +24,6 @@ from jscan.inputs.farfield import (
     probe_pattern,
 )
 from jscan.inputs.rules import FLOAT32_MAX, float32_outside
-from jscan.inputs.samples import probe_dims
 from jscan.inputs.scan import scan_length
 from jscan.pipeline import store as zstore
 from jscan.pipeline.live.progress import human
@@ -173,7 +172,7 @@ def block_bytes(config: Config, plan) -> tuple[int, int]:
     h, w = plan.window
     # the axis' FFT length, as the kernel's plan chooses it
     my, mx = (axis.spec.m for axis in kernel_axes(config, plan.window))
-    modes = probe_dims(config.probe)[0]  # a probe file's header only
+    modes = plan.modes  # a probe file's from its header
     device = 4 * h * w + 8 * modes * (h * w + 2 * h * mx + 2 * my * w)
     if config.scan.placement == "exact":
         device += 3 * 8 * (modes + (plan.slices > 1)) * h * w

@@ -20,7 +20,7 @@ from jscan.core.placement import (
 from jscan.errors import ConfigError
 from jscan.inputs.config import Config, ScanConfig
 from jscan.inputs.rules import check_camera_span, check_float32_products, check_slices
-from jscan.inputs.samples import probe_shape, sample_shape, slice_count
+from jscan.inputs.samples import probe_dims, sample_shape, slice_count
 from jscan.inputs.scan import CHUNK, raster_indices, scan_length, scan_positions
 from jscan.pipeline.live.receipt import PageGrid
 from jscan.pipeline.run.bounds import errors, pad, rows_crc, scan_bounds, with_errors
@@ -62,6 +62,7 @@ class ScanPlan:
     # path on a worker, is refused instead of simulated
     file_crcs: bytes | None = None
     slices: int = 1  # the sample's slices along the beam (multislice when > 1)
+    modes: int = 1  # the probe's incoherent modes (a probe file's from its header)
 
     @property
     def n_blocks(self) -> int:
@@ -128,7 +129,8 @@ def plan_scan(config: Config) -> ScanPlan:
     try:
         shape = sample_shape(config.sample)
         slices = slice_count(config.sample)
-        window = probe_shape(config.probe)
+        modes, *window = probe_dims(config.probe)
+        window = tuple(window)
         n = scan_length(scan)
     except ValueError as err:
         raise ConfigError(str(err)) from err
@@ -162,6 +164,7 @@ def plan_scan(config: Config) -> ScanPlan:
         tuple((float(simulated[0, k]), float(simulated[1, k])) for k in range(2)),
         None if crcs is None else crcs.astype("<u4").tobytes(),
         slices,
+        modes,
     )
 
 
