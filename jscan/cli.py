@@ -136,7 +136,8 @@ def _check(args):
         from jscan.preview import plot_dry_run
 
         print(f"plot: {plot_dry_run(run, args.plot)}")
-    print(f"nothing was written; run it with: jscan simulate {args.config} --out STORE")
+    written = "no store was written" if args.plot else "nothing was written"
+    print(f"{written}; run it with: jscan simulate {args.config} --out STORE")
 
 
 def _promptly(work):

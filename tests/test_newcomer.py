@@ -68,7 +68,7 @@ def test_step_by_step_commands_as_written(tmp_path):
     assert [s.split()[1] for s in steps] == ["init", "check", "simulate", "preview", "info"]
     outputs = [shell(step, tmp_path) for step in steps]
     assert (tmp_path / "scan.toml").is_file() and (tmp_path / "check.png").is_file()
-    assert "nothing was written" in outputs[1].stdout
+    assert "no store was written" in outputs[1].stdout  # check.png was
     assert "done: 4096 positions" in outputs[2].stderr
     assert (tmp_path / "preview.png").stat().st_size > 10_000
     assert "blocks done: 8/8" in outputs[4].stdout

@@ -239,17 +239,19 @@ def energy_j(wavelength: float) -> float:
 
 
 class Bar:
-    """A progress line on a stream (stderr), redrawn per block."""
+    """A progress line on a stream (stderr), redrawn per block on a terminal; elsewhere (a
+    log file) the last line only, as a run's."""
 
     def __init__(self, stream, total: int, label: str):
         self.stream, self.total, self.label = stream, total, label
+        self.tty = stream is not None and stream.isatty()
 
     def __call__(self, k: int) -> None:
-        if self.stream is None:
+        if self.stream is None or not (self.tty or k >= self.total):
             return
         end = "\n" if k >= self.total else ""
-        line = f"\r{self.label} {bar(k, self.total)} {k}/{self.total} blocks"
-        print(line, end=end, file=self.stream)
+        line = f"{self.label} {bar(k, self.total)} {k}/{self.total} blocks"
+        print(("\r" if self.tty else "") + line, end=end, file=self.stream)
         self.stream.flush()
 
 

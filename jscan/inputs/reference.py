@@ -96,7 +96,7 @@ def template(kinds: dict[str, str] | None = None) -> str:
             text = f"{name}{unit}{where}: {key.doc}{options}"
             lines += textwrap.wrap(text, 92, initial_indent="# ", subsequent_indent="#   ")
             value = kind if name == "kind" and kind else _value(section, name, key, demo)
-            if isinstance(value, dict):  # an example per kind
+            if isinstance(value, dict) and set(value) <= set(key.kinds or ()):  # one per kind
                 value = value.get(kind, next(iter(value.values())))
             off = not applies or (key.default is None and name not in demo.get(section, {}))
             shown = "..." if value is None else toml_value(value)

@@ -112,6 +112,8 @@ def test_cli_export_shows_progress(partial_store, tmp_path, run_cli):
     code, out, err = run_cli("export", store, "--format", "cxi", "--out", tmp_path / "s.cxi")
     assert code == 0, err
     assert "144 patterns" in out and "9/9 blocks" in err
+    # not a terminal (a log file): the last line only, no carriage returns
+    assert "\r" not in err and err.count(" blocks") == 1, err
     code, _, err = run_cli("export", store, "--format", "ptylab", "--out", tmp_path / "s.cxi")
     assert code == 2 and "PtyLab reads .h5" in err
 

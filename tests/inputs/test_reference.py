@@ -85,3 +85,21 @@ def test_every_kind_template_loads_with_its_files(tmp_path, probe, sample, scan)
 
 def test_template_parses_from_text_too():
     assert parse_config(template({"scan": "spiral"})).scan.n == 1000
+
+
+@pytest.mark.parametrize("probe", ["gaussian", "file", "lens"])
+def test_every_commented_example_is_a_value_its_key_accepts(probe):
+    """Uncommenting an example line of the template gives a value its key's check accepts
+    (a table-valued key's example is written as a table, not as one kind's entry)."""
+    import tomllib
+
+    keys, checked = schema(), 0
+    for block in template({"probe": probe}).split("\n[")[1:]:
+        section = block.split("]", 1)[0]
+        for name, text in re.findall(r"^# (\w+) = (.+)$", block, re.M):
+            if text == "...":
+                continue
+            value = tomllib.loads(f"v = {text}")["v"]
+            keys[section][name].check(f"{section}.{name}", value)  # raises ConfigError if not
+            checked += 1
+    assert checked > 20
