@@ -79,6 +79,9 @@ def test_info_on_something_else_exits_2(tmp_path, run_cli):
     (tmp_path / "plain").mkdir()
     code, _, err = run_cli("info", tmp_path / "plain")
     assert code == 2 and "not a Zarr store" in err
+    code, _, err = run_cli("info", tmp_path / "nowhere.zarr")
+    assert code == 2 and "nowhere.zarr does not exist; check the path" in err, err
+    assert not (tmp_path / "nowhere.zarr").exists()
 
 
 def test_existing_store_is_never_overwritten(tmp_path, run_cli, tree, scan_config):

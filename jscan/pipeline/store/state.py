@@ -37,7 +37,9 @@ def read_attrs(store: str) -> dict:
         zarr.errors.GroupNotFoundError,
         zarr.errors.NodeTypeValidationError,
     ) as err:
-        raise StoreError(f"{store} is not a Zarr store; check the path") from err
+        missing = is_local(store) and not os.path.exists(store)
+        what = "does not exist" if missing else "is not a Zarr store"
+        raise StoreError(f"{store} {what}; check the path") from err
     except (OSError, ValueError) as err:  # unreadable or garbled zarr.json
         raise StoreError(
             f"{store} has unreadable metadata ({type(err).__name__}: {err}); "
