@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from jscan.inputs.samples import make_probe, probe_dims
+from jscan.inputs.samples import make_probe
 
 BRIGHT_FIELD_FRACTION = 0.9  # the bright-field disc holds this share of the probe's pattern
 
@@ -203,7 +203,7 @@ def camera_coverage(config) -> float:
     """
     p, o = config.probe, config.optics
     dxz = p.dx * o.zoom_factor
-    h, w = probe_dims(p)[1:]
+    h, w = probe_of(config).shape[-2:]  # the checks' copy: no file read
     natural = p.wavelength * o.travel_distance / (np.asarray([h, w]) * dxz)
     if o.propagation == "near":  # the camera spans the window's period at M dx zoom
         natural = np.full(2, fresnel_magnification(o)[0] * dxz)
