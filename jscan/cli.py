@@ -374,7 +374,8 @@ def _run(args):
         if args.command not in ("simulate", "demo"):
             from jscan.pipeline.store.chunks import DECODE_ERRORS
 
-            if args.command == "verify" or not isinstance(err, DECODE_ERRORS):
+            damage = isinstance(err, DECODE_ERRORS) and hasattr(args, "store")
+            if args.command == "verify" or not damage:
                 raise  # not damage that verify would name: a bug, or an I/O error
             print(
                 f"jscan: error: reading {args.store} failed ({type(err).__name__}: {err}); "

@@ -11,7 +11,6 @@ own: it reads the plan's sizes and its extent (`ScanPlan.extent_m`) only.
 from dataclasses import dataclass
 
 from jscan.inputs.config import Config, load_config, with_overrides
-from jscan.inputs.digest import inputs_hash
 from jscan.inputs.farfield import (
     BRIGHT_FIELD_FRACTION,
     camera_coverage,
@@ -53,7 +52,7 @@ def dry_run(config, block_size: int | None = None, workers=None) -> DryRun:
         checks.check_block_memory(workers, config, plan)
     sample = checks.check_inputs(config)
     checks.check_brightness(config, sample, plan.slices)
-    spec = describe(config, plan, inputs_hash(config, sample))
+    spec = describe(config, plan, inputs="")  # no store: its files need no fingerprint
     return DryRun(spec, tuple(checks.quiet_mistakes(config, plan)))
 
 

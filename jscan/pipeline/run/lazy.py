@@ -6,14 +6,15 @@ block. Each chunk's task is `simulate_block`: the worker-side `BlockRunner.patte
 `simulate_scan`, with the same global position indices as Poisson keys, so its values equal
 the store's bit for bit. Whatever Dask scheduler is active computes it.
 
-The graph has one more key, the scan's `BlockSimulator`: a small picklable object that
-every block task of the scan takes as its argument. It builds its `BlockRunner` (probe,
-compiled microscope constants on the devices, photon factor) on first use and leaves it
-out of its pickled form. The threaded and synchronous schedulers share the one object, so
-a process builds the state once per dataset; a distributed worker builds it once per copy
-it receives, that is once per worker and computation (the scheduler sends the key's value
-to each worker once, and blocks there share it). The multiprocessing scheduler pickles the
-arguments with every task, so there it is built once per block: use distributed instead.
+The graph has one more key, the scan's `BlockSimulator`: a picklable object (its `ScanJob`:
+the `ScanSpec` with its probe, and the plan) that every block task of the scan takes as its
+argument. It builds its `BlockRunner` (the compiled microscope constants on the devices) on
+first use and leaves it out of its pickled form. The threaded and synchronous schedulers
+share the one object, so a process builds the state once per dataset; a distributed worker
+builds it once per copy it receives, that is once per worker and computation (the
+scheduler sends the key's value to each worker once, and blocks there share it). The
+multiprocessing scheduler pickles the arguments with every task, so there it is built once
+per block: use distributed instead.
 """
 
 import threading

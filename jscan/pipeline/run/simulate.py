@@ -94,7 +94,11 @@ def simulate_scan(
         generator = resolve_generator(config, c.submit(platform_task, pure=False).result())
         # The ground-truth probe comes from the kernel, so a worker computes it: the client
         # starts no JAX backend (on a GPU node it would take the card's memory).
-        probe = None if resume else c.submit(ground_truth_task, spec, cache, pure=False).result()
+        # The spec is scattered, not put in the task's graph: its probe may be large.
+        probe = None
+        if not resume:
+            ref = c.scatter(spec, hash=False)
+            probe = c.submit(ground_truth_task, ref, cache, pure=False).result()
         with RunLock(store, hold=False) as lock:
             job, repaired = open_store(
                 spec,

@@ -46,6 +46,7 @@ def kernel_axes(config: Config, window) -> tuple[CameraAxis, CameraAxis]:
     centres = camera_axes(window, o.camera_pixel_size)
     axes = []
     for name, n, at in zip(("det_y", "det_x"), window, centres, strict=True):
+        at.flags.writeable = False
         span = n * p.dx * o.zoom_factor
         natural = p.wavelength * o.travel_distance / span
         alpha = span * o.camera_pixel_size / (p.wavelength * o.travel_distance)
@@ -93,7 +94,9 @@ class ScanSpec:
     def bright_field(self) -> np.ndarray:
         """(H, W) bool: the camera pixels within `bright_field_radius` of the axis."""
         y, x = (axis.centres for axis in self.camera)
-        return np.hypot(y[:, None], x[None, :]) <= self.bright_field_radius
+        mask = np.hypot(y[:, None], x[None, :]) <= self.bright_field_radius
+        mask.flags.writeable = False
+        return mask
 
     @property
     def region(self) -> tuple[int, int, int, int]:
@@ -120,14 +123,15 @@ def describe(config: Config, plan: ScanPlan, inputs: str | None = None) -> ScanS
     """The `ScanSpec` of a checked config and its plan (`plan_scan`); inputs: the files'
     fingerprint (`inputs_hash`; None: taken here). Reads the probe once in this process
     (`probe_of`: the checks' copy) and a bad-pixel file; ConfigError when that file does not
-    fit the camera."""
+    fit the camera. Its arrays are read-only: the workers simulate with them."""
     probe = probe_of(config)
-    factor = noise_factor(config, probe)
+    detector = detector_model(config, plan.window, noise_factor(config, probe))
+    detector.mask.flags.writeable = False
     return ScanSpec(
         config,
         plan,
         probe,
-        detector_model(config, plan.window, factor),
+        detector,
         pattern_values(config),
         bright_field_radius(config),
         inputs_hash(config) if inputs is None else inputs,

@@ -19,7 +19,7 @@ def mask_variable(spec) -> tuple:
         "long_name": "bad pixel or module gap (its pattern value is written as 0)",
         "flag_meanings": "True = masked",
     }
-    return ("det_y", "det_x"), spec.detector.mask, attrs
+    return ("det_y", "det_x"), spec.detector.mask.copy(), attrs  # the user's to change
 
 
 def diffraction_attrs(spec) -> dict:
@@ -71,7 +71,7 @@ def block_coords(geometry) -> dict[str, np.ndarray]:
 
 def camera_coords(spec) -> dict:
     """det_y, det_x [m]: camera pixel centres, (i - N//2) * camera_pixel_size."""
-    det_y, det_x = (axis.centres for axis in spec.camera)
+    det_y, det_x = (axis.centres.copy() for axis in spec.camera)  # the user's to change
     return {
         "det_y": ("det_y", det_y, {"units": "m", "long_name": "camera pixel centre y"}),
         "det_x": ("det_x", det_x, {"units": "m", "long_name": "camera pixel centre x"}),
