@@ -7,6 +7,7 @@ Like zarr's ``ArraySpec`` it is immutable. It holds what costs something to deci
 probe (its file read once), the detector model (photon factor, bad-pixel mask, stored
 dtype) and the bright-field radius. What follows from these in O(1) is a property: the
 camera axes, the natural pixel, the scanned region, the codec and the store's attributes.
+It is the `jscan.pipeline.store.facts.ScanFacts` the store layer reads.
 """
 
 import dataclasses

@@ -1,6 +1,7 @@
 """The store of a scan: its Zarr v3 format (`format`), run state and validation (`state`),
 whole-chunk reads (`chunks`), integrity checks and repair (`integrity`), the run lock
-(`lock`), coordinates (`coords`) and ground truth (`truth`).
+(`lock`), coordinates (`coords`), ground truth (`truth`), what it reads of a scan (`facts`)
+and what it knows of zarr's bytes (`zarrbytes`).
 
 The names of `format` and `state` are re-exported here: ``from jscan.pipeline.store import
 create, check_store, open_scan``.

@@ -10,9 +10,10 @@ per-position coordinates are made block by block (`block_coords`), where the blo
 import numpy as np
 
 from jscan.inputs.config import Config
+from jscan.pipeline.store.facts import ScanFacts
 
 
-def mask_variable(spec) -> tuple:
+def mask_variable(spec: ScanFacts) -> tuple:
     """The ``mask`` variable (det_y, det_x): True at bad pixels and module gaps (stored 0)."""
     attrs = {
         "units": "1",
@@ -22,7 +23,7 @@ def mask_variable(spec) -> tuple:
     return ("det_y", "det_x"), spec.detector.mask.copy(), attrs  # the user's to change
 
 
-def diffraction_attrs(spec) -> dict:
+def diffraction_attrs(spec: ScanFacts) -> dict:
     """units (pint-readable) and long_name of the ``diffraction`` variable (`VALUES`)."""
     return {"units": spec.values.units, "long_name": spec.values.long_name}
 
@@ -69,7 +70,7 @@ def block_coords(geometry) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
 
-def camera_coords(spec) -> dict:
+def camera_coords(spec: ScanFacts) -> dict:
     """det_y, det_x [m]: camera pixel centres, (i - N//2) * camera_pixel_size."""
     det_y, det_x = (axis.centres.copy() for axis in spec.camera)  # the user's to change
     return {
@@ -109,7 +110,7 @@ def optics_attrs(config: Config) -> dict:
     }
 
 
-def scan_attrs(spec) -> dict:
+def scan_attrs(spec: ScanFacts) -> dict:
     """The attributes a store and the lazy dataset share, of a `ScanSpec`: the jscan
     version, the config (text and hash), the input fingerprint, the blocks, the scan's extent
     ((x0, x1), (y0, y1)) of the positions simulated [m] and a raster's (rows, cols), every

@@ -56,6 +56,7 @@ from jscan.pipeline.store.coords import (
     mask_variable,
     position_coords,
 )
+from jscan.pipeline.store.facts import ScanFacts
 from jscan.pipeline.store.lock import RunLock, clean_stale, is_local, publish, sibling
 from jscan.pipeline.store.truth import TILED_TRUTH, TRUTH_ARRAYS, truth_encoding, truth_variables
 
@@ -118,7 +119,7 @@ def exists(store: str) -> bool:
 
 def create(
     store: str,
-    spec,
+    spec: ScanFacts,
     lock: RunLock | None = None,
     replace: bool = False,
     probe=None,

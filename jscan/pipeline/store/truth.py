@@ -25,6 +25,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from jscan.core.placement import placement
 from jscan.inputs.samples import sample_region, slice_count
+from jscan.pipeline.store.facts import ScanFacts
 
 SAMPLE_TRUTH_LIMIT = 512 << 20  # bytes of complex64 stored as sample_truth; larger: a reference
 TRUTH_ARRAYS = ("probe",)  # always written at creation (sample_truth only when small)
@@ -43,7 +44,7 @@ def scanned_region(plan) -> tuple[int, int, int, int]:
     return int(low[0]), int(low[1]), int(high[0] - low[0]), int(high[1] - low[1])
 
 
-def truth_attrs(spec) -> dict:
+def truth_attrs(spec: ScanFacts) -> dict:
     """Root attributes: ``photons_per_intensity`` (expected photons per unit |U'|^2)."""
     return {
         "photons_per_intensity": spec.photons_per_intensity,
@@ -51,7 +52,7 @@ def truth_attrs(spec) -> dict:
     }
 
 
-def truth_variables(spec, probe) -> tuple[dict, dict, dict]:
+def truth_variables(spec: ScanFacts, probe) -> tuple[dict, dict, dict]:
     """(variables, coordinates, attributes) of the ground truth for xarray.
 
     probe: (M, H, W) complex64 from `ground_truth_probe` (numpy, or a dask array for the

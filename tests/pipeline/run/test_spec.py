@@ -15,12 +15,14 @@ from jscan.pipeline import simulate_scan
 from jscan.pipeline.run.plan import plan_scan
 from jscan.pipeline.run.spec import describe
 from jscan.pipeline.store import check_store
+from jscan.pipeline.store.facts import ScanFacts
 from jscan.pipeline.store.integrity import verify
 
 
 def test_a_spec_cannot_change(scan_config):
     config = parse_config(scan_config())
     spec = describe(config, plan_scan(config))
+    assert isinstance(spec, ScanFacts)  # all the store reads of it
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.probe = np.zeros_like(spec.probe)
     with pytest.raises(ValueError, match="read-only"):
