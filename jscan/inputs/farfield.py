@@ -203,13 +203,14 @@ def camera_coverage(config) -> float:
     """
     p, o = config.probe, config.optics
     dxz = p.dx * o.zoom_factor
-    h, w = probe_of(config).shape[-2:]  # the checks' copy: no file read
+    unit = probe_of(config)  # the checks' copy: no file read
+    h, w = unit.shape[-2:]
     natural = p.wavelength * o.travel_distance / (np.asarray([h, w]) * dxz)
     if o.propagation == "near":  # the camera spans the window's period at M dx zoom
         natural = np.full(2, fresnel_magnification(o)[0] * dxz)
     if (o.camera_pixel_size >= natural * (1 - 1e-9)).all():
         return 1.0
-    probe = probe_of(config).astype(np.complex128)  # (H, W), or (M, H, W) modes
+    probe = unit.astype(np.complex128)  # (H, W), or (M, H, W) modes
     inside = aperture(o, (h, w), dxz)
     passed = float((np.abs(probe) ** 2 * inside).sum()) * dxz**2  # over every mode
     if passed <= 0:

@@ -50,15 +50,22 @@ def test_the_store_holds_the_facts_of_its_spec(tmp_path, client, scan_config):
     np.testing.assert_array_equal([a.centres for a in spec.camera], [det_y, det_x])
 
 
+FILE_PROBE = {"kind": "file", "path": "probe.npy", "dx": 1.0e-6, "wavelength": 500.0e-9}
+
+
+def _gaussian(n: int, width: float) -> np.ndarray:
+    """(n, n) exp(-r^2 / width^2), r in pixels from the axis pixel n//2."""
+    r2 = ((np.arange(n) - n // 2)[:, None] ** 2 + (np.arange(n) - n // 2)[None, :] ** 2) * 1.0
+    return np.exp(-r2 / width**2)
+
+
 def test_the_workers_never_read_the_probe_file(tmp_path, client, small_scan, to_toml, rng):
     """The checks read the probe file in the client, once: removed as soon as they are
     done, the run still finishes, to the same bits as a run that keeps it (the workers get
     the probe in their `ScanJob`)."""
-    n = 32
-    r2 = ((np.arange(n) - n // 2)[:, None] ** 2 + (np.arange(n) - n // 2)[None, :] ** 2) * 1.0
-    probe = np.exp(-r2 / 6.0**2 + 0.3j * rng.standard_normal((n, n)))
+    probe = _gaussian(32, 6.0) * np.exp(0.3j * rng.standard_normal((32, 32)))
     cfg = small_scan(shape=(6, 6))
-    cfg["probe"] = {"kind": "file", "path": "probe.npy", "dx": 1.0e-6, "wavelength": 500.0e-9}
+    cfg["probe"] = dict(FILE_PROBE)
     runs = {}
     for name in ("kept", "removed"):
         folder = tmp_path / name
@@ -89,11 +96,10 @@ def test_a_large_probe_travels_outside_the_graph(tmp_path, client, small_scan, t
     """Two 1024 x 1024 modes (16 MiB): the run sends its spec outside task graphs, so Dask's
     large-graph warning (an error here) never fires, and the store holds both modes."""
     n = 1024
-    r2 = ((np.arange(n) - n // 2)[:, None] ** 2 + (np.arange(n) - n // 2)[None, :] ** 2) * 1.0
-    mode = np.exp(-r2 / 60.0**2)
+    mode = _gaussian(n, 60.0)
     np.save(tmp_path / "probe.npy", np.stack([mode, 0.5j * mode]).astype(np.complex64))
     cfg = small_scan(shape=(1, 2), block_size=2)
-    cfg["probe"] = {"kind": "file", "path": "probe.npy", "dx": 1.0e-6, "wavelength": 500.0e-9}
+    cfg["probe"] = dict(FILE_PROBE)
     cfg["sample"]["shape"] = [1100, 1100]
     cfg["optics"].update(aperture_diameter=400e-6, camera_pixel_size=500e-9 * 0.02 / 1024e-6)
     del cfg["optics"]["aperture_center"]
